@@ -1,0 +1,34 @@
+# Two commands do all set-up on a fresh machine:
+#   make demo   - create .venv if needed, install, run the main job
+#   make test   - create .venv if needed, install, run the fast test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: demo test test-slow lint bench clean
+
+$(BIN)/.installed: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q "torch==2.13.0"
+	$(BIN)/python -m pip install -q -e ".[all]"
+	touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/equilibria list games
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest -q
+
+test-slow: $(BIN)/.installed
+	$(BIN)/python -m pytest -q -m slow
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+
+bench: $(BIN)/.installed
+	$(BIN)/python benchmarks/solvers.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,26 @@
+"""equilibria.games: the shared game abstraction, every game, and the adapters.
+
+Importing this package registers every built-in game, so `games.load(...)` works at once.
+"""
+
+from games.core import (
+    CHANCE,
+    SIMULTANEOUS,
+    TERMINAL,
+    Game,
+    GameInfo,
+    Policy,
+    State,
+    TabularPolicy,
+    UniformRandomPolicy,
+)
+from games.registry import load, register, registered
+
+# Built-in games register themselves on import.
+from games import goofspiel, navigation, normal_form, poker  # noqa: E402,F401  isort: skip
+from games.adapters import openspiel as _openspiel_adapter  # noqa: E402,F401  registers 'openspiel'
+
+__all__ = [
+    "CHANCE", "SIMULTANEOUS", "TERMINAL", "Game", "GameInfo", "Policy", "State", "TabularPolicy",
+    "UniformRandomPolicy", "load", "register", "registered",
+]

@@ -1,0 +1,223 @@
+"""The shared game abstraction: GameInfo, Game, State, Policy.
+
+Every problem in equilibria is a game. This module is the one contract that solvers,
+learners, tournaments and adapters rely on. It follows OpenSpiel's Game/State split
+(sequential and simultaneous moves, explicit chance, information states) and keeps the
+player-id constants numerically equal to OpenSpiel's, so adapters never translate them.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+CHANCE = -1
+SIMULTANEOUS = -2
+TERMINAL = -4
+
+Action = Any  # an int id for finite games; a str where GameInfo.action_type == "text"
+
+Dynamics = Literal["sequential", "simultaneous"]
+Information = Literal["perfect", "imperfect"]
+Utility = Literal["zero_sum", "constant_sum", "general", "identical"]
+ActionType = Literal["discrete", "text"]
+RewardModel = Literal["terminal", "step"]
+
+
+@dataclasses.dataclass(frozen=True)
+class GameInfo:
+    """What a game is, declared once; solvers and tests read it to decide what applies."""
+
+    name: str
+    num_players: int
+    dynamics: Dynamics = "sequential"
+    chance: bool = False
+    information: Information = "imperfect"
+    utility: Utility = "zero_sum"
+    min_utility: float = -1.0
+    max_utility: float = 1.0
+    max_game_length: int = 1
+    num_distinct_actions: int | None = None  # None: unbounded (text actions)
+    action_type: ActionType = "discrete"
+    utility_sum: float | None = 0.0  # sum of returns for zero/constant-sum games
+    # Markov games draw continuous initial states from a seed instead of enumerable chance.
+    sampled_chance: bool = False
+    # "terminal": returns are 0 until the end (poker, matrix games); "step": rewards every step.
+    reward_model: RewardModel = "terminal"
+    parameters: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.num_players < 1:
+            raise ValueError(f"{self.name}: num_players must be >= 1, got {self.num_players}")
+        if self.dynamics not in ("sequential", "simultaneous"):
+            raise ValueError(f"{self.name}: unknown dynamics {self.dynamics!r}")
+        if self.utility not in ("zero_sum", "constant_sum", "general", "identical"):
+            raise ValueError(f"{self.name}: unknown utility {self.utility!r}")
+        if self.action_type not in ("discrete", "text"):
+            raise ValueError(f"{self.name}: unknown action_type {self.action_type!r}")
+
+    @property
+    def is_finite(self) -> bool:
+        """True when every node has finitely many enumerable actions and outcomes."""
+        return self.action_type == "discrete" and not self.sampled_chance
+
+    @property
+    def is_zero_sum(self) -> bool:
+        return self.utility in ("zero_sum", "constant_sum")
+
+
+class State(abc.ABC):
+    """One history of a game. Mutable: apply_action changes it in place; clone() copies."""
+
+    @abc.abstractmethod
+    def current_player(self) -> int:
+        """A player id in [0, n), or CHANCE, SIMULTANEOUS or TERMINAL."""
+
+    @abc.abstractmethod
+    def legal_actions(self, player: int | None = None) -> list[Action]:
+        """Legal actions of `player` (default: the current player); [] where it cannot act."""
+
+    def chance_outcomes(self) -> list[tuple[Action, float]]:
+        """(outcome, probability) pairs at a chance node."""
+        raise ValueError("chance_outcomes() called on a state that is not a chance node")
+
+    @abc.abstractmethod
+    def apply_action(self, action: Action) -> None:
+        """Apply a chance outcome or the current player's action."""
+
+    def apply_actions(self, actions: Sequence[Action]) -> None:
+        """Apply one action per player at a simultaneous node."""
+        raise ValueError("apply_actions() called on a state that is not simultaneous")
+
+    @abc.abstractmethod
+    def is_terminal(self) -> bool: ...
+
+    @abc.abstractmethod
+    def returns(self) -> np.ndarray:
+        """Cumulative return of each player so far (final at terminal states)."""
+
+    def rewards(self) -> np.ndarray:
+        """Reward each player received on the last transition (terminal-reward games: 0 until the end)."""
+        return self.returns() if self.is_terminal() else np.zeros(len(self.returns()))
+
+    @abc.abstractmethod
+    def information_state_key(self, player: int) -> Hashable:
+        """Everything `player` knows here, as a hashable key; equal keys share a policy."""
+
+    @abc.abstractmethod
+    def observation(self, player: int) -> np.ndarray:
+        """A numeric (float32) view of what `player` knows, for neural policies."""
+
+    @abc.abstractmethod
+    def clone(self) -> State: ...
+
+    @abc.abstractmethod
+    def history(self) -> list[Action]:
+        """Every action applied so far (chance outcomes included), flattened for simultaneous moves."""
+
+    # Convenience, derived from current_player().
+    def is_chance_node(self) -> bool:
+        return self.current_player() == CHANCE
+
+    def is_simultaneous_node(self) -> bool:
+        return self.current_player() == SIMULTANEOUS
+
+    def child(self, action: Action) -> State:
+        new = self.clone()
+        new.apply_action(action)
+        return new
+
+    def action_to_string(self, player: int, action: Action) -> str:
+        return str(action)
+
+    def __str__(self) -> str:
+        return " ".join(str(a) for a in self.history())
+
+
+class Game(abc.ABC):
+    """An immutable game: a factory for states plus its GameInfo."""
+
+    info: GameInfo
+
+    @abc.abstractmethod
+    def new_initial_state(self) -> State: ...
+
+    @property
+    def num_players(self) -> int:
+        return self.info.num_players
+
+    def observation_shape(self) -> tuple[int, ...]:
+        return tuple(self.new_initial_state().observation(0).shape)
+
+    def action_name(self, action: Action) -> str:
+        """A readable name for an action id (finite games may override)."""
+        return str(action)
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.info.parameters.items())
+        return f"{self.info.name}({params})"
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """Anything that can act: tabular, neural, scripted and LLM policies alike."""
+
+    def action_probabilities(self, state: State, player: int | None = None) -> dict[Action, float]:
+        """A distribution over `player`'s legal actions at `state` (default: the current player)."""
+        ...
+
+
+class UniformRandomPolicy:
+    """Uniform over the legal actions; the usual baseline and default."""
+
+    def action_probabilities(self, state: State, player: int | None = None) -> dict[Action, float]:
+        player = state.current_player() if player is None else player
+        actions = state.legal_actions(player)
+        if not actions:
+            return {}
+        p = 1.0 / len(actions)
+        return {a: p for a in actions}
+
+
+class TabularPolicy:
+    """A policy stored per information-state key: {key: {action: prob}}.
+
+    Keys missing from the table fall back to uniform over the legal actions, so a partial
+    table is still a complete policy.
+    """
+
+    def __init__(self, table: Mapping[Hashable, Mapping[Action, float]] | None = None):
+        self.table: dict[Hashable, dict[Action, float]] = {
+            k: dict(v) for k, v in (table or {}).items()
+        }
+
+    def action_probabilities(self, state: State, player: int | None = None) -> dict[Action, float]:
+        player = state.current_player() if player is None else player
+        probs = self.table.get(state.information_state_key(player))
+        if probs is None:
+            return UniformRandomPolicy().action_probabilities(state, player)
+        return dict(probs)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __repr__(self) -> str:
+        return f"TabularPolicy({len(self.table)} information states)"
+
+
+def sample_action(probs: Mapping[Action, float], rng: np.random.Generator) -> Action:
+    """Draw one action from {action: prob} (probabilities renormalised against rounding)."""
+    actions = list(probs)
+    p = np.asarray([probs[a] for a in actions], dtype=np.float64)
+    p = p / p.sum()
+    return actions[int(rng.choice(len(actions), p=p))]
+
+
+def sample_chance(state: State, rng: np.random.Generator) -> Action:
+    """Draw a chance outcome at a chance node."""
+    outcomes = state.chance_outcomes()
+    return sample_action(dict(outcomes), rng)

@@ -1,0 +1,1 @@
+"""equilibria.llm_agents: language-model policies, preference-optimization losses, game agents."""

@@ -1,0 +1,1 @@
+"""equilibria.marl: neural policies for Markov games (MAPPO, IPPO, ...)."""

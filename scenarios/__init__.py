@@ -1,0 +1,1 @@
+"""equilibria.scenarios: YAML scenarios, runs and the `equilibria` command line."""
