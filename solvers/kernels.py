@@ -1,0 +1,434 @@
+"""Compiled loops over the flat tree arrays of games.tree.CompiledTree.
+
+Node ids are breadth-first, so a forward loop visits parents before children and a
+backward loop visits children before parents: every pass here is one linear sweep, with
+no recursion and no dictionaries. numba compiles each kernel once per machine (cache=True).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+CHANCE = -1
+TERMINAL = -4
+
+
+# ----------------------------------------------------------------------------- reach and value
+@njit(cache=True)
+def forward_reach(node_player, parent, child_start, node_infoset, chance_prob, infoset_offset, policy,
+                  reach, creach):
+    """reach[n, p]: product of p's own action probabilities on the path to n;
+    creach[n]: product of chance probabilities on the path."""
+    num_players = reach.shape[1]
+    for q in range(num_players):
+        reach[0, q] = 1.0
+    creach[0] = 1.0
+    for n in range(1, len(node_player)):
+        par = parent[n]
+        pp = node_player[par]
+        for q in range(num_players):
+            reach[n, q] = reach[par, q]
+        creach[n] = creach[par]
+        if pp >= 0:
+            reach[n, pp] *= policy[infoset_offset[node_infoset[par]] + (n - child_start[par])]
+        elif pp == CHANCE:
+            creach[n] *= chance_prob[n]
+
+
+@njit(cache=True)
+def cfr_backward(node_player, child_start, num_children, node_infoset, chance_prob, utility, infoset_offset,
+                 policy, reach, creach, values, update_player, regret, cum_policy, avg_weight):
+    """Expected values of `policy` at every node (values[n, p]); at decision nodes of
+    `update_player` (-1: every player, -2: nobody) add counterfactual regrets and reach-weighted
+    policy mass (times avg_weight) -- the CFR update of Zinkevich et al. (2007)."""
+    num_players = values.shape[1]
+    for n in range(len(node_player) - 1, -1, -1):
+        pl = node_player[n]
+        if pl == TERMINAL:
+            for q in range(num_players):
+                values[n, q] = utility[n, q]
+            continue
+        start = child_start[n]
+        k = num_children[n]
+        for q in range(num_players):
+            values[n, q] = 0.0
+        if pl == CHANCE:
+            for j in range(k):
+                c = start + j
+                for q in range(num_players):
+                    values[n, q] += chance_prob[c] * values[c, q]
+            continue
+        off = infoset_offset[node_infoset[n]]
+        for j in range(k):
+            for q in range(num_players):
+                values[n, q] += policy[off + j] * values[start + j, q]
+        if update_player == -1 or update_player == pl:
+            cf = 1.0
+            for q in range(num_players):
+                if q != pl:
+                    cf *= reach[n, q]
+            cf *= creach[n]
+            own = reach[n, pl]
+            for j in range(k):
+                regret[off + j] += cf * (values[start + j, pl] - values[n, pl])
+                cum_policy[off + j] += avg_weight * own * policy[off + j]
+
+
+@njit(cache=True)
+def regret_matching(regret, infoset_offset, infoset_num_actions, out):
+    """out = regret matching of `regret` per infoset; uniform where no regret is positive."""
+    for i in range(len(infoset_offset)):
+        off = infoset_offset[i]
+        k = infoset_num_actions[i]
+        total = 0.0
+        for j in range(k):
+            r = regret[off + j]
+            if r > 0.0:
+                total += r
+        if total > 0.0:
+            for j in range(k):
+                r = regret[off + j]
+                out[off + j] = r / total if r > 0.0 else 0.0
+        else:
+            for j in range(k):
+                out[off + j] = 1.0 / k
+
+
+@njit(cache=True)
+def normalize_per_infoset(mass, infoset_offset, infoset_num_actions, out):
+    """Average policy from accumulated mass; uniform where no mass was accumulated."""
+    for i in range(len(infoset_offset)):
+        off = infoset_offset[i]
+        k = infoset_num_actions[i]
+        total = 0.0
+        for j in range(k):
+            total += mass[off + j]
+        for j in range(k):
+            out[off + j] = mass[off + j] / total if total > 0.0 else 1.0 / k
+
+
+# ----------------------------------------------------------------------------- best response
+@njit(cache=True)
+def br_levels(node_player, child_start, num_children, node_infoset, player, num_infosets):
+    """Evaluation order for a best response of `player`: a node's level exceeds its children's,
+    and all nodes of one of `player`'s infosets share a level (they are decided together)."""
+    n_nodes = len(node_player)
+    level = np.zeros(n_nodes, dtype=np.int64)
+    inf_level = np.zeros(num_infosets, dtype=np.int64)
+    changed = True
+    while changed:
+        changed = False
+        for n in range(n_nodes - 1, -1, -1):
+            k = num_children[n]
+            if k == 0:
+                continue
+            m = 0
+            for j in range(k):
+                c = child_start[n] + j
+                if level[c] > m:
+                    m = level[c]
+            m += 1
+            if node_player[n] == player:
+                i = node_infoset[n]
+                if m > inf_level[i]:
+                    inf_level[i] = m
+                m = inf_level[i]
+            if m != level[n]:
+                level[n] = m
+                changed = True
+    return level
+
+
+@njit(cache=True)
+def best_response_values(node_player, parent, child_start, num_children, node_infoset, chance_prob, utility,
+                         infoset_offset, policy, player, order, group_start, best_slot):
+    """Value of `player`'s best response to everyone else's `policy`; fills best_slot[infoset]
+    for the player's infosets. `order`/`group_start` list nodes level by level (br_levels)."""
+    n_nodes = len(node_player)
+    w = np.empty(n_nodes)  # reach of everyone but `player`, chance included
+    w[0] = 1.0
+    for n in range(1, n_nodes):
+        par = parent[n]
+        pp = node_player[par]
+        w[n] = w[par]
+        if pp == CHANCE:
+            w[n] *= chance_prob[n]
+        elif pp >= 0 and pp != player:
+            w[n] *= policy[infoset_offset[node_infoset[par]] + (n - child_start[par])]
+    values = np.zeros(n_nodes)
+    q = np.zeros(len(policy))
+    decided = np.zeros(len(infoset_offset), dtype=np.bool_)
+    for g in range(len(group_start) - 1):
+        lo = group_start[g]
+        hi = group_start[g + 1]
+        for t in range(lo, hi):
+            n = order[t]
+            pl = node_player[n]
+            if pl == TERMINAL:
+                values[n] = utility[n, player]
+            elif pl == CHANCE:
+                v = 0.0
+                for j in range(num_children[n]):
+                    c = child_start[n] + j
+                    v += chance_prob[c] * values[c]
+                values[n] = v
+            elif pl != player:
+                off = infoset_offset[node_infoset[n]]
+                v = 0.0
+                for j in range(num_children[n]):
+                    v += policy[off + j] * values[child_start[n] + j]
+                values[n] = v
+            else:
+                off = infoset_offset[node_infoset[n]]
+                for j in range(num_children[n]):
+                    q[off + j] += w[n] * values[child_start[n] + j]
+        for t in range(lo, hi):
+            n = order[t]
+            if node_player[n] == player:
+                i = node_infoset[n]
+                if not decided[i]:
+                    off = infoset_offset[i]
+                    best = 0
+                    for j in range(1, num_children[n]):
+                        if q[off + j] > q[off + best]:
+                            best = j
+                    best_slot[i] = off + best
+                    decided[i] = True
+                values[n] = values[child_start[n] + best_slot[i] - infoset_offset[i]]
+    return values[0]
+
+
+# ----------------------------------------------------------------------------- sampling (MCCFR)
+@njit(cache=True)
+def _uniform(rng_state):
+    """splitmix64: a tiny RNG whose whole state is one uint64 (so checkpoints can hold it)."""
+    rng_state[0] += np.uint64(0x9E3779B97F4A7C15)
+    z = rng_state[0]
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@njit(cache=True)
+def _sample(probs, off, k, u):
+    acc = 0.0
+    for j in range(k):
+        acc += probs[off + j]
+        if u < acc:
+            return j
+    return k - 1
+
+
+@njit(cache=True)
+def _local_rm(regret, off, k, out):
+    total = 0.0
+    for j in range(k):
+        if regret[off + j] > 0.0:
+            total += regret[off + j]
+    for j in range(k):
+        if total > 0.0:
+            out[j] = regret[off + j] / total if regret[off + j] > 0.0 else 0.0
+        else:
+            out[j] = 1.0 / k
+
+
+@njit(cache=True)
+def external_sampling(node_player, child_start, num_children, node_infoset, chance_prob, utility, infoset_offset,
+                      regret, cum_policy, player, rng_state, visit, chosen, values, strategy):
+    """One external-sampling MCCFR traversal for `player` (Lanctot et al. 2009): all of the
+    player's actions are explored, chance and opponents are sampled. Average policies are
+    accumulated at the next player's sampled nodes ('simple' averaging)."""
+    num_players = utility.shape[1]
+    nxt = (player + 1) % num_players
+    # pre-order walk of the sampled subtree; the reversed list visits children first
+    stack = np.empty(len(node_player), dtype=np.int64)
+    top = 0
+    stack[top] = 0
+    top += 1
+    count = 0
+    local = np.empty(max(1, num_children.max()))
+    while top > 0:
+        top -= 1
+        n = stack[top]
+        visit[count] = n
+        count += 1
+        pl = node_player[n]
+        k = num_children[n]
+        if pl == TERMINAL:
+            continue
+        if pl == CHANCE:
+            j = _sample(chance_prob, child_start[n], k, _uniform(rng_state))
+            chosen[n] = child_start[n] + j
+            stack[top] = chosen[n]
+            top += 1
+            continue
+        off = infoset_offset[node_infoset[n]]
+        _local_rm(regret, off, k, local)
+        for j in range(k):
+            strategy[off + j] = local[j]
+        if pl == player:
+            for j in range(k):
+                stack[top] = child_start[n] + j
+                top += 1
+        else:
+            j = _sample(local, 0, k, _uniform(rng_state))
+            chosen[n] = child_start[n] + j
+            stack[top] = chosen[n]
+            top += 1
+            if pl == nxt:
+                for a in range(k):
+                    cum_policy[off + a] += local[a]
+    for t in range(count - 1, -1, -1):
+        n = visit[t]
+        pl = node_player[n]
+        if pl == TERMINAL:
+            values[n] = utility[n, player]
+        elif pl == player:
+            off = infoset_offset[node_infoset[n]]
+            v = 0.0
+            for j in range(num_children[n]):
+                v += strategy[off + j] * values[child_start[n] + j]
+            values[n] = v
+            for j in range(num_children[n]):
+                regret[off + j] += values[child_start[n] + j] - v
+        else:
+            values[n] = values[chosen[n]]  # the one sampled child
+    return count
+
+
+@njit(cache=True)
+def outcome_sampling(node_player, child_start, num_children, node_infoset, chance_prob, utility, infoset_offset,
+                     regret, cum_policy, player, epsilon, rng_state, path_node, path_choice, path_probs):
+    """One outcome-sampling MCCFR episode for `player` (Lanctot et al. 2009), with
+    epsilon-exploration at the player's nodes and on-policy sampling elsewhere."""
+    n = 0
+    depth = 0
+    my_reach = 1.0
+    opp_reach = 1.0
+    sample_reach = 1.0
+    reach_my = np.empty(len(path_node) + 1)
+    reach_opp = np.empty(len(path_node) + 1)
+    reach_s = np.empty(len(path_node) + 1)
+    while node_player[n] != TERMINAL:
+        pl = node_player[n]
+        k = num_children[n]
+        reach_my[depth] = my_reach
+        reach_opp[depth] = opp_reach
+        reach_s[depth] = sample_reach
+        path_node[depth] = n
+        if pl == CHANCE:
+            j = _sample(chance_prob, child_start[n], k, _uniform(rng_state))
+            p = chance_prob[child_start[n] + j]
+            opp_reach *= p
+            sample_reach *= p
+        else:
+            off = infoset_offset[node_infoset[n]]
+            base = depth * path_probs.shape[1]
+            flat = path_probs.reshape(-1)
+            local = np.empty(k)
+            _local_rm(regret, off, k, local)
+            for a in range(k):
+                flat[base + a] = local[a]
+            if pl == player:
+                smp = np.empty(k)
+                for a in range(k):
+                    smp[a] = epsilon / k + (1.0 - epsilon) * local[a]
+                j = _sample(smp, 0, k, _uniform(rng_state))
+                my_reach *= local[j]
+                sample_reach *= smp[j]
+            else:
+                j = _sample(local, 0, k, _uniform(rng_state))
+                opp_reach *= local[j]
+                sample_reach *= local[j]
+        path_choice[depth] = j
+        depth += 1
+        n = child_start[n] + j
+    value = utility[n, player]
+    for d in range(depth - 1, -1, -1):
+        n = path_node[d]
+        pl = node_player[n]
+        if pl == CHANCE:
+            continue
+        k = num_children[n]
+        j = path_choice[d]
+        off = infoset_offset[node_infoset[n]]
+        local = path_probs[d, :k]
+        if pl == player:
+            smp_j = epsilon / k + (1.0 - epsilon) * local[j]
+        else:
+            smp_j = local[j]
+        child_value = value / smp_j  # importance-weighted value of the sampled child
+        value_estimate = local[j] * child_value
+        if pl == player:
+            w = reach_opp[d] / reach_s[d]
+            for a in range(k):
+                cav = child_value if a == j else 0.0
+                regret[off + a] += (cav - value_estimate) * w
+            for a in range(k):
+                cum_policy[off + a] += reach_my[d] * local[a] / reach_s[d]
+        value = value_estimate
+    return depth
+
+
+# ----------------------------------------------------------------------------- sequence form (MMD)
+@njit(cache=True)
+def last_own_slots(node_player, parent, child_start, node_infoset, infoset_offset, num_players):
+    """last[n, p]: the slot of p's most recent action on the path to n (-1: none yet)."""
+    n_nodes = len(node_player)
+    last = np.full((n_nodes, num_players), -1, dtype=np.int64)
+    for n in range(1, n_nodes):
+        par = parent[n]
+        for q in range(num_players):
+            last[n, q] = last[par, q]
+        pp = node_player[par]
+        if pp >= 0:
+            last[n, pp] = infoset_offset[node_infoset[par]] + (n - child_start[par])
+    return last
+
+
+@njit(cache=True)
+def dilated_entropy_step(policy, grad, log_magnet, use_magnet, eta, alpha, infoset_offset, infoset_num_actions,
+                         infoset_parent_slot, infoset_player, player, out):
+    """One magnetic-mirror-descent step for `player` with the dilated entropy, in closed form
+    (Sokota et al. 2023; Kroer et al. 2020): bottom-up over the player's infosets,
+        s_a = eta grad(I,a) [+ eta alpha log magnet(a|I)] + log pi(a|I) + sum_J V_J,
+        pi'(.|I) = softmax(s / k),  V_I = k logsumexp(s / k),  k = 1 + eta alpha,
+    where J ranges over the infosets that follow action a at I."""
+    k_temp = 1.0 + eta * alpha
+    child_value = np.zeros(len(policy))
+    for i in range(len(infoset_offset) - 1, -1, -1):  # children are discovered after parents
+        if infoset_player[i] != player:
+            continue
+        off = infoset_offset[i]
+        k = infoset_num_actions[i]
+        m = -np.inf
+        s = np.empty(k)
+        for j in range(k):
+            v = eta * grad[off + j] + np.log(max(policy[off + j], 1e-300)) + child_value[off + j]
+            if use_magnet:
+                v += eta * alpha * log_magnet[off + j]
+            s[j] = v / k_temp
+            if s[j] > m:
+                m = s[j]
+        total = 0.0
+        for j in range(k):
+            s[j] = np.exp(s[j] - m)
+            total += s[j]
+        for j in range(k):
+            out[off + j] = s[j] / total
+        parent_slot = infoset_parent_slot[i]
+        if parent_slot >= 0:
+            child_value[parent_slot] += k_temp * (m + np.log(total))
+
+
+@njit(cache=True)
+def sequence_weights(policy, infoset_offset, infoset_num_actions, infoset_parent_slot, out):
+    """Sequence-form realisation weights x[slot] = x[parent slot] * pi(a|I)."""
+    for i in range(len(infoset_offset)):  # parents first
+        parent_slot = infoset_parent_slot[i]
+        base = 1.0 if parent_slot < 0 else out[parent_slot]
+        off = infoset_offset[i]
+        for j in range(infoset_num_actions[i]):
+            out[off + j] = base * policy[off + j]
