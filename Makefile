@@ -16,7 +16,7 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 demo: $(BIN)/.installed
-	$(BIN)/equilibria list games
+	$(BIN)/equilibria run quickstart
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q
@@ -28,7 +28,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 
 bench: $(BIN)/.installed
-	$(BIN)/python benchmarks/solvers.py
+	$(BIN)/equilibria bench solvers
 
 clean:
 	rm -rf $(VENV) build *.egg-info

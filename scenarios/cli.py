@@ -1,15 +1,21 @@
-"""The `equilibria` command line. A thin layer: every command calls the Python API."""
+"""The `equilibria` command line: a thin layer over games, solvers and scenarios.
+
+Bad input of any kind exits with code 2 and one line naming what and where; no traceback,
+no run directory left behind.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-EXIT_USAGE = 2
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
 
 
 def _console() -> Console:
@@ -22,10 +28,15 @@ def _fmt(x: float) -> str:
     return f"{x:g}"
 
 
+def _example_spec(name: str) -> str:
+    """Games with required parameters are listed through a representative instance."""
+    return {"matrix": "matrix(row=[[1, -1], [-1, 1]])", "openspiel": "openspiel(game=kuhn_poker)"}.get(name, name)
+
+
 def list_games(console: Console) -> None:
     import games
 
-    table = Table(title="registered games", show_lines=False)
+    table = Table(title="registered games")
     for col in ("name", "players", "dynamics", "chance", "information", "utility", "utility range",
                 "max length", "actions", "description"):
         table.add_column(col)
@@ -33,8 +44,8 @@ def list_games(console: Console) -> None:
         entry = games.registry.entry(name)
         try:
             info = games.load(_example_spec(name)).info
-        except Exception as err:  # a game that fails to build still gets listed, with the reason
-            table.add_row(name, "?", "?", "?", "?", "?", "?", "?", "?", f"(unavailable: {err})")
+        except Exception as err:  # a game that fails to build is still listed, with the reason
+            table.add_row(name, *["?"] * 8, f"(unavailable: {err})")
             continue
         actions = str(info.num_distinct_actions) if info.action_type == "discrete" else "text"
         chance = "sampled" if info.sampled_chance else ("yes" if info.chance else "no")
@@ -44,25 +55,123 @@ def list_games(console: Console) -> None:
     console.print(table)
 
 
-def _example_spec(name: str) -> str:
-    """Games with required parameters are listed through a representative instance."""
-    return {"matrix": "matrix(row=[[1, -1], [-1, 1]])", "openspiel": "openspiel(game=kuhn_poker)"}.get(name, name)
+def list_solvers(console: Console) -> None:
+    import dataclasses
+
+    import solvers
+
+    table = Table(title="registered solvers")
+    for col in ("name", "applies to", "zero-sum only", "config (defaults)", "description"):
+        table.add_column(col)
+    for name in solvers.registered():
+        e = solvers.entry(name)
+        cfg = solvers.build_config(name)
+        params = ", ".join(f"{f.name}={getattr(cfg, f.name)!r}" for f in dataclasses.fields(cfg))
+        applies = {"tree": "finite extensive-form", "normal_form": "normal-form", "any": "normal or extensive"}[e.kind]
+        table.add_row(name, applies, "yes" if e.requires_zero_sum else "no", params, e.description)
+    console.print(table)
+
+
+def list_scenarios(console: Console) -> None:
+    import scenarios
+
+    table = Table(title="built-in scenarios (equilibria run NAME)")
+    for col in ("name", "kind", "game", "description"):
+        table.add_column(col)
+    for name in scenarios.builtins():
+        try:
+            s = scenarios.load(name)
+            table.add_row(name, s.kind, str(s.game), " ".join(s.description.split()))
+        except scenarios.ScenarioError as err:
+            table.add_row(name, "?", "?", f"(invalid: {err})")
+    console.print(table)
+
+
+def list_kinds(console: Console) -> None:
+    from scenarios import kinds as _  # noqa: F401
+    from scenarios.core import (
+        from_data,  # noqa: F401  ensures built-in kinds are registered
+        registered_kinds,
+    )
+
+    table = Table(title="scenario kinds")
+    table.add_column("kind")
+    table.add_column("description")
+    for name, k in sorted(registered_kinds().items()):
+        table.add_row(name, k.description)
+    console.print(table)
+
+
+def _summary(console: Console, result) -> None:
+    table = Table(title=f"run {result.run_dir.name}", show_header=False)
+    table.add_column("key", style="bold")
+    table.add_column("value")
+    for k, v in result.metrics.items():
+        table.add_row(k, f"{v:.6g}" if isinstance(v, float) else str(v))
+    table.add_row("run directory", str(result.run_dir))
+    for p in result.plots:
+        table.add_row("plot", str(p))
+    console.print(table)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="equilibria", description="Game-theoretic and multi-agent learning.")
     sub = parser.add_subparsers(dest="command", required=True)
-    p_list = sub.add_parser("list", help="list registered games, solvers, scenarios or kinds")
-    p_list.add_argument("what", nargs="?", default="games", choices=["games"])
+    p = sub.add_parser("list", help="list registered games, solvers, scenarios or kinds")
+    p.add_argument("what", nargs="?", default="games", choices=["games", "solvers", "scenarios", "kinds"])
+    p = sub.add_parser("validate", help="check a scenario file or built-in without running it")
+    p.add_argument("scenario", help="a YAML file or a built-in scenario name")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE")
+    p = sub.add_parser("run", help="run a scenario (or resume a run)")
+    p.add_argument("scenario", nargs="?", help="a YAML file or a built-in scenario name")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                   help="override a field, e.g. --set solver.config.alpha=0.1 (repeatable)")
+    p.add_argument("--out", type=Path, help="parent directory of the run directory (default: the scenario's output)")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a killed run from its last checkpoint")
+    p.add_argument("--quiet", action="store_true", help="plain progress lines instead of a progress bar")
+    p = sub.add_parser("bench", help="run a benchmark against the reference implementations")
+    p.add_argument("what", choices=["solvers"])
+    p.add_argument("--quick", action="store_true", help="a few minutes instead of a full run")
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     console = _console()
-    if args.command == "list":
-        list_games(console)
+    import scenarios
+    from scenarios.core import Interrupted
+
+    try:
+        if args.command == "list":
+            {"games": list_games, "solvers": list_solvers, "scenarios": list_scenarios,
+             "kinds": list_kinds}[args.what](console)
+        elif args.command == "validate":
+            scenario = scenarios.load(args.scenario, args.overrides)
+            scenarios.validate(scenario)
+            console.print(f"ok: {scenario.source.name} is a valid '{scenario.kind}' scenario ({scenario.name})")
+        elif args.command == "run":
+            if args.resume is not None:
+                if args.scenario or args.overrides:
+                    raise scenarios.ScenarioError("--resume takes the run directory only (its config.yaml is used)")
+                result = scenarios.run(None, resume=args.resume, quiet=args.quiet, console=console)
+            else:
+                if not args.scenario:
+                    raise scenarios.ScenarioError("give a scenario file or built-in name (see: equilibria list scenarios)")
+                scenario = scenarios.load(args.scenario, args.overrides)
+                result = scenarios.run(scenario, out=args.out, quiet=args.quiet, console=console)
+            _summary(console, result)
+        elif args.command == "bench":
+            from solvers.benchmark import run as bench
+
+            console.print(bench(args.out, quick=args.quick, progress=lambda m: console.print(f".. {m}")))
+    except scenarios.ScenarioError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Interrupted as err:
+        print(f"interrupted at iteration {err.iteration}; resume with: equilibria run --resume {err.run_dir}",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
 
 

@@ -8,10 +8,10 @@
 """
 
 from solvers.base import NormalFormPolicy, Solver, TreePolicy, build_config, entry, make, registered
-from solvers.exploitability import best_response, exploitability, nash_conv
+from solvers.exploitability import best_response, exploitability, nash_conv, policy_value
 
 # Solver families register themselves on import.
 from solvers import cfr, mmd, normal_form  # noqa: E402,F401  isort: skip
 
 __all__ = ["Solver", "TreePolicy", "NormalFormPolicy", "make", "registered", "entry", "build_config",
-           "nash_conv", "exploitability", "best_response"]
+           "nash_conv", "exploitability", "best_response", "policy_value"]

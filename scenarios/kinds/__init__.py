@@ -1,0 +1,3 @@
+"""Built-in scenario kinds; each module registers one kind on import."""
+
+from scenarios.kinds import solve  # noqa: F401

@@ -1,0 +1,160 @@
+"""Scenario kind `solve`: run an equilibrium solver on a game, evaluating exploitability."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Literal
+
+import numpy as np
+
+from scenarios.core import Interrupted, RunContext, Scenario, load_game, register_kind
+
+
+@dataclasses.dataclass
+class SolverSpec:
+    name: str
+    config: dict = dataclasses.field(default_factory=dict)  # checked against the solver's typed config
+
+
+@dataclasses.dataclass
+class SolveEval:
+    every: int = 10  # iterations between evaluations
+    policy: Literal["average", "current", "both"] = "average"
+
+    def validate(self) -> None:
+        if self.every < 1:
+            raise ValueError(f"every: must be >= 1, got {self.every}")
+
+
+@dataclasses.dataclass
+class SolveConfig:
+    solver: SolverSpec
+    eval: SolveEval = dataclasses.field(default_factory=SolveEval)
+    checkpoint_every: int = 100  # iterations between checkpoints
+
+    def validate(self) -> None:
+        if self.checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every: must be >= 1, got {self.checkpoint_every}")
+
+
+def _make_solver(scenario: Scenario, game: Any) -> Any:
+    import solvers
+
+    spec = scenario.config.solver
+    try:
+        entry = solvers.entry(spec.name)
+    except ValueError as err:
+        raise scenario.error(str(err), "solver", "name") from None
+    config = dict(spec.config)
+    fields = {f.name for f in dataclasses.fields(entry.config_cls)}
+    if "seed" in fields and "seed" not in config:
+        config["seed"] = scenario.seed
+    for key in config:
+        if key not in fields:
+            from scenarios.spec import suggest
+
+            raise scenario.error(f"unknown parameter for solver {spec.name!r}{suggest(key, sorted(fields))} "
+                                 f"(parameters: {', '.join(sorted(fields))})", "solver", "config", key)
+    try:
+        return solvers.make(spec.name, game, **config)
+    except ValueError as err:
+        raise scenario.error(str(err), "solver") from None
+
+
+def _evaluate(game: Any, solver: Any, which: str) -> dict[str, float]:
+    import solvers
+
+    row: dict[str, float] = {}
+    targets = {"average": [("", solver.average_policy)], "current": [("", solver.current_policy)],
+               "both": [("", solver.average_policy), ("_current", solver.current_policy)]}[which]
+    for suffix, get in targets:
+        policy = get()
+        row["exploitability" + suffix] = solvers.exploitability(game, policy)
+        if suffix == "":
+            values = solvers.policy_value(game, policy)
+            for p, v in enumerate(values):
+                row[f"value_p{p}"] = float(v)
+    return row
+
+
+@register_kind("solve", SolveConfig, description="run an equilibrium solver on a finite game")
+def run_solve(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
+    game = load_game(scenario)
+    solver = _make_solver(scenario, game)
+    budget = scenario.budget
+    if budget.iterations is None and budget.seconds is None:
+        raise scenario.error("a solve scenario needs budget.iterations or budget.seconds", "budget")
+    cfg = scenario.config
+    ctx.begin()
+    seconds = 0.0
+    state = ctx.load_checkpoint()
+    if state is not None:
+        seconds = float(state.pop("seconds"))
+        solver.load_state_dict(state)
+        ctx.truncate_metrics("iteration", solver.iteration)
+        ctx.log(f"resumed {ctx.run_dir} at iteration {solver.iteration}")
+    elif ctx.resume_dir is not None:
+        ctx.truncate_metrics("iteration", 0)
+
+    def checkpoint() -> None:
+        ctx.save_checkpoint({**solver.state_dict(), "seconds": seconds})
+
+    def done() -> bool:
+        return ((budget.iterations is not None and solver.iteration >= budget.iterations)
+                or (budget.seconds is not None and seconds >= budget.seconds))
+
+    total = budget.iterations if budget.iterations is not None else budget.seconds
+    last_row: dict[str, Any] = {}
+    with ctx.interruptible(), ctx.progress(total, scenario.name) as update:
+        while not done():
+            t0 = time.perf_counter()
+            solver.step()
+            seconds += time.perf_counter() - t0
+            it = solver.iteration
+            final = done()
+            if it % cfg.eval.every == 0 or final or it == 1:
+                last_row = {"iteration": it, "seconds": round(seconds, 6), **_evaluate(game, solver, cfg.eval.policy)}
+                ctx.log_metrics(last_row)
+                update(it if budget.iterations is not None else seconds,
+                       f"exploitability {last_row['exploitability']:.3g}")
+            if it % cfg.checkpoint_every == 0 or final:
+                checkpoint()
+            if ctx.stop_requested and not final:
+                checkpoint()
+                raise Interrupted(ctx.run_dir, it)
+    if not last_row:  # resumed a finished run
+        rows = ctx.read_metrics()
+        last_row = rows[-1] if rows else {"iteration": solver.iteration, **_evaluate(game, solver, cfg.eval.policy)}
+    _plot(ctx, scenario)
+    return last_row
+
+
+def _plot(ctx: RunContext, scenario: Scenario) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = ctx.read_metrics()
+    if not rows:
+        return
+    it = np.array([r["iteration"] for r in rows])
+    sec = np.array([max(r["seconds"], 1e-6) for r in rows])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for key, style in (("exploitability", "-"), ("exploitability_current", "--")):
+        if key in rows[0]:
+            y = np.maximum(np.array([r[key] for r in rows]), 1e-16)
+            label = "average policy" if key == "exploitability" else "current (last) iterate"
+            axes[0].loglog(it, y, style, label=label)
+            axes[1].loglog(sec, y, style, label=label)
+    axes[0].set_xlabel("iterations")
+    axes[1].set_xlabel("solver seconds")
+    for ax in axes:
+        ax.set_ylabel("exploitability")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    fig.suptitle(f"{scenario.name}: {scenario.config.solver.name} on {scenario.game}")
+    fig.tight_layout()
+    fig.savefig(ctx.plot_path("exploitability.png"), dpi=110)
+    plt.close(fig)

@@ -1,0 +1,178 @@
+"""Scenarios: built-ins, the real CLI on bad input, run directories, interruption and resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+import scenarios
+
+BAD = Path(__file__).parent / "bad_scenarios"
+CLI = [sys.executable, "-m", "scenarios.cli"]
+
+# file -> (line the error must name or None, fragments the one-line message must contain)
+EXPECTED = {
+    "malformed_yaml.yaml": (4, ["malformed YAML"]),
+    "not_a_mapping.yaml": (None, ["must be a YAML mapping"]),
+    "missing_kind.yaml": (None, ["missing required field 'kind'"]),
+    "unknown_kind.yaml": (2, ["kind: unknown kind 'solv'", "did you mean 'solve'"]),
+    "unknown_game.yaml": (3, ["game:", "unknown game 'kuhn_pokr'", "kuhn_poker"]),
+    "bad_game_param.yaml": (3, ["game:", "unknown parameter 'playerz'", "players"]),
+    "unknown_solver.yaml": (4, ["solver.name:", "unknown solver 'cfr++'", "cfr+"]),
+    "unknown_solver_param.yaml": (7, ["solver.config.regret_maching_plus:", "regret_matching_plus"]),
+    "wrong_type_solver_param.yaml": (None, ["solver", "alternating_updates", "must be bool"]),
+    "negative_budget.yaml": (6, ["budget.iterations:", "must be > 0"]),
+    "wrong_type_budget.yaml": (6, ["budget.iterations:", "must be int or null"]),
+    "unknown_top_field.yaml": (5, ["budgett:", "did you mean 'budget'"]),
+    "no_budget.yaml": (None, ["budget", "needs budget.iterations or budget.seconds"]),
+    "solver_not_applicable.yaml": (4, ["solver:", "two-player zero-sum"]),
+    "bad_eval_policy.yaml": (7, ["eval.policy:", "did you mean 'average'"]),
+    "zero_eval_every.yaml": (7, ["eval.every:", "must be >= 1"]),
+    "bad_backend.yaml": (6, ["backend:", "must be 'local' or 'ray'"]),
+    "bad_name.yaml": (1, ["name:", "without slashes"]),
+    "out_of_range_solver.yaml": (4, ["solver:", "epsilon must lie in (0, 1]"]),
+}
+
+
+def _cli(*args, cwd=None, **kw):
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, cwd=cwd, env=env, **kw)
+
+
+def test_every_bad_scenario_file_is_covered():
+    assert sorted(p.name for p in BAD.glob("*.yaml")) == sorted(EXPECTED)
+    assert len(EXPECTED) >= 15
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_bad_scenarios_exit_2_with_one_line(name, tmp_path):
+    line, fragments = EXPECTED[name]
+    for command in (["validate", str(BAD / name)], ["run", str(BAD / name), "--out", str(tmp_path)]):
+        res = _cli(*command)
+        assert res.returncode == 2, res.stderr
+        err = res.stderr.strip()
+        assert "\n" not in err and "Traceback" not in err, err
+        assert name in err
+        if line is not None:
+            assert f"{name}:{line}:" in err, err
+        for frag in fragments:
+            assert frag in err, err
+    assert list(tmp_path.iterdir()) == []  # no run directory left behind
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["validate", "no_such_file.yaml"], "no such file"),
+    (["validate", "quickstrat"], "did you mean 'quickstart'"),
+    (["validate", "quickstart", "--set", "solver.config.alhpa=1"], "(--set solver.config.alhpa)"),
+    (["validate", "quickstart", "--set", "budget.iterations=-1"], "must be > 0"),
+    (["validate", "quickstart", "--set", "novalue"], "expected key.path=value"),
+    (["run", "--resume", "/nonexistent/run"], "is not a run directory"),
+])
+def test_cli_usage_errors_exit_2(args, fragment):
+    res = _cli(*args)
+    assert res.returncode == 2 and fragment in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("name", ["quickstart", "kuhn-cfr", "leduc-cfr-plus", "leduc-mmd", "rps-extragradient"])
+def test_builtins_validate(name):
+    scenario = scenarios.load(name)
+    scenarios.validate(scenario)
+    assert scenario.description
+
+
+def test_quickstart_through_the_python_api(tmp_path):
+    result = scenarios.run(scenarios.load("quickstart"), out=tmp_path, quiet=True)
+    assert result.metrics["iteration"] == 500
+    assert result.metrics["exploitability"] < 1e-3
+    assert result.metrics["value_p0"] == pytest.approx(-0.0856, abs=2e-3)  # Leduc's game value
+    run_dir = result.run_dir
+    assert run_dir.parent == tmp_path and run_dir.name.startswith("quickstart-")
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert cfg["equilibria_version"] and cfg["solver"]["name"] == "cfr+" and "git_sha" in cfg
+    rows = (run_dir / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("iteration,seconds,exploitability") and len(rows) == 1 + 51
+    assert json.loads(result.summary_path.read_text())["metrics"]["iteration"] == 500
+    assert [p.name for p in result.plots] == ["exploitability.png"] and result.plots[0].stat().st_size > 10_000
+    assert (run_dir / "checkpoints" / "latest.npz").exists()
+
+
+def test_set_overrides_reach_the_resolved_config(tmp_path):
+    s = scenarios.load("rps-extragradient", ["budget.iterations=20", "solver.config.eta=0.2"])
+    result = scenarios.run(s, out=tmp_path, quiet=True)
+    cfg = yaml.safe_load((result.run_dir / "config.yaml").read_text())
+    assert cfg["budget"]["iterations"] == 20 and cfg["solver"]["config"]["eta"] == 0.2
+
+
+def _final(run_dir: Path) -> dict:
+    return json.loads((run_dir / "summary.json").read_text())["metrics"]
+
+
+def test_kill_and_resume_gives_the_uninterrupted_result(tmp_path):
+    """SIGKILL a kuhn-cfr run after its first checkpoint; --resume finishes it with the same numbers."""
+    args = ["--set", "budget.iterations=60000", "--set", "checkpoint_every=2000", "--quiet"]
+    full = _cli("run", "kuhn-cfr", "--out", str(tmp_path / "full"), *args)
+    assert full.returncode == 0, full.stderr
+    (full_dir,) = (tmp_path / "full").iterdir()
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([*CLI, "run", "kuhn-cfr", "--out", str(tmp_path / "killed"), *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.time() + 120
+    ckpt = None
+    while time.time() < deadline and proc.poll() is None:
+        found = list((tmp_path / "killed").glob("*/checkpoints/latest.npz"))
+        if found:
+            ckpt = found[0]
+            break
+        time.sleep(0.005)
+    assert ckpt is not None and proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    run_dir = ckpt.parents[1]
+    assert not (run_dir / "summary.json").exists()
+    resumed = _cli("run", "--resume", str(run_dir), "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed" in resumed.stdout
+    a, b = _final(full_dir), _final(run_dir)
+    assert a["iteration"] == b["iteration"] == 60000
+    assert a["exploitability"] == b["exploitability"]
+    full_rows = (full_dir / "metrics.csv").read_text().splitlines()
+    resumed_rows = (run_dir / "metrics.csv").read_text().splitlines()
+    assert len(full_rows) == len(resumed_rows)  # no duplicated or missing evaluations
+
+
+def test_sigint_checkpoints_and_exits_130(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([*CLI, "run", "leduc-cfr-plus", "--out", str(tmp_path), "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(tmp_path.glob("*/metrics.csv")):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "resume with: equilibria run --resume" in err
+    (run_dir,) = tmp_path.iterdir()
+    assert (run_dir / "checkpoints" / "latest.npz").exists()
+
+
+def test_leftover_partial_checkpoint_does_not_break_resume(tmp_path):
+    result = scenarios.run(scenarios.load("rps-extragradient", ["budget.iterations=100"]), out=tmp_path, quiet=True)
+    # a kill during a checkpoint write leaves only the temp file half-written
+    (result.run_dir / "checkpoints" / ".latest.npz.tmp").write_bytes(b"\x93NUMPY garbage")
+    again = scenarios.run(None, resume=result.run_dir, quiet=True)
+    assert again.metrics["iteration"] == 100
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
+    result = scenarios.run(scenarios.load("rps-extragradient", ["budget.iterations=10"]), out=tmp_path, quiet=True)
+    (result.run_dir / "checkpoints" / "latest.npz").write_bytes(b"not a zip")
+    res = _cli("run", "--resume", str(result.run_dir))
+    assert res.returncode == 2 and "unreadable" in res.stderr and "Traceback" not in res.stderr
