@@ -79,3 +79,13 @@ def test_from_openspiel_wraps_by_name_and_reports_bad_names():
     assert games.load("openspiel(game=liars_dice)").info.name == "liars_dice"
     with pytest.raises(ValueError, match="OpenSpiel game 'no_such_game'"):
         from_openspiel("no_such_game")
+
+
+def test_openspiel_goofspiel_compiles_with_perfect_recall_and_solves():
+    import solvers
+    from games.tree import compile_tree
+
+    game = from_openspiel("goofspiel(num_cards=3)")
+    tree = compile_tree(game)  # raised "does not have perfect recall" with OpenSpiel's own strings
+    assert tree.num_infosets > 0
+    assert solvers.exploitability(game, solvers.make("cfr+", game).run(200).average_policy()) < 0.02

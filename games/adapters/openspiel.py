@@ -101,11 +101,13 @@ class OpenSpielState(State):
 
     def information_state_key(self, player: int) -> Hashable:
         g = self.game
+        if g.info.information == "perfect":
+            # Every history is its own information state. (OpenSpiel's strings for some perfect-information
+            # simultaneous games, e.g. goofspiel, drop the bid order and so break perfect recall.)
+            return f"p{player}|{self.s.history_str()}"
         if g._provides_info_string:
             return self.s.information_state_string(player)
-        if g._provides_obs_string and g.info.information == "perfect":
-            return self.s.observation_string(player)
-        return f"p{player}|{self.s.history_str()}"  # perfect recall of everything (conservative)
+        return f"p{player}|{self.s.history_str()}"  # no string offered: the full history (perfect recall)
 
     def observation(self, player: int) -> np.ndarray:
         g = self.game
