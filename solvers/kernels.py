@@ -63,16 +63,25 @@ def cfr_backward(node_player, child_start, num_children, node_infoset, chance_pr
         for j in range(k):
             for q in range(num_players):
                 values[n, q] += policy[off + j] * values[start + j, q]
-        if update_player == -1 or update_player == pl:
-            cf = 1.0
-            for q in range(num_players):
-                if q != pl:
-                    cf *= reach[n, q]
-            cf *= creach[n]
-            own = reach[n, pl]
-            for j in range(k):
-                regret[off + j] += cf * (values[start + j, pl] - values[n, pl])
-                cum_policy[off + j] += avg_weight * own * policy[off + j]
+    if update_player == -2:
+        return
+    # Updates in forward (breadth-first) order: within a depth level that is the depth-first
+    # order in which OpenSpiel visits an infoset's histories, so sums round identically.
+    for n in range(len(node_player)):
+        pl = node_player[n]
+        if pl < 0 or not (update_player == -1 or update_player == pl):
+            continue
+        start = child_start[n]
+        off = infoset_offset[node_infoset[n]]
+        cf = 1.0
+        for q in range(num_players):
+            if q != pl:
+                cf *= reach[n, q]
+        cf *= creach[n]
+        own = reach[n, pl]
+        for j in range(num_children[n]):
+            regret[off + j] += cf * (values[start + j, pl] - values[n, pl])
+            cum_policy[off + j] += avg_weight * own * policy[off + j]
 
 
 @njit(cache=True)

@@ -37,6 +37,7 @@ EXPECTED = {
     "bad_backend.yaml": (6, ["backend:", "must be 'local' or 'ray'"]),
     "bad_name.yaml": (1, ["name:", "without slashes"]),
     "out_of_range_solver.yaml": (4, ["solver:", "epsilon must lie in (0, 1]"]),
+    "unknown_preference_algorithm.yaml": (6, ["algorithms.1.name:", "unknown exact algorithm 'sppp'", "sppo"]),
 }
 
 
@@ -80,7 +81,8 @@ def test_cli_usage_errors_exit_2(args, fragment):
     assert "Traceback" not in res.stderr
 
 
-@pytest.mark.parametrize("name", ["quickstart", "kuhn-cfr", "leduc-cfr-plus", "leduc-mmd", "rps-extragradient"])
+@pytest.mark.parametrize("name", ["quickstart", "kuhn-cfr", "leduc-cfr-plus", "leduc-mmd", "rps-extragradient",
+                                  "preference-rps", "preference-random", "preference-tiny-lm"])
 def test_builtins_validate(name):
     scenario = scenarios.load(name)
     scenarios.validate(scenario)
@@ -176,3 +178,29 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
     (result.run_dir / "checkpoints" / "latest.npz").write_bytes(b"not a zip")
     res = _cli("run", "--resume", str(result.run_dir))
     assert res.returncode == 2 and "unreadable" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_preference_comparison_run_and_resume(tmp_path):
+    s = scenarios.load("preference-random", ["budget.iterations=100", "seeds=[0, 1]"])
+    result = scenarios.run(s, out=tmp_path, quiet=True)
+    assert result.metrics["final_egpo"] < 1e-8 and result.metrics["final_nash-mp"] < 1e-8
+    assert result.metrics["final_nash-md (constant eta)"] > 1e-5  # the constant-step bias floor
+    table = (result.run_dir / "comparison.md").read_text()
+    assert "| egpo |" in table and "2/2" in table
+    assert [p.name for p in result.plots] == ["gap_vs_queries.png"]
+    # resume after losing the last unit's rows: only that unit is recomputed, same result
+    lines = (result.run_dir / "metrics.csv").read_text().splitlines()
+    header, rows = lines[0], lines[1:]
+    last = rows[-1].split(",")[0:2]
+    kept = [r for r in rows if r.split(",")[0:2] != last]
+    (result.run_dir / "metrics.csv").write_text("\n".join([header, *kept]) + "\n")
+    again = scenarios.run(None, resume=result.run_dir, quiet=True)
+    assert again.metrics == result.metrics
+
+
+def test_preference_rps_shows_cycling_against_convergence(tmp_path):
+    result = scenarios.run(scenarios.load("preference-rps", ["budget.iterations=2000"]), out=tmp_path, quiet=True)
+    m = result.metrics
+    assert m["final_sppo (last iterate)"] > 0.3
+    assert m["final_sppo (average)"] < 0.05
+    assert m["final_egpo"] < 1e-6 and m["final_nash-mp"] < 1e-6

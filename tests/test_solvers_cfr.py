@@ -23,6 +23,14 @@ def test_same_exploitability_sequence_as_openspiel_cpp(name, os_solver, game_nam
         ours_seq.append(solvers.nash_conv(game, ours.average_policy()))
         theirs_seq.append(pyspiel.nash_conv(os_game, theirs.average_policy()))
     np.testing.assert_allclose(ours_seq, theirs_seq, rtol=0, atol=1e-9)
+    if game_name == "leduc_poker" and name == "cfr+":
+        # regret-matching+ amplifies any rounding difference (Leduc CFR+ drifted 1e-12 -> 3e-5 between
+        # iterations 100 and 150 before updates followed OpenSpiel's summation order); stay exact past it
+        for _ in range(200):
+            ours.step()
+            theirs.evaluate_and_update_policy()
+        assert solvers.nash_conv(game, ours.average_policy()) == pytest.approx(
+            pyspiel.nash_conv(os_game, theirs.average_policy()), abs=1e-12)
 
 
 @pytest.mark.parametrize("name, os_cls", [("lcfr", discounted_cfr.LCFRSolver), ("dcfr", discounted_cfr.DCFRSolver)])

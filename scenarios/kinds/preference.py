@@ -1,0 +1,292 @@
+"""Scenario kind `preference`: self-play preference experiments, several algorithms on the same
+games and seeds, compared by exact duality gap against preference queries.
+
+mode: exact    tabular dynamics on the full matrix (solvers.preference); a query is one
+               evaluation of the win-rate vector P(. > pi), as in Nash-MP's analysis
+mode: sampled  the sample losses on a torch policy (tabular, mlp or tiny_lm); a query is one
+               sampled comparison from the oracle
+Resumable at the granularity of (algorithm, seed) runs: finished ones are skipped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Literal
+
+import numpy as np
+
+from scenarios.core import Interrupted, RunContext, Scenario, register_kind
+from scenarios.spec import suggest
+
+
+@dataclasses.dataclass
+class AlgorithmSpec:
+    name: str
+    config: dict = dataclasses.field(default_factory=dict)
+    label: str | None = None  # legend label; default the name
+    report: Literal["paper", "current", "average"] = "paper"  # exact mode: which iterate to score
+
+
+@dataclasses.dataclass
+class PreferenceEval:
+    every: int = 10
+    gap: Literal["auto", "dg_beta", "dg0"] = "auto"  # auto: dg_beta when the game's beta > 0
+    target: float = 1e-6  # report queries and seconds to reach this gap
+
+    def validate(self) -> None:
+        if self.every < 1:
+            raise ValueError(f"every: must be >= 1, got {self.every}")
+
+
+@dataclasses.dataclass
+class PreferenceScenarioConfig:
+    algorithms: list[AlgorithmSpec]
+    mode: Literal["exact", "sampled"] = "exact"
+    seeds: list[int] = dataclasses.field(default_factory=lambda: [0])
+    policy: Literal["tabular", "mlp", "tiny_lm"] = "tabular"  # sampled mode
+    eval: PreferenceEval = dataclasses.field(default_factory=PreferenceEval)
+
+    def validate(self) -> None:
+        if not self.algorithms:
+            raise ValueError("algorithms: give at least one algorithm")
+        if not self.seeds:
+            raise ValueError("seeds: give at least one seed")
+
+
+EXACT = ("sppo", "spo", "dno", "inpo", "online-ipo", "nash-md", "egpo", "nash-mp", "iterative-dpo")
+SAMPLED = ("sppo", "spo", "dno", "inpo", "online-ipo", "nash-md", "egpo", "nash-mp", "dpo", "ipo")
+
+
+def _check(scenario: Scenario) -> None:
+    import solvers
+    from llm_agents.preference_trainer import NeuralPreferenceConfig
+
+    cfg = scenario.config
+    names = EXACT if cfg.mode == "exact" else SAMPLED
+    for i, a in enumerate(cfg.algorithms):
+        if a.name not in names:
+            raise scenario.error(f"unknown {cfg.mode} algorithm {a.name!r}{suggest(a.name, list(names))} "
+                                 f"(algorithms: {', '.join(names)})", "algorithms", str(i), "name")
+        if cfg.mode == "exact":
+            try:
+                solvers.build_config(a.name, **a.config)
+            except ValueError as err:
+                raise scenario.error(str(err), "algorithms", str(i), "config") from None
+        else:
+            fields = {f.name for f in dataclasses.fields(NeuralPreferenceConfig)} - {"algorithm", "iterations", "seed"}
+            for key in a.config:
+                if key not in fields:
+                    raise scenario.error(f"unknown parameter{suggest(key, sorted(fields))} "
+                                         f"(parameters: {', '.join(sorted(fields))})", "algorithms", str(i), "config", key)
+    if scenario.budget.iterations is None:
+        raise scenario.error("a preference scenario needs budget.iterations", "budget")
+
+
+def _game(scenario: Scenario, seed: int) -> Any:
+    import games
+
+    spec = scenario.game
+    try:
+        if isinstance(spec, dict):
+            return games.load({**spec, "seed": seed})
+        return games.load(spec, seed=seed)
+    except ValueError as err:
+        raise scenario.error(str(err), "game") from None
+
+
+def _run_exact(game: Any, alg: AlgorithmSpec, iterations: int, every: int, gap_key: str) -> list[dict]:
+    import solvers
+    from solvers.preference import regularized_equilibrium
+
+    solver = solvers.make(alg.name, game, **alg.config)
+    star = regularized_equilibrium(game.P, game.reference, game.beta) if game.beta > 0 else None
+    rows, t0, spent = [], time.perf_counter(), 0.0
+    for it in range(1, iterations + 1):
+        t0 = time.perf_counter()
+        solver.step()
+        spent += time.perf_counter() - t0
+        if it % every == 0 or it == iterations or it == 1:
+            m = _exact_metrics(solver, alg.report, star)
+            rows.append({"iteration": it, "queries": m["win_rate_evaluations"], "seconds": spent, **m})
+    return rows
+
+
+def _exact_metrics(solver: Any, report: str, star: np.ndarray | None) -> dict:
+    from solvers.preference import duality_gap, kl_to_equilibrium, regularized_gap, win_rate
+
+    g = solver.game
+    pi = {"paper": solver.reported_policy, "current": solver.current_policy,
+          "average": solver.average_policy}[report]().probs
+    out = {"dg0": duality_gap(g.P, pi, g.context_weights),
+           "dg_beta": regularized_gap(g.P, pi, g.reference, g.beta, g.context_weights),
+           "win_rate_vs_ref": win_rate(g.P, pi, g.reference, g.context_weights),
+           "win_rate_evaluations": float(solver.evaluations[0])}
+    if star is not None:
+        out["kl_to_equilibrium"] = kl_to_equilibrium(pi, star, g.context_weights)
+    return out
+
+
+def _run_sampled(game: Any, alg: AlgorithmSpec, iterations: int, every: int, seed: int, policy_kind: str) -> list[dict]:
+    import torch
+
+    from llm_agents.policies import ContextualMLP, TabularLogits, TinyCausalLM
+    from llm_agents.preference_trainer import NeuralPreferenceConfig, PreferenceTrainer, game_for_policy
+
+    torch.manual_seed(seed)
+    if policy_kind == "tiny_lm":
+        params = game.info.parameters
+        if params.get("oracle") != "tokens":
+            raise ValueError("policy tiny_lm needs a token preference game: preference(oracle=tokens, vocab=.., length=..)")
+        policy = TinyCausalLM(game.num_contexts, params["vocab"], params["length"], seed=seed)
+        game = game_for_policy(game, policy)
+    elif policy_kind == "mlp":
+        policy = ContextualMLP(game.num_contexts, game.num_responses)
+        game = game_for_policy(game, policy)
+    else:
+        policy = TabularLogits(game.num_contexts, game.num_responses, torch.as_tensor(np.log(game.reference)))
+    cfg = NeuralPreferenceConfig(**{**alg.config, "algorithm": alg.name, "iterations": iterations,
+                                    "eval_every": every, "seed": seed})
+    trainer = PreferenceTrainer(policy, game, cfg)
+    rows, spent = [], 0.0
+    first = {"iteration": 0, "seconds": 0.0, **trainer.metrics()}
+    rows.append(first)
+    for it in range(1, iterations + 1):
+        t0 = time.perf_counter()
+        trainer.step()
+        spent += time.perf_counter() - t0
+        if it % every == 0 or it == iterations:
+            rows.append({"iteration": it, "seconds": spent, **trainer.metrics()})
+    return rows
+
+
+@register_kind("preference", PreferenceScenarioConfig,
+               description="self-play preference experiments: algorithms compared by exact gap vs preference queries")
+def run_preference(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
+    cfg = scenario.config
+    _check(scenario)
+    games_by_seed = {s: _game(scenario, s) for s in cfg.seeds}
+    if cfg.mode == "sampled" and cfg.policy == "tiny_lm":
+        first = next(iter(games_by_seed.values()))
+        if first.info.parameters.get("oracle") != "tokens":
+            raise scenario.error("policy tiny_lm needs game preference(oracle=tokens, ...)", "policy")
+    beta = next(iter(games_by_seed.values())).beta
+    gap_key = cfg.eval.gap if cfg.eval.gap != "auto" else ("dg_beta" if beta > 0 else "dg0")
+    ctx.begin()
+    done = {(r["algorithm"], int(r["seed"])) for r in _read_rows(ctx) if r.get("final") == "1"}
+    if ctx.resume_dir is not None:
+        _drop_unfinished(ctx, done)
+    iterations = scenario.budget.iterations
+    units = [(a, s) for a in cfg.algorithms for s in cfg.seeds]
+    with ctx.interruptible(), ctx.progress(len(units), scenario.name) as update:
+        for k, (alg, seed) in enumerate(units):
+            label = alg.label or alg.name
+            if (label, seed) in done:
+                continue
+            if ctx.stop_requested:
+                raise Interrupted(ctx.run_dir, k)
+            game = games_by_seed[seed]
+            rows = (_run_exact(game, alg, iterations, cfg.eval.every, gap_key) if cfg.mode == "exact"
+                    else _run_sampled(game, alg, iterations, cfg.eval.every, seed, cfg.policy))
+            for i, row in enumerate(rows):
+                ctx.log_metrics({"algorithm": label, "seed": seed, "final": int(i == len(rows) - 1),
+                                 "gap": row[gap_key], **{k2: row.get(k2, "") for k2 in _FIELDS}})
+            update(k + 1, f"{label} seed {seed}: {gap_key} {rows[-1][gap_key]:.3g}")
+    table = _summarise(ctx, cfg, gap_key)
+    _plot(ctx, scenario, gap_key)
+    (ctx.run_dir / "comparison.md").write_text(table + "\n")
+    ctx.log(table)
+    return {"gap_metric": gap_key, "algorithms": len(cfg.algorithms), "seeds": len(cfg.seeds),
+            **{f"final_{r['algorithm']}": r["median"] for r in _finals(ctx, gap_key)}}
+
+
+_FIELDS = ("iteration", "queries", "seconds", "dg0", "dg_beta", "kl_to_equilibrium", "win_rate_vs_ref")
+
+
+def _read_rows(ctx: RunContext) -> list[dict[str, str]]:
+    import csv
+
+    if not ctx.metrics_path.exists():
+        return []
+    with open(ctx.metrics_path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _drop_unfinished(ctx: RunContext, done: set) -> None:
+    import csv
+    import os
+
+    rows = _read_rows(ctx)
+    if not rows:
+        return
+    keep = [r for r in rows if (r["algorithm"], int(r["seed"])) in done]
+    tmp = ctx.metrics_path.with_suffix(".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(keep)
+    os.replace(tmp, ctx.metrics_path)
+    ctx._metrics_fields = list(rows[0])
+
+
+def _curves(ctx: RunContext, gap_key: str) -> dict[str, dict[int, list[tuple[float, float, float]]]]:
+    out: dict[str, dict[int, list[tuple[float, float, float]]]] = {}
+    for r in _read_rows(ctx):
+        out.setdefault(r["algorithm"], {}).setdefault(int(r["seed"]), []).append(
+            (float(r["queries"] or 0), float(r["gap"]), float(r["seconds"] or 0)))
+    return out
+
+
+def _finals(ctx: RunContext, gap_key: str) -> list[dict]:
+    out = []
+    for alg, seeds in _curves(ctx, gap_key).items():
+        finals = [c[-1][1] for c in seeds.values()]
+        out.append({"algorithm": alg, "median": float(np.median(finals))})
+    return out
+
+
+def _summarise(ctx: RunContext, cfg: PreferenceScenarioConfig, gap_key: str) -> str:
+    lines = [f"| algorithm | median final {gap_key} | min / max over seeds | median queries to {cfg.eval.target:g} | "
+             f"median seconds to {cfg.eval.target:g} | reached (seeds) |", "|---|---|---|---|---|---|"]
+    for alg, seeds in _curves(ctx, gap_key).items():
+        finals = [c[-1][1] for c in seeds.values()]
+        reach_q, reach_s = [], []
+        for c in seeds.values():
+            hit = next(((q, s) for q, g, s in c if g <= cfg.eval.target), None)
+            if hit is not None:
+                reach_q.append(hit[0])
+                reach_s.append(hit[1])
+        q = f"{np.median(reach_q):.4g}" if reach_q else "—"
+        s = f"{np.median(reach_s):.3g}" if reach_s else "—"
+        lines.append(f"| {alg} | {np.median(finals):.3g} | {min(finals):.2g} / {max(finals):.2g} | {q} | {s} | "
+                     f"{len(reach_q)}/{len(finals)} |")
+    return "\n".join(lines)
+
+
+def _plot(ctx: RunContext, scenario: Scenario, gap_key: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for alg, seeds in _curves(ctx, gap_key).items():
+        # median over seeds at each evaluation point (seeds share the evaluation schedule)
+        length = min(len(c) for c in seeds.values())
+        q = np.array([c[:length] for c in seeds.values()])
+        xs = np.median(q[:, :, 0], axis=0)
+        ys = np.maximum(np.median(q[:, :, 1], axis=0), 1e-16)
+        ax.plot(np.maximum(xs, 1), ys, label=alg)
+        if len(seeds) > 1:
+            ax.fill_between(np.maximum(xs, 1), np.maximum(q[:, :, 1].min(0), 1e-16), q[:, :, 1].max(0), alpha=0.15)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("preference queries" + (" (win-rate evaluations)" if scenario.config.mode == "exact" else
+                                          " (sampled comparisons)"))
+    ax.set_ylabel(gap_key.replace("dg_beta", "regularised duality gap DG_beta").replace("dg0", "duality gap DG0"))
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(f"{scenario.name}: {scenario.game}")
+    fig.tight_layout()
+    fig.savefig(ctx.plot_path("gap_vs_queries.png"), dpi=110)
+    plt.close(fig)
