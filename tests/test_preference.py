@@ -201,3 +201,27 @@ def test_contextual_mlp_learns_several_contexts():
     hist = PreferenceTrainer(policy, game, NeuralPreferenceConfig(algorithm="nash-mp", iterations=40, lr=0.01, samples=64,
                                                                   soft_labels=True, eval_every=40)).train()
     assert hist[-1]["dg_beta"] < hist[0]["dg_beta"] / 4
+
+
+def test_learnable_gpm_recovers_an_intransitive_preference():
+    """Fit the torch GPM to sampled comparisons of a cyclic preference: it learns the cycle,
+    which no Bradley-Terry model can represent."""
+    from games.preference import PreferenceGame
+    from llm_agents.gpm import GPMPreferenceModel
+
+    torch.manual_seed(0)
+    truth = cycle_matrix(5, 0.9)
+    oracle = NoisyOracle(truth, seed=0)
+    rng = np.random.default_rng(0)
+    i, j = rng.integers(0, 5, 4000), rng.integers(0, 5, 4000)
+    outcome = oracle.compare(np.zeros(4000, dtype=int), i, j)
+    model = GPMPreferenceModel(5, dim=2)
+    model.fit(np.zeros(4000, dtype=int), i, j, outcome, steps=400)
+    learned = model.matrix()[0]
+    np.testing.assert_allclose(learned + learned.T, 1.0, atol=1e-9)
+    assert np.abs(learned - truth).max() < 0.15
+    assert learned[0, 1] > 0.5 and learned[1, 2] > 0.5 and learned[4, 0] > 0.5  # the cycle survives
+    game = PreferenceGame(learned, beta=0.0)  # usable as an oracle
+    lp = solvers.make("lp", game)
+    lp.step()
+    np.testing.assert_allclose(lp.current_policy().strategies[0], 0.2, atol=0.05)
