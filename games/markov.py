@@ -25,6 +25,7 @@ class StepResult:
     terminated: np.ndarray  # [E] bool: the episode reached a terminal state
     truncated: np.ndarray  # [E] bool: the episode hit the step limit
     final_obs: np.ndarray | None = None  # [E, N, obs_dim] terminal observations where done, else None
+    final_state: np.ndarray | None = None  # [E, state_dim] terminal global states where done, else None
     info: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -99,14 +100,15 @@ class BatchedMarkovGame(Game):
         truncated = (self.t >= self.max_steps) & ~terminated
         obs = self._observe()
         done = terminated | truncated
-        final_obs = None
+        final_obs = final_state = None
         if autoreset and done.any():
             final_obs = obs.copy()
+            final_state = self.global_state().copy()
             idx = np.flatnonzero(done)
             self.t[idx] = 0
             self._reset_envs(idx)
             obs = self._observe()
-        return StepResult(obs, rewards, terminated, truncated, final_obs)
+        return StepResult(obs, rewards, terminated, truncated, final_obs, final_state)
 
     def get_state(self) -> dict[str, np.ndarray]:
         """Copy of the simulator state (for clone / checkpoints)."""

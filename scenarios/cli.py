@@ -129,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="parent directory of the run directory (default: the scenario's output)")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a killed run from its last checkpoint")
     p.add_argument("--quiet", action="store_true", help="plain progress lines instead of a progress bar")
+    p = sub.add_parser("eval", help="reload a train run's checkpoint and evaluate it")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--episodes", type=int, default=32)
     p = sub.add_parser("bench", help="run a benchmark against the reference implementations")
     p.add_argument("what", choices=["solvers"])
     p.add_argument("--quick", action="store_true", help="a few minutes instead of a full run")
@@ -161,6 +164,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 scenario = scenarios.load(args.scenario, args.overrides)
                 result = scenarios.run(scenario, out=args.out, quiet=args.quiet, console=console)
             _summary(console, result)
+        elif args.command == "eval":
+            from scenarios.kinds.train import evaluate_run
+
+            if args.episodes < 1:
+                raise scenarios.ScenarioError(f"--episodes must be >= 1, got {args.episodes}")
+            if not (args.run_dir / "config.yaml").exists():
+                raise scenarios.ScenarioError(f"{args.run_dir} is not a run directory (no config.yaml)")
+            r = evaluate_run(args.run_dir, args.episodes)
+            console.print(f"{args.run_dir}: mean episode return {r['mean_return']:.3f} ± {r['ci95']:.3f} "
+                          f"(95% CI, {r['episodes']} deterministic episodes, checkpoint at {r['env_steps']} steps)")
         elif args.command == "bench":
             from solvers.benchmark import run as bench
 

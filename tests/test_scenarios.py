@@ -82,7 +82,7 @@ def test_cli_usage_errors_exit_2(args, fragment):
 
 
 @pytest.mark.parametrize("name", ["quickstart", "kuhn-cfr", "leduc-cfr-plus", "leduc-mmd", "rps-extragradient",
-                                  "preference-rps", "preference-random", "preference-tiny-lm"])
+                                  "preference-rps", "preference-random", "preference-tiny-lm", "mappo-navigation"])
 def test_builtins_validate(name):
     scenario = scenarios.load(name)
     scenarios.validate(scenario)
@@ -204,3 +204,16 @@ def test_preference_rps_shows_cycling_against_convergence(tmp_path):
     assert m["final_sppo (last iterate)"] > 0.3
     assert m["final_sppo (average)"] < 0.05
     assert m["final_egpo"] < 1e-6 and m["final_nash-mp"] < 1e-6
+
+
+def test_train_run_writes_curve_tensorboard_and_evaluates(tmp_path):
+    s = scenarios.load("mappo-navigation", ["budget.steps=4000", "eval.every_steps=2000", "eval.episodes=4",
+                                            "checkpoint_every_steps=2000", "algorithm.config.num_envs=8"])
+    result = scenarios.run(s, out=tmp_path, quiet=True)
+    assert result.metrics["env_steps"] == 4000
+    assert [p.name for p in result.plots] == ["learning_curve.png"]
+    assert list((result.run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    res = _cli("eval", str(result.run_dir), "--episodes", "4")
+    assert res.returncode == 0 and "mean episode return" in res.stdout, res.stderr
+    bad = _cli("eval", str(tmp_path / "nowhere"))
+    assert bad.returncode == 2 and "not a run directory" in bad.stderr

@@ -1,0 +1,189 @@
+"""Scenario kind `train`: MAPPO / IPPO on a batched Markov game, with evaluation, TensorBoard
+events, checkpoints (tensors only, loaded with weights_only=True) and resume."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scenarios.core import Interrupted, RunContext, Scenario, load_game, register_kind
+from scenarios.spec import suggest
+
+
+@dataclasses.dataclass
+class LearnerSpec:
+    name: str = "mappo"
+    config: dict = dataclasses.field(default_factory=dict)  # checked against marl.mappo.MAPPOConfig
+
+
+@dataclasses.dataclass
+class TrainEval:
+    every_steps: int = 20_000  # environment steps between evaluations
+    episodes: int = 32  # deterministic evaluation episodes
+
+    def validate(self) -> None:
+        if self.every_steps < 1 or self.episodes < 1:
+            raise ValueError("every_steps and episodes must be >= 1")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    algorithm: LearnerSpec = dataclasses.field(default_factory=LearnerSpec)
+    eval: TrainEval = dataclasses.field(default_factory=TrainEval)
+    checkpoint_every_steps: int = 20_000
+
+
+def build_learner(scenario: Scenario, game: Any) -> Any:
+    from marl import mappo
+
+    spec = scenario.config.algorithm
+    if spec.name not in mappo.ALGORITHMS:
+        raise scenario.error(f"unknown learner {spec.name!r}{suggest(spec.name, list(mappo.ALGORITHMS))} "
+                             f"(learners: {', '.join(mappo.ALGORITHMS)})", "algorithm", "name")
+    fields = {f.name for f in dataclasses.fields(mappo.MAPPOConfig)}
+    for key in spec.config:
+        if key not in fields:
+            raise scenario.error(f"unknown parameter{suggest(key, sorted(fields))} (parameters: {', '.join(sorted(fields))})",
+                                 "algorithm", "config", key)
+    from games.markov import BatchedMarkovGame
+
+    if not isinstance(game, BatchedMarkovGame):
+        raise scenario.error(f"train needs a batched Markov game (e.g. cooperative_navigation); {game.info.name} is not one",
+                             "game")
+    try:
+        return mappo.make(spec.name, game, seed=scenario.seed, **spec.config)
+    except (TypeError, ValueError) as err:
+        raise scenario.error(str(err), "algorithm", "config") from None
+
+
+@register_kind("train", TrainConfig, description="train MAPPO / IPPO on a batched Markov game")
+def run_train(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
+    import torch
+
+    if scenario.backend != "local":
+        raise scenario.error("the train kind runs with backend 'local' (the RLlib backend is not available yet)",
+                             "backend")
+    game = load_game(scenario)
+    learner = build_learner(scenario, game)
+    if scenario.budget.steps is None:
+        raise scenario.error("a train scenario needs budget.steps (environment steps)", "budget")
+    cfg = scenario.config
+    ctx.begin()
+    ckpt = ctx.run_dir / "checkpoints" / "latest.pt"
+    if ctx.resume_dir is not None and ckpt.exists():
+        try:
+            state = torch.load(ckpt, weights_only=True)
+        except Exception as err:  # a corrupt or foreign file: say so, do not unpickle anything
+            from scenarios.spec import ScenarioError
+
+            raise ScenarioError(f"checkpoint {ckpt} is unreadable: {err}") from None
+        learner.load_state_dict(state)
+        ctx.truncate_metrics("env_steps", learner.env_steps)
+        ctx.log(f"resumed {ctx.run_dir} at {learner.env_steps} environment steps")
+    writer = _tensorboard(ctx.run_dir / "tensorboard")
+    next_eval = (learner.env_steps // cfg.eval.every_steps + 1) * cfg.eval.every_steps
+    next_ckpt = (learner.env_steps // cfg.checkpoint_every_steps + 1) * cfg.checkpoint_every_steps
+    row: dict[str, Any] = {}
+
+    def save() -> None:
+        import io
+
+        buf = io.BytesIO()
+        torch.save(learner.state_dict(), buf)
+        from scenarios.core import atomic_write_bytes
+
+        atomic_write_bytes(ckpt, buf.getvalue())
+
+    total = scenario.budget.steps
+    with ctx.interruptible(), ctx.progress(total, scenario.name) as update:
+        if learner.env_steps == 0:
+            mean, ci = learner.evaluate(cfg.eval.episodes)
+            row = {"env_steps": 0, "eval_return": mean, "eval_ci95": ci}
+            ctx.log_metrics(row)
+        while learner.env_steps < total:
+            stats = learner.train_step()
+            if writer is not None:
+                for k, v in stats.items():
+                    if k != "env_steps" and np.isfinite(v):
+                        writer.add_scalar(f"train/{k}", v, learner.env_steps)
+            final = learner.env_steps >= total
+            if learner.env_steps >= next_eval or final:
+                mean, ci = learner.evaluate(cfg.eval.episodes)
+                row = {"env_steps": learner.env_steps, "eval_return": mean, "eval_ci95": ci,
+                       "train_return": stats["episode_return"], "steps_per_second": stats["steps_per_second"],
+                       "entropy": stats["entropy"]}
+                ctx.log_metrics(row)
+                if writer is not None:
+                    writer.add_scalar("eval/return", mean, learner.env_steps)
+                update(learner.env_steps, f"eval return {mean:.2f} ± {ci:.2f}")
+                next_eval += cfg.eval.every_steps
+            if learner.env_steps >= next_ckpt or final:
+                save()
+                next_ckpt += cfg.checkpoint_every_steps
+            if ctx.stop_requested and not final:
+                save()
+                raise Interrupted(ctx.run_dir, learner.env_steps)
+    if writer is not None:
+        writer.close()
+    _plot(ctx, scenario)
+    if not row:
+        rows = ctx.read_metrics()
+        row = rows[-1] if rows else {}
+    return {"env_steps": learner.env_steps, "eval_return": row.get("eval_return"), "eval_ci95": row.get("eval_ci95")}
+
+
+def _tensorboard(path: Path) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard not installed: metrics.csv still has everything
+        return None
+    return SummaryWriter(str(path))
+
+
+def _plot(ctx: RunContext, scenario: Scenario) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = ctx.read_metrics()
+    if not rows:
+        return
+    x = np.array([r["env_steps"] for r in rows])
+    y = np.array([r["eval_return"] for r in rows])
+    ci = np.array([r.get("eval_ci95", 0.0) for r in rows])
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(x, y, marker="o")
+    ax.fill_between(x, y - np.nan_to_num(ci), y + np.nan_to_num(ci), alpha=0.2)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("mean episode return per agent (deterministic eval)")
+    ax.grid(True, alpha=0.3)
+    ax.set_title(f"{scenario.name}: {scenario.config.algorithm.name} on {scenario.game}")
+    fig.tight_layout()
+    fig.savefig(ctx.plot_path("learning_curve.png"), dpi=110)
+    plt.close(fig)
+
+
+def evaluate_run(run_dir: Path, episodes: int = 32) -> dict[str, float]:
+    """Reload a train run's checkpoint and run deterministic evaluation episodes."""
+    import torch
+
+    from scenarios.core import _prepare_resume
+    from scenarios.spec import ScenarioError
+
+    scenario = _prepare_resume(run_dir)
+    if scenario.kind != "train":
+        raise ScenarioError(f"{run_dir} is a '{scenario.kind}' run; eval works on train runs")
+    ckpt = run_dir / "checkpoints" / "latest.pt"
+    if not ckpt.exists():
+        raise ScenarioError(f"{run_dir} has no checkpoint yet ({ckpt})")
+    learner = build_learner(scenario, load_game(scenario))
+    try:
+        learner.load_state_dict(torch.load(ckpt, weights_only=True))
+    except Exception as err:
+        raise ScenarioError(f"checkpoint {ckpt} is unreadable: {err}") from None
+    mean, ci = learner.evaluate(episodes)
+    return {"episodes": episodes, "mean_return": mean, "ci95": ci, "env_steps": learner.env_steps}
