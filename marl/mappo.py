@@ -93,7 +93,7 @@ class MAPPO:
     # -- rollout ----------------------------------------------------------------------
     def collect(self) -> dict[str, np.ndarray]:
         c, env = self.config, self.env
-        T, E, N = c.rollout_length, c.num_envs, self.game.num_agents
+        T, E = c.rollout_length, c.num_envs
         buf = {k: [] for k in ("obs", "critic_in", "mask", "actions", "logp", "values", "rewards", "next_values",
                                "terminated", "ends")}
         for _ in range(T):
