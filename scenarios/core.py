@@ -60,7 +60,7 @@ class Scenario:
     config: Any  # the kind's typed config
     description: str = ""
     seed: int = 0
-    backend: Literal["local", "ray"] = "local"
+    backend: Literal["local", "ray", "rllib"] = "local"
     output: str = "runs"
     budget: Budget = dataclasses.field(default_factory=Budget)
     source: Source = dataclasses.field(default_factory=lambda: Source("<scenario>"))
@@ -201,8 +201,8 @@ def from_data(data: dict, source: Source) -> Scenario:
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise source.error(f"must be a non-negative integer, got {seed!r}", ("seed",))
     backend = data.get("backend", "local")
-    if backend not in ("local", "ray"):
-        raise source.error(f"must be 'local' or 'ray', got {backend!r}", ("backend",))
+    if backend not in ("local", "ray", "rllib"):
+        raise source.error(f"must be 'local', 'ray' or 'rllib', got {backend!r}", ("backend",))
     output = data.get("output", "runs")
     if not isinstance(output, str):
         raise source.error(f"must be a directory path, got {output!r}", ("output",))

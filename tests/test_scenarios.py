@@ -34,7 +34,7 @@ EXPECTED = {
     "solver_not_applicable.yaml": (4, ["solver:", "two-player zero-sum"]),
     "bad_eval_policy.yaml": (7, ["eval.policy:", "did you mean 'average'"]),
     "zero_eval_every.yaml": (7, ["eval.every:", "must be >= 1"]),
-    "bad_backend.yaml": (6, ["backend:", "must be 'local' or 'ray'"]),
+    "bad_backend.yaml": (6, ["backend:", "must be 'local', 'ray' or 'rllib'"]),
     "bad_name.yaml": (1, ["name:", "without slashes"]),
     "out_of_range_solver.yaml": (4, ["solver:", "epsilon must lie in (0, 1]"]),
     "unknown_preference_algorithm.yaml": (6, ["algorithms.1.name:", "unknown exact algorithm 'sppp'", "sppo"]),

@@ -163,6 +163,8 @@ def _run_sampled(game: Any, alg: AlgorithmSpec, iterations: int, every: int, see
 @register_kind("preference", PreferenceScenarioConfig,
                description="self-play preference experiments: algorithms compared by exact gap vs preference queries")
 def run_preference(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
+    if scenario.backend != "local":
+        raise scenario.error(f"this kind runs with backend 'local' (got {scenario.backend!r})", "backend")
     cfg = scenario.config
     _check(scenario)
     games_by_seed = {s: _game(scenario, s) for s in cfg.seeds}

@@ -80,6 +80,8 @@ def _evaluate(game: Any, solver: Any, which: str) -> dict[str, float]:
 
 @register_kind("solve", SolveConfig, description="run an equilibrium solver on a finite game")
 def run_solve(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
+    if scenario.backend != "local":
+        raise scenario.error(f"this kind runs with backend 'local' (got {scenario.backend!r})", "backend")
     game = load_game(scenario)
     solver = _make_solver(scenario, game)
     budget = scenario.budget

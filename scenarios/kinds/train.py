@@ -63,11 +63,12 @@ def build_learner(scenario: Scenario, game: Any) -> Any:
 def run_train(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
     import torch
 
-    if scenario.backend != "local":
-        raise scenario.error("the train kind runs with backend 'local' (the RLlib backend is not available yet)",
-                             "backend")
     game = load_game(scenario)
     learner = build_learner(scenario, game)
+    if scenario.backend == "rllib":
+        return _run_rllib(scenario, ctx, game, learner)
+    if scenario.backend != "local":
+        raise scenario.error("the train kind runs with backend 'local' or 'rllib'", "backend")
     if scenario.budget.steps is None:
         raise scenario.error("a train scenario needs budget.steps (environment steps)", "budget")
     cfg = scenario.config
@@ -187,3 +188,81 @@ def evaluate_run(run_dir: Path, episodes: int = 32) -> dict[str, float]:
         raise ScenarioError(f"checkpoint {ckpt} is unreadable: {err}") from None
     mean, ci = learner.evaluate(episodes)
     return {"episodes": episodes, "mean_return": mean, "ci95": ci, "env_steps": learner.env_steps}
+
+
+# ----------------------------------------------------------------------------- RLlib backend
+def rllib_ppo_config(game_spec: Any, learner: Any, seed: int) -> Any:
+    """RLlib PPO (new API stack) with the same batch, epochs and PPO constants as our MAPPO config.
+    Documented subset: parameter sharing (one RLModule), independent critics (RLlib's default)."""
+    from ray.rllib.algorithms.ppo import PPOConfig
+
+    from games.adapters.rllib import rllib_env_class
+
+    c = learner.config
+    batch = c.num_envs * c.rollout_length
+    return (PPOConfig().environment(env=rllib_env_class(), env_config={"game": game_spec, "seed": seed})
+            .multi_agent(policies={"shared"}, policy_mapping_fn=lambda aid, *a, **k: "shared")
+            .env_runners(num_env_runners=0, num_envs_per_env_runner=1)
+            .training(train_batch_size_per_learner=batch, minibatch_size=max(1, batch // c.num_minibatches),
+                      num_epochs=c.ppo_epochs, lr=c.lr, gamma=c.gamma, lambda_=c.gae_lambda,
+                      entropy_coeff=c.entropy_coef, clip_param=c.clip, grad_clip=c.max_grad_norm)
+            .rl_module(model_config={"fcnet_hiddens": [c.hidden, c.hidden], "fcnet_activation": "tanh"})
+            .debugging(seed=seed))
+
+
+def rllib_evaluate(algo: Any, game: Any, episodes: int, seed: int = 10_000) -> tuple[float, float]:
+    """The same deterministic evaluation as MAPPO.evaluate, with RLlib's module choosing actions."""
+    import torch
+
+    from marl.runtime import mean_ci
+
+    module = algo.get_module("shared")
+    env = game.spawn()
+    obs = env.reset(episodes, seed=seed)
+    totals, done = np.zeros(episodes), np.zeros(episodes, dtype=bool)
+    while not done.all():
+        flat = torch.as_tensor(obs.reshape(-1, obs.shape[-1]))
+        with torch.no_grad():
+            logits = module.forward_inference({"obs": flat})["action_dist_inputs"]
+        acts = logits.argmax(-1).numpy().reshape(obs.shape[0], obs.shape[1])
+        res = env.step(acts, autoreset=False)
+        totals += np.where(done, 0.0, res.rewards.mean(axis=1))
+        done |= res.done
+        obs = res.obs
+    return mean_ci(totals)
+
+
+def _run_rllib(scenario: Scenario, ctx: RunContext, game: Any, learner: Any) -> dict[str, Any]:
+    try:
+        import ray
+    except ImportError:
+        raise scenario.error("backend rllib needs ray[rllib] (pip install 'ray[rllib]')", "backend") from None
+    if scenario.budget.steps is None:
+        raise scenario.error("a train scenario needs budget.steps (environment steps)", "budget")
+    cfg = scenario.config
+    ctx.begin()
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    algo = rllib_ppo_config(scenario.game, learner, scenario.seed).build_algo()
+    steps, row, next_eval = 0, {}, cfg.eval.every_steps
+    mean, ci = rllib_evaluate(algo, game, cfg.eval.episodes)
+    ctx.log_metrics({"env_steps": 0, "eval_return": mean, "eval_ci95": ci})
+    with ctx.interruptible(), ctx.progress(scenario.budget.steps, scenario.name) as update:
+        while steps < scenario.budget.steps:
+            result = algo.train()
+            steps = int(result.get("num_env_steps_sampled_lifetime", steps))
+            final = steps >= scenario.budget.steps
+            if steps >= next_eval or final:
+                mean, ci = rllib_evaluate(algo, game, cfg.eval.episodes)
+                er = result.get("env_runners", {}).get("episode_return_mean", float("nan"))
+                row = {"env_steps": steps, "eval_return": mean, "eval_ci95": ci,
+                       "train_return": er / game.num_agents}
+                ctx.log_metrics(row)
+                update(steps, f"eval return {mean:.2f} ± {ci:.2f}")
+                next_eval += cfg.eval.every_steps
+            if ctx.stop_requested and not final:
+                raise Interrupted(ctx.run_dir, steps)
+    algo.stop()
+    _plot(ctx, scenario)
+    return {"env_steps": steps, "eval_return": row.get("eval_return"), "eval_ci95": row.get("eval_ci95"),
+            "backend": "rllib"}
