@@ -134,6 +134,7 @@ class MAPPO:
         obs = torch.as_tensor(batch["obs"].reshape(T * E, N, -1), dtype=torch.float32)
         critic_in = torch.as_tensor(batch["critic_in"].reshape(T * E, N, -1), dtype=torch.float32)
         mask = torch.as_tensor(batch["mask"].reshape(T * E, N, -1))
+        all_legal = bool(mask.all())  # skip masking work when nothing is ever illegal
         actions = torch.as_tensor(batch["actions"].reshape(T * E, N))
         old_logp = torch.as_tensor(batch["logp"].reshape(T * E, N), dtype=torch.float32)
         adv_t = torch.as_tensor(adv.reshape(T * E, N), dtype=torch.float32)
@@ -145,12 +146,12 @@ class MAPPO:
         count = 0
         for _ in range(c.ppo_epochs):
             for idx in torch.randperm(T * E).chunk(c.num_minibatches):
-                dist = self.actor.dist(obs[idx], mask[idx])
-                logp = dist.log_prob(actions[idx])
+                log_probs = torch.log_softmax(self.actor.logits(obs[idx], None if all_legal else mask[idx]), dim=-1)
+                logp = log_probs.gather(-1, actions[idx].unsqueeze(-1)).squeeze(-1)
                 ratio = (logp - old_logp[idx]).exp()
                 a = adv_t[idx]
                 policy_loss = -torch.min(ratio * a, ratio.clamp(1 - c.clip, 1 + c.clip) * a).mean()
-                entropy = dist.entropy().mean()
+                entropy = -(log_probs.exp() * log_probs).sum(-1).mean()
                 self.actor_opt.zero_grad()
                 (policy_loss - c.entropy_coef * entropy).backward()
                 nn.utils.clip_grad_norm_(self.actor.parameters(), c.max_grad_norm)
@@ -203,7 +204,10 @@ class MAPPO:
 
     # -- checkpoints (tensors and plain numbers only: loadable with weights_only=True) ---------
     def state_dict(self) -> dict[str, Any]:
-        env_state = {k: torch.as_tensor(v) for k, v in self.env.get_state().items()}
+        try:
+            env_state = {k: torch.as_tensor(v) for k, v in self.env.get_state().items()}
+        except NotImplementedError:  # e.g. wrapped PettingZoo envs: resume re-seeds them instead
+            env_state = {}
         return {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
                 "value_norm": self.value_norm.state_dict(), "actor_opt": self.actor_opt.state_dict(),
                 "critic_opt": self.critic_opt.state_dict(), "env": env_state,
@@ -217,8 +221,12 @@ class MAPPO:
         self.value_norm.load_state_dict(state["value_norm"])
         self.actor_opt.load_state_dict(state["actor_opt"])
         self.critic_opt.load_state_dict(state["critic_opt"])
-        self.env.set_state({k: v.numpy() for k, v in state["env"].items()})
         self.env.rng = _rng_from_tensors(state["env_rng"])
+        if state["env"]:
+            self.env.set_state({k: v.numpy() for k, v in state["env"].items()})
+        else:
+            self.obs = self.env.reset(self.config.num_envs, seed=int(self.env.rng.integers(2**31)))
+            state = {**state, "obs": torch.as_tensor(self.obs), "episode_returns": torch.zeros(self.episode_returns.shape)}
         torch.set_rng_state(state["torch_rng"])
         self.obs = state["obs"].numpy()
         self.episode_returns = state["episode_returns"].numpy().copy()

@@ -87,3 +87,48 @@ def test_trained_policy_is_a_games_policy():
 def test_mappo_refuses_non_markov_games():
     with pytest.raises(ValueError, match="batched Markov"):
         mappo.make("mappo", games.load("kuhn_poker"))
+
+
+def _simple_spread():
+    simple_spread = pytest.importorskip("mpe2.simple_spread_v3")
+    from games.adapters.pettingzoo import BatchedPettingZoo
+
+    return BatchedPettingZoo(lambda: simple_spread.parallel_env(N=3, max_cycles=25, continuous_actions=False),
+                             name="simple_spread_v3", max_steps=25)
+
+
+def test_batched_pettingzoo_env_matches_the_raw_env_and_masks_padding():
+    game = _simple_spread()
+    obs = game.reset(num_envs=2, seed=0)
+    assert obs.shape == (2, 3, 18) and game.action_mask().all()
+    total = np.zeros((2, 3))
+    for t in range(25):
+        res = game.step(np.full((2, 3), t % 5))
+        total += res.rewards
+    assert res.truncated.all() and not res.terminated.any() and res.final_obs is not None
+    assert np.all(total < 0)
+
+
+def test_mappo_trains_on_a_real_pettingzoo_env():
+    game = _simple_spread()
+    algo = mappo.make("mappo", game, seed=0, num_envs=8)
+    before = [p.detach().clone() for p in algo.actor.parameters()]
+    for _ in range(3):
+        m = algo.train_step()
+    assert np.isfinite(m["episode_return"]) and m["env_steps"] == 3 * 8 * 25
+    assert any(not torch.equal(a, b) for a, b in zip(before, algo.actor.parameters()))
+    state = algo.state_dict()  # envs cannot be copied; the checkpoint still round-trips
+    other = mappo.make("mappo", game, seed=5, num_envs=8)
+    other.load_state_dict(state)
+    other.train_step()
+
+
+@pytest.mark.slow
+def test_mappo_learns_mpe2_simple_spread():
+    game = _simple_spread()
+    algo = mappo.make("mappo", game, seed=0, num_envs=16)
+    before, _ = algo.evaluate(16)
+    for _ in range(60):
+        algo.train_step()
+    after, _ = algo.evaluate(16)
+    assert after > before + 5  # measured: about -50 to about -41

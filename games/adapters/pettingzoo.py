@@ -9,6 +9,7 @@ Chance nodes are resolved inside the env with its seeded RNG.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 from collections.abc import Sequence
 from typing import Any
@@ -333,3 +334,77 @@ def from_pettingzoo(env: Any, name: str | None = None) -> PettingZooGame:
 
     probe_name = name or getattr(env_fn(), "metadata", {}).get("name", "pettingzoo")
     return PettingZooGame(env_fn, name=probe_name)
+
+
+# ----------------------------------------------------------------------------- batched PettingZoo
+class BatchedPettingZoo(BatchedMarkovGame):
+    """E copies of a PettingZoo Parallel env stepped together, as a batched Markov game, so marl/
+    trains on real PettingZoo environments. Heterogeneous agents are carried by padding: each
+    observation is zero-padded to the largest, and actions beyond an agent's own Discrete(n) are
+    masked out. Agents that leave early get zero observations and rewards until the episode ends.
+    Env internals cannot be copied generically, so get_state/set_state are unavailable (a resumed
+    run re-seeds its environments)."""
+
+    def __init__(self, env_fn: Any, name: str = "pettingzoo", max_steps: int = 1000):
+        super().__init__()
+        self.template = PettingZooGame(env_fn, name=name, max_game_length=max_steps)
+        self.env_fn = env_fn
+        self.agent_ids = self.template.agents
+        self.num_agents = len(self.agent_ids)
+        self.num_actions = max(self.template.num_actions)
+        self.obs_dim = max(self.template.obs_dims)
+        self.max_steps = max_steps
+        self.info = dataclasses.replace(self.template.info, name=name)
+        self._mask = np.zeros((self.num_agents, self.num_actions), dtype=bool)
+        for i, n in enumerate(self.template.num_actions):
+            self._mask[i, :n] = True
+        self.envs: list[Any] = []
+        self._obs = np.zeros((0, self.num_agents, self.obs_dim), dtype=np.float32)
+
+    def spawn(self) -> BatchedPettingZoo:
+        return BatchedPettingZoo(self.env_fn, self.info.name, self.max_steps)
+
+    def _allocate(self, num_envs: int) -> None:
+        self.envs = [self.env_fn() for _ in range(num_envs)]
+        self._obs = np.zeros((num_envs, self.num_agents, self.obs_dim), dtype=np.float32)
+
+    def _write_obs(self, e: int, obs: dict) -> None:
+        self._obs[e] = 0.0
+        for i, a in enumerate(self.agent_ids):
+            if a in obs:
+                flat = np.asarray(obs[a], dtype=np.float32).ravel()
+                self._obs[e, i, : len(flat)] = flat
+
+    def _reset_envs(self, idx: np.ndarray) -> None:
+        for e in idx:
+            obs, _ = self.envs[e].reset(seed=int(self.rng.integers(2**31)))
+            self._write_obs(int(e), obs)
+
+    def _step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rewards = np.zeros((self.num_envs, self.num_agents))
+        terminated = np.zeros(self.num_envs, dtype=bool)
+        for e, env in enumerate(self.envs):
+            live = list(env.agents)
+            obs, rew, term, trunc, _ = env.step({a: int(actions[e, i]) for i, a in enumerate(self.agent_ids) if a in live})
+            self._write_obs(e, obs)
+            for i, a in enumerate(self.agent_ids):
+                rewards[e, i] = float(rew.get(a, 0.0))
+            if not env.agents or all(term.get(a, False) or trunc.get(a, False) for a in live):
+                # the base class reports truncation at max_steps; an env-side end counts as termination
+                # unless every agent was truncated
+                terminated[e] = not all(trunc.get(a, False) for a in live)
+                if not terminated[e]:
+                    self.t[e] = self.max_steps - 1  # make the base class mark it truncated this step
+        return rewards, terminated
+
+    def _observe(self) -> np.ndarray:
+        return self._obs.copy()
+
+    def action_mask(self) -> np.ndarray:
+        return np.broadcast_to(self._mask, (self.num_envs, self.num_agents, self.num_actions)).copy()
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError("PettingZoo envs cannot be copied generically")
+
+    def new_initial_state(self, seed: int | None = 0) -> PettingZooState:
+        return self.template.new_initial_state(seed)
