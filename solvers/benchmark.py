@@ -7,7 +7,6 @@ table, raw JSON and log-log exploitability plots to the output directory.
 from __future__ import annotations
 
 import json
-import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -128,7 +127,6 @@ def scale_table(specs: list[str], progress: Callable[[str], None], seconds_per_s
     for spec in specs:
         progress(f"scale: {spec}")
         game = from_openspiel(spec[len("openspiel:"):]) if spec.startswith("openspiel:") else games.load(spec)
-        rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         t0 = time.perf_counter()
         tree = compile_tree(game)
         compile_s = time.perf_counter() - t0
@@ -148,7 +146,7 @@ def scale_table(specs: list[str], progress: Callable[[str], None], seconds_per_s
             row[f"{name}_ms"] = 1e3 * (time.perf_counter() - t0) / n
             row[f"{name}_iters"] = n + 1
             row[f"{name}_expl"] = solvers.exploitability(game, s.average_policy())
-        row["rss_mb"] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024
+            row[f"{name}_mb"] = sum(v.nbytes for v in vars(s).values() if isinstance(v, np.ndarray)) / 2**20
         rows.append(row)
     return rows
 
@@ -212,13 +210,14 @@ def run(out: Path, quick: bool = False, progress: Callable[[str], None] = print)
     for r in lp_rows:
         lines.append(f"| {r['method']} | {r['seconds']:.3g} | {r['iterations']} | {r['gap']:.3g} |")
     lines += ["", "## Scale: time and memory per iteration as games grow", "",
-              "| game | nodes | infosets | compile s | tree MB | CFR+ ms/iter | CFR+ expl (iters) | "
-              "ES-MCCFR ms/iter | ES-MCCFR expl (iters) | peak RSS growth MB |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "| game | nodes | infosets | compile s | tree MB | CFR+ ms/iter | CFR+ MB | CFR+ expl (iters) | "
+              "ES-MCCFR ms/iter | ES-MCCFR MB | ES-MCCFR expl (iters) |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in scale:
         lines.append(f"| {r['game']} | {r['nodes']} | {r['infosets']} | {r['compile_s']:.3g} | {r['tree_mb']:.3g} | "
-                     f"{r['cfr+_ms']:.3g} | {r['cfr+_expl']:.3g} ({r['cfr+_iters']}) | {r['mccfr-external_ms']:.3g} | "
-                     f"{r['mccfr-external_expl']:.3g} ({r['mccfr-external_iters']}) | {r['rss_mb']:.0f} |")
+                     f"{r['cfr+_ms']:.3g} | {r['cfr+_mb']:.3g} | {r['cfr+_expl']:.3g} ({r['cfr+_iters']}) | "
+                     f"{r['mccfr-external_ms']:.3g} | {r['mccfr-external_mb']:.3g} | "
+                     f"{r['mccfr-external_expl']:.3g} ({r['mccfr-external_iters']}) |")
     lines += ["", "Plots: " + ", ".join(p.name for p in plots)]
     report = "\n".join(lines)
     (out / "solvers.md").write_text(report + "\n")
