@@ -288,7 +288,7 @@ def _plot(ctx: RunContext, scenario: Scenario, gap_key: str) -> None:
     ax.set_ylabel(gap_key.replace("dg_beta", "regularised duality gap DG_beta").replace("dg0", "duality gap DG0"))
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title(f"{scenario.name}: {scenario.game}")
+    ax.set_title(f"{scenario.name}: {scenario.game}", fontsize=9)
     fig.tight_layout()
     fig.savefig(ctx.plot_path("gap_vs_queries.png"), dpi=110)
     plt.close(fig)

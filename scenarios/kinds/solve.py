@@ -156,7 +156,7 @@ def _plot(ctx: RunContext, scenario: Scenario) -> None:
         ax.set_ylabel("exploitability")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
-    fig.suptitle(f"{scenario.name}: {scenario.config.solver.name} on {scenario.game}")
+    fig.suptitle(f"{scenario.name}: {scenario.config.solver.name} on {scenario.game}", fontsize=10)
     fig.tight_layout()
     fig.savefig(ctx.plot_path("exploitability.png"), dpi=110)
     plt.close(fig)

@@ -160,9 +160,10 @@ def _plot(ctx: RunContext, scenario: Scenario) -> None:
     ax.plot(x, y, marker="o")
     ax.fill_between(x, y - np.nan_to_num(ci), y + np.nan_to_num(ci), alpha=0.2)
     ax.set_xlabel("environment steps")
-    ax.set_ylabel("mean episode return per agent (deterministic eval)")
+    ax.set_ylabel("eval return per agent")
     ax.grid(True, alpha=0.3)
-    ax.set_title(f"{scenario.name}: {scenario.config.algorithm.name} on {scenario.game}")
+    ax.set_title(f"{scenario.name}: {scenario.config.algorithm.name} on {scenario.game}\n"
+                 f"deterministic evaluation, mean and 95% CI", fontsize=9)
     fig.tight_layout()
     fig.savefig(ctx.plot_path("learning_curve.png"), dpi=110)
     plt.close(fig)
