@@ -60,6 +60,16 @@ class TreePolicy:
         off, k = int(self.tree.infoset_offset[i]), int(self.tree.infoset_num_actions[i])
         return {int(self.tree.slot_action[off + j]): float(self.probs[off + j]) for j in range(k)}
 
+    @classmethod
+    def from_mass(cls, tree: CompiledTree, mass: np.ndarray) -> TreePolicy:
+        """Normalise accumulated per-slot mass (average-policy sums) infoset by infoset;
+        uniform where nothing was accumulated."""
+        from solvers import kernels
+
+        out = np.empty(tree.num_slots)
+        kernels.normalize_per_infoset(mass, tree.infoset_offset, tree.infoset_num_actions, out)
+        return cls(tree, out)
+
     def table(self) -> dict[Hashable, dict[int, float]]:
         return self.tree.array_to_table(self.probs)
 

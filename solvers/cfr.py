@@ -93,10 +93,7 @@ class CFRSolver(Solver):
             self._after_pass(-1)
 
     def average_policy(self) -> Policy:
-        t = self.tree
-        out = np.empty(t.num_slots)
-        kernels.normalize_per_infoset(self.cum_policy, t.infoset_offset, t.infoset_num_actions, out)
-        return TreePolicy(t, out)
+        return TreePolicy.from_mass(self.tree, self.cum_policy)
 
     def current_policy(self) -> Policy:
         return TreePolicy(self.tree, self.policy.copy())
@@ -155,10 +152,7 @@ class MCCFRSolver(Solver):
                                           self.rng_state, self._visit, self._chosen, self._values, self._strategy)
 
     def average_policy(self) -> Policy:
-        t = self.tree
-        out = np.empty(t.num_slots)
-        kernels.normalize_per_infoset(self.cum_policy, t.infoset_offset, t.infoset_num_actions, out)
-        return TreePolicy(t, out)
+        return TreePolicy.from_mass(self.tree, self.cum_policy)
 
     def current_policy(self) -> Policy:
         t = self.tree

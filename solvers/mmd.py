@@ -83,10 +83,7 @@ class DilatedMMDSolver(Solver):
         self.cum_seq += seq
 
     def average_policy(self) -> Policy:
-        t = self.tree
-        out = np.empty(t.num_slots)
-        kernels.normalize_per_infoset(self.cum_seq, t.infoset_offset, t.infoset_num_actions, out)
-        return TreePolicy(t, out)
+        return TreePolicy.from_mass(self.tree, self.cum_seq)
 
     def current_policy(self) -> Policy:
         return TreePolicy(self.tree, self.policy.copy())
