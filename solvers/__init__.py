@@ -11,7 +11,7 @@ from solvers.base import NormalFormPolicy, Solver, TreePolicy, build_config, ent
 from solvers.exploitability import best_response, exploitability, nash_conv, policy_value
 
 # Solver families register themselves on import.
-from solvers import cfr, mmd, normal_form, preference  # noqa: E402,F401  isort: skip
+from solvers import cfr, mmd, normal_form, preference, psro  # noqa: E402,F401  isort: skip
 
 __all__ = ["Solver", "TreePolicy", "NormalFormPolicy", "make", "registered", "entry", "build_config",
            "nash_conv", "exploitability", "best_response", "policy_value"]

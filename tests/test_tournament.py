@@ -91,3 +91,32 @@ def test_tournament_kuhn_ranks_by_exploitability(tmp_path):
 def test_tournament_refuses_bad_lineups():
     with pytest.raises(scenarios.ScenarioError, match="exactly one of solver or scripted"):
         scenarios.load("tournament-kuhn", ["lineup=[{name: x}, {name: y, scripted: random}]"])
+
+
+def test_psro_solves_kuhn_and_improves_on_leduc():
+    import solvers
+
+    kuhn = games.load("kuhn_poker")
+    assert solvers.exploitability(kuhn, solvers.make("psro", kuhn).run(10).average_policy()) < 1e-9
+    leduc = games.load("leduc_poker")
+    s = solvers.make("psro", leduc).run(30)
+    assert solvers.exploitability(leduc, s.average_policy()) < 1.0 < solvers.exploitability(
+        leduc, games.UniformRandomPolicy())
+    assert len(s.populations[0]) == 31
+
+
+def test_psro_population_scenario_resumes(tmp_path):
+    s = scenarios.load("psro-leduc", ["budget.iterations=8", "checkpoint_every=3"])
+    full = scenarios.run(s, out=tmp_path / "a", quiet=True)
+    short = scenarios.run(scenarios.load("psro-leduc", ["budget.iterations=5", "checkpoint_every=3"]),
+                          out=tmp_path / "b", quiet=True)
+    # stretch the short run's budget and resume it: the checkpoint holds the populations
+    import yaml
+
+    cfg_path = short.run_dir / "config.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["budget"]["iterations"] = 8
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    resumed = scenarios.run(None, resume=short.run_dir, quiet=True)
+    assert resumed.metrics["iteration"] == 8
+    assert resumed.metrics["exploitability"] == pytest.approx(full.metrics["exploitability"], abs=1e-12)
