@@ -20,7 +20,7 @@ from torch import nn
 
 from games.core import State
 from games.markov import BatchedMarkovGame
-from marl.runtime import Actor, Critic, ValueNorm, gae, mean_ci
+from marl.runtime import Actor, Critic, ValueNorm, evaluate_episodes, gae
 
 
 @dataclasses.dataclass
@@ -183,21 +183,17 @@ class MAPPO:
     # -- evaluation and policies ----------------------------------------------------------
     def evaluate(self, episodes: int = 32, seed: int = 10_000, deterministic: bool = True) -> tuple[float, float]:
         """Mean episode return (per agent) over `episodes` fresh episodes, with a 95% CI half-width."""
-        env = self.game.spawn()
-        obs = env.reset(episodes, seed=seed)
-        totals = np.zeros(episodes)
-        done = np.zeros(episodes, dtype=bool)
         gen = torch.Generator().manual_seed(seed)
-        while not done.all():
+
+        def choose(obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
             with torch.no_grad():
-                logits = self.actor.logits(torch.as_tensor(obs), torch.as_tensor(env.action_mask()))
-                acts = logits.argmax(-1) if deterministic else \
-                    torch.multinomial(torch.softmax(logits.reshape(-1, logits.shape[-1]), -1), 1, generator=gen).view(logits.shape[:-1])
-            res = env.step(acts.numpy(), autoreset=False)
-            totals += np.where(done, 0.0, res.rewards.mean(axis=1))
-            done |= res.done
-            obs = res.obs
-        return mean_ci(totals)
+                logits = self.actor.logits(torch.as_tensor(obs), torch.as_tensor(mask))
+                if deterministic:
+                    return logits.argmax(-1).numpy()
+                flat = torch.softmax(logits.reshape(-1, logits.shape[-1]), -1)
+                return torch.multinomial(flat, 1, generator=gen).view(logits.shape[:-1]).numpy()
+
+        return evaluate_episodes(self.game, choose, episodes, seed)
 
     def policy(self, deterministic: bool = False) -> MARLPolicy:
         return MARLPolicy(self.actor, self.game.num_agents, deterministic)

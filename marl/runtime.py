@@ -5,6 +5,9 @@ Small, pure where possible, and reused by every algorithm file (mappo.py, ...).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import torch
 from torch import nn
@@ -117,6 +120,23 @@ def gae(rewards: np.ndarray, values: np.ndarray, next_values: np.ndarray, termin
         last = delta + gamma * lam * carry * last
         adv[t] = last
     return adv, adv + values
+
+
+def evaluate_episodes(game: Any, choose: Callable[[np.ndarray, np.ndarray], np.ndarray], episodes: int,
+                      seed: int) -> tuple[float, float]:
+    """Run `episodes` fresh episodes of a batched Markov game at once, with `choose(obs [E, N, D],
+    mask [E, N, A]) -> actions [E, N]`; mean episode return per agent and its 95% CI half-width.
+    One loop for every learner (MAPPO, the RLlib backend), so their numbers are comparable."""
+    env = game.spawn()
+    obs = env.reset(episodes, seed=seed)
+    totals = np.zeros(episodes)
+    done = np.zeros(episodes, dtype=bool)
+    while not done.all():
+        res = env.step(choose(obs, env.action_mask()), autoreset=False)
+        totals += np.where(done, 0.0, res.rewards.mean(axis=1))
+        done |= res.done
+        obs = res.obs
+    return mean_ci(totals)
 
 
 def mean_ci(x: np.ndarray) -> tuple[float, float]:

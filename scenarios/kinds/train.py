@@ -215,22 +215,16 @@ def rllib_evaluate(algo: Any, game: Any, episodes: int, seed: int = 10_000) -> t
     """The same deterministic evaluation as MAPPO.evaluate, with RLlib's module choosing actions."""
     import torch
 
-    from marl.runtime import mean_ci
+    from marl.runtime import evaluate_episodes
 
     module = algo.get_module("shared")
-    env = game.spawn()
-    obs = env.reset(episodes, seed=seed)
-    totals, done = np.zeros(episodes), np.zeros(episodes, dtype=bool)
-    while not done.all():
-        flat = torch.as_tensor(obs.reshape(-1, obs.shape[-1]))
+
+    def choose(obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            logits = module.forward_inference({"obs": flat})["action_dist_inputs"]
-        acts = logits.argmax(-1).numpy().reshape(obs.shape[0], obs.shape[1])
-        res = env.step(acts, autoreset=False)
-        totals += np.where(done, 0.0, res.rewards.mean(axis=1))
-        done |= res.done
-        obs = res.obs
-    return mean_ci(totals)
+            logits = module.forward_inference({"obs": torch.as_tensor(obs.reshape(-1, obs.shape[-1]))})
+        return logits["action_dist_inputs"].argmax(-1).numpy().reshape(obs.shape[0], obs.shape[1])
+
+    return evaluate_episodes(game, choose, episodes, seed)
 
 
 def _run_rllib(scenario: Scenario, ctx: RunContext, game: Any, learner: Any) -> dict[str, Any]:
