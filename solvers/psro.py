@@ -16,7 +16,7 @@ import numpy as np
 from games.core import Game
 from solvers import kernels
 from solvers.base import Solver, TreePolicy, register_solver, tree_of
-from solvers.exploitability import tree_best_response, tree_policy_values
+from solvers.exploitability import tree_best_response_policy, tree_policy_values
 from solvers.normal_form import solve_zero_sum
 
 
@@ -72,20 +72,8 @@ class PSROSolver(Solver):
 
     def step(self) -> None:
         self.iteration += 1
-        t = self.tree
-        x, _ = solve_zero_sum(self.payoff)
-        y, _ = solve_zero_sum(-self.payoff.T)
-        self.meta = [x, y]
-        joint = self.joint_policy()
-        new = []
-        for p in range(2):
-            _, best = tree_best_response(t, joint, p)
-            br = joint.copy()
-            for i in np.flatnonzero(t.infoset_player == p):
-                off, k = t.infoset_offset[i], t.infoset_num_actions[i]
-                br[off:off + k] = 0.0
-                br[best[i] if best[i] >= 0 else off] = 1.0
-            new.append(br)
+        joint = self.joint_policy()  # self.meta is current: solved after every change to the payoff table
+        new = [tree_best_response_policy(self.tree, joint, p)[1] for p in range(2)]
         for p in range(2):
             if len(self.populations[p]) < self.config.max_population:
                 self.populations[p].append(new[p])
@@ -97,6 +85,10 @@ class PSROSolver(Solver):
                 if i >= self.payoff.shape[0] or j >= self.payoff.shape[1]:
                     payoff[i, j] = self._value(self.populations[0][i], self.populations[1][j])
         self.payoff = payoff
+        self._solve_meta()
+
+    def _solve_meta(self) -> None:
+        """Meta-Nash of the empirical payoff table, one LP per player."""
         x, _ = solve_zero_sum(self.payoff)
         y, _ = solve_zero_sum(-self.payoff.T)
         self.meta = [x, y]
@@ -122,6 +114,4 @@ class PSROSolver(Solver):
         self.populations = [list(np.asarray(state[f"pop{p}"])) for p in range(2)]
         self.payoff = np.asarray(state["payoff"], dtype=np.float64)
         self.iteration = int(state["iteration"])
-        x, _ = solve_zero_sum(self.payoff)
-        y, _ = solve_zero_sum(-self.payoff.T)
-        self.meta = [x, y]
+        self._solve_meta()
