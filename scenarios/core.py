@@ -326,20 +326,21 @@ class RunContext:
 
     def truncate_metrics(self, key: str, last: float) -> None:
         """On resume: drop rows written after the checkpoint we resume from."""
-        if not self.metrics_path.exists():
+        self.keep_metrics(lambda r: float(r[key]) <= last)
+
+    def keep_metrics(self, keep: Callable[[dict[str, str]], bool]) -> None:
+        """Rewrite metrics.csv (atomically) with only the rows `keep` accepts."""
+        rows = self.read_rows()
+        if not rows:
             return
-        with open(self.metrics_path, newline="") as f:
-            rows = list(csv.DictReader(f))
-        fields = list(rows[0].keys()) if rows else None
-        keep = [r for r in rows if float(r[key]) <= last]
-        if fields:
-            tmp = self.metrics_path.with_suffix(".tmp")
-            with open(tmp, "w", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=fields)
-                w.writeheader()
-                w.writerows(keep)
-            os.replace(tmp, self.metrics_path)
-            self._metrics_fields = fields
+        fields = list(rows[0].keys())
+        tmp = self.metrics_path.with_suffix(".tmp")
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=fields)
+            w.writeheader()
+            w.writerows(r for r in rows if keep(r))
+        os.replace(tmp, self.metrics_path)
+        self._metrics_fields = fields
 
     def log_metrics(self, row: dict[str, Any]) -> None:
         new = not self.metrics_path.exists()
@@ -351,11 +352,15 @@ class RunContext:
                 w.writeheader()
             w.writerow(row)
 
-    def read_metrics(self) -> list[dict[str, float]]:
+    def read_rows(self) -> list[dict[str, str]]:
+        """metrics.csv as written (strings)."""
         if not self.metrics_path.exists():
             return []
         with open(self.metrics_path, newline="") as f:
-            return [{k: float(v) for k, v in r.items() if v not in ("", None)} for r in csv.DictReader(f)]
+            return list(csv.DictReader(f))
+
+    def read_metrics(self) -> list[dict[str, float]]:
+        return [{k: float(v) for k, v in r.items() if v not in ("", None)} for r in self.read_rows()]
 
     # -- checkpoints ----------------------------------------------------------------
     @property

@@ -175,9 +175,9 @@ def run_preference(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
     beta = next(iter(games_by_seed.values())).beta
     gap_key = cfg.eval.gap if cfg.eval.gap != "auto" else ("dg_beta" if beta > 0 else "dg0")
     ctx.begin()
-    done = {(r["algorithm"], int(r["seed"])) for r in _read_rows(ctx) if r.get("final") == "1"}
-    if ctx.resume_dir is not None:
-        _drop_unfinished(ctx, done)
+    done = {(r["algorithm"], int(r["seed"])) for r in ctx.read_rows() if r.get("final") == "1"}
+    if ctx.resume_dir is not None:  # rows of a half-finished (algorithm, seed) run are recomputed
+        ctx.keep_metrics(lambda r: (r["algorithm"], int(r["seed"])) in done)
     iterations = scenario.budget.iterations
     units = [(a, s) for a in cfg.algorithms for s in cfg.seeds]
     with ctx.interruptible(), ctx.progress(len(units), scenario.name) as update:
@@ -205,35 +205,9 @@ def run_preference(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
 _FIELDS = ("iteration", "queries", "seconds", "dg0", "dg_beta", "kl_to_equilibrium", "win_rate_vs_ref")
 
 
-def _read_rows(ctx: RunContext) -> list[dict[str, str]]:
-    import csv
-
-    if not ctx.metrics_path.exists():
-        return []
-    with open(ctx.metrics_path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def _drop_unfinished(ctx: RunContext, done: set) -> None:
-    import csv
-    import os
-
-    rows = _read_rows(ctx)
-    if not rows:
-        return
-    keep = [r for r in rows if (r["algorithm"], int(r["seed"])) in done]
-    tmp = ctx.metrics_path.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(keep)
-    os.replace(tmp, ctx.metrics_path)
-    ctx._metrics_fields = list(rows[0])
-
-
 def _curves(ctx: RunContext, gap_key: str) -> dict[str, dict[int, list[tuple[float, float, float]]]]:
     out: dict[str, dict[int, list[tuple[float, float, float]]]] = {}
-    for r in _read_rows(ctx):
+    for r in ctx.read_rows():
         out.setdefault(r["algorithm"], {}).setdefault(int(r["seed"]), []).append(
             (float(r["queries"] or 0), float(r["gap"]), float(r["seconds"] or 0)))
     return out
