@@ -69,6 +69,14 @@ class Scenario:
     def error(self, reason: str, *path: str) -> ScenarioError:
         return self.source.error(reason, tuple(path))
 
+    def check_keys(self, keys: Any, allowed: Any, *path: str, what: str = "parameter") -> None:
+        """Refuse the first key not in `allowed`, naming its field path and the closest matches."""
+        options = sorted(allowed)
+        for key in keys:
+            if key not in allowed:
+                raise self.error(f"unknown {what}{suggest(str(key), options)} (parameters: {', '.join(options)})",
+                                 *path, str(key))
+
     def resolved(self) -> dict[str, Any]:
         """The fully resolved scenario (defaults filled in), as written to config.yaml."""
         out = {"name": self.name, "description": self.description, "kind": self.kind, "game": self.game,

@@ -75,10 +75,7 @@ def _check(scenario: Scenario) -> None:
                 raise scenario.error(str(err), "algorithms", str(i), "config") from None
         else:
             fields = {f.name for f in dataclasses.fields(NeuralPreferenceConfig)} - {"algorithm", "iterations", "seed"}
-            for key in a.config:
-                if key not in fields:
-                    raise scenario.error(f"unknown parameter{suggest(key, sorted(fields))} "
-                                         f"(parameters: {', '.join(sorted(fields))})", "algorithms", str(i), "config", key)
+            scenario.check_keys(a.config, fields, "algorithms", str(i), "config")
     if scenario.budget.iterations is None:
         raise scenario.error("a preference scenario needs budget.iterations", "budget")
 

@@ -50,12 +50,7 @@ def _make_solver(scenario: Scenario, game: Any) -> Any:
     fields = {f.name for f in dataclasses.fields(entry.config_cls)}
     if "seed" in fields and "seed" not in config:
         config["seed"] = scenario.seed
-    for key in config:
-        if key not in fields:
-            from scenarios.spec import suggest
-
-            raise scenario.error(f"unknown parameter for solver {spec.name!r}{suggest(key, sorted(fields))} "
-                                 f"(parameters: {', '.join(sorted(fields))})", "solver", "config", key)
+    scenario.check_keys(config, fields, "solver", "config", what=f"parameter for solver {spec.name!r}")
     try:
         return solvers.make(spec.name, game, **config)
     except ValueError as err:

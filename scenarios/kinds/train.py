@@ -44,10 +44,7 @@ def build_learner(scenario: Scenario, game: Any) -> Any:
         raise scenario.error(f"unknown learner {spec.name!r}{suggest(spec.name, list(mappo.ALGORITHMS))} "
                              f"(learners: {', '.join(mappo.ALGORITHMS)})", "algorithm", "name")
     fields = {f.name for f in dataclasses.fields(mappo.MAPPOConfig)}
-    for key in spec.config:
-        if key not in fields:
-            raise scenario.error(f"unknown parameter{suggest(key, sorted(fields))} (parameters: {', '.join(sorted(fields))})",
-                                 "algorithm", "config", key)
+    scenario.check_keys(spec.config, fields, "algorithm", "config")
     from games.markov import BatchedMarkovGame
 
     if not isinstance(game, BatchedMarkovGame):
