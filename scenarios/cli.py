@@ -129,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="parent directory of the run directory (default: the scenario's output)")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a killed run from its last checkpoint")
     p.add_argument("--quiet", action="store_true", help="plain progress lines instead of a progress bar")
+    p.add_argument("--address", help="Ray cluster to join for backend: ray (default: start Ray on this machine)")
     p = sub.add_parser("eval", help="reload a train run's checkpoint and evaluate it")
     p.add_argument("run_dir", type=Path)
     p.add_argument("--episodes", type=int, default=32)
@@ -157,12 +158,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.resume is not None:
                 if args.scenario or args.overrides:
                     raise scenarios.ScenarioError("--resume takes the run directory only (its config.yaml is used)")
-                result = scenarios.run(None, resume=args.resume, quiet=args.quiet, console=console)
+                result = scenarios.run(None, resume=args.resume, quiet=args.quiet, console=console,
+                                       address=args.address)
             else:
                 if not args.scenario:
                     raise scenarios.ScenarioError("give a scenario file or built-in name (see: equilibria list scenarios)")
                 scenario = scenarios.load(args.scenario, args.overrides)
-                result = scenarios.run(scenario, out=args.out, quiet=args.quiet, console=console)
+                result = scenarios.run(scenario, out=args.out, quiet=args.quiet, console=console,
+                                       address=args.address)
             _summary(console, result)
         elif args.command == "eval":
             from scenarios.kinds.train import evaluate_run

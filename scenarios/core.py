@@ -276,8 +276,9 @@ class RunContext:
     """What a kind's run function uses: the run directory, metrics, checkpoints, progress."""
 
     def __init__(self, scenario: Scenario, out: Path | None = None, resume: Path | None = None,
-                 quiet: bool = False, dry_run: bool = False, console: Any = None):
+                 quiet: bool = False, dry_run: bool = False, console: Any = None, address: str | None = None):
         self.scenario = scenario
+        self.address = address  # a Ray cluster to join (backend ray); None starts Ray on this machine
         self.dry_run = dry_run
         self.quiet = quiet
         self.console = console
@@ -444,14 +445,16 @@ def _prepare_resume(resume: Path) -> Scenario:
 
 
 def run(scenario: Scenario | None, out: Path | str | None = None, resume: Path | str | None = None,
-        quiet: bool = False, console: Any = None) -> RunResult:
-    """Run a scenario (or resume the run in `resume`) and return its paths and final metrics."""
+        quiet: bool = False, console: Any = None, address: str | None = None) -> RunResult:
+    """Run a scenario (or resume the run in `resume`) and return its paths and final metrics.
+    `address` is the Ray cluster that `backend: ray` joins (default: start Ray on this machine)."""
     resume = Path(resume) if resume is not None else None
     if resume is not None:
         scenario = _prepare_resume(resume)
     if scenario is None:
         raise ScenarioError("nothing to run: give a scenario or a run directory to resume")
-    ctx = RunContext(scenario, Path(out) if out is not None else None, resume, quiet, console=console)
+    ctx = RunContext(scenario, Path(out) if out is not None else None, resume, quiet, console=console,
+                     address=address)
     kind = _KINDS[scenario.kind]
     metrics = kind.run(scenario, ctx)
     summary = {"name": scenario.name, "kind": scenario.kind, "game": scenario.game, "metrics": metrics,

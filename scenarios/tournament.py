@@ -127,18 +127,35 @@ class ResultsDB:
         self.conn.close()
 
 
-def run_matches(game: Game, lineup: Sequence[Policy], matches: Sequence[Match], db: ResultsDB,
-                policy_ids: Sequence[int], stop: Any = None) -> int:
-    """Play every match of `matches` not yet in the database and store them together."""
-    done = db.finished()
-    played = []
+def play_chunk(game: Game, lineup: Sequence[Policy], matches: Sequence[Match]) -> list[tuple[Match, np.ndarray, float]]:
+    """Play `matches` in order; a pure function of its arguments (the unit of work of every backend)."""
+    out = []
     for m in matches:
-        if m.id in done:
-            continue
-        if stop is not None and stop():
-            break
         t0 = time.perf_counter()
         returns = play_match(game, [lineup[i] for i in m.seats], m.seed)
-        played.append((m, returns, time.perf_counter() - t0))
-    db.record(played, policy_ids)
-    return len(played)
+        out.append((m, returns, time.perf_counter() - t0))
+    return out
+
+
+def run_matches(game: Game, lineup: Sequence[Policy], matches: Sequence[Match], db: ResultsDB,
+                policy_ids: Sequence[int], executor: Any = None, chunk: int = 200, stop: Any = None,
+                on_stored: Any = None) -> int:
+    """Play every match of `matches` not yet in the database, `chunk` matches per job, and store
+    each finished chunk in one transaction as it arrives (any order). Returns how many were played.
+
+    `executor` is a scenarios.executor backend (default: this process); `on_stored(n)` is
+    called with the number of matches stored after each chunk."""
+    from scenarios.executor import LocalExecutor
+
+    executor = executor or LocalExecutor()
+    done = db.finished()
+    todo = [m for m in matches if m.id not in done]
+    chunks = [todo[i:i + chunk] for i in range(0, len(todo), chunk)]
+    shared_game, shared_lineup = executor.share(game), executor.share(list(lineup))
+    played = 0
+    for _, results in executor.run_unordered(play_chunk, [(shared_game, shared_lineup, c) for c in chunks], stop):
+        db.record(results, policy_ids)
+        played += len(results)
+        if on_stored is not None:
+            on_stored(len(done) + played)
+    return played

@@ -37,7 +37,7 @@ class LineupEntry:
 class TournamentConfig:
     lineup: list[LineupEntry]
     games_per_pairing: int = 100  # per ordered seat assignment
-    batch: int = 200  # matches per database transaction
+    batch: int = 200  # matches per job (a Ray task) and per database transaction
 
     def validate(self) -> None:
         if len(self.lineup) < 2:
@@ -83,12 +83,12 @@ def build_lineup(scenario: Scenario, game: Any) -> list[Any]:
 @register_kind("tournament", TournamentConfig, description="round-robin tournament with ratings and a meta-game")
 def run_tournament(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
     import solvers
+    from scenarios.executor import JobFailed, make_executor
     from scenarios.tournament import ResultsDB, run_matches, schedule
     from solvers.ratings import bradley_terry, elo, meta_nash
 
-    if scenario.backend != "local":
-        raise scenario.error("tournaments run with backend 'local' here (the Ray backend is not available yet)",
-                             "backend")
+    if scenario.backend not in ("local", "ray"):
+        raise scenario.error(f"tournaments run with backend 'local' or 'ray', got {scenario.backend!r}", "backend")
     game = load_game(scenario)
     cfg = scenario.config
     if game.num_players != 2:
@@ -102,14 +102,22 @@ def run_tournament(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
     already = len(db.finished())
     if already:
         ctx.log(f"resumed {ctx.run_dir}: {already} of {len(matches)} matches already played")
+    try:
+        executor = make_executor(scenario.backend, ctx.address)
+    except ValueError as err:
+        raise scenario.error(str(err), "backend") from None
     with ctx.interruptible(), ctx.progress(len(matches), scenario.name) as update:
-        for start in range(0, len(matches), cfg.batch):
-            chunk = matches[start:start + cfg.batch]
-            run_matches(game, lineup, chunk, db, ids, stop=lambda: ctx.stop_requested)
-            update(min(start + cfg.batch, len(matches)), f"{len(db.finished())} matches stored")
-            if ctx.stop_requested and len(db.finished()) < len(matches):
-                db.close()
-                raise Interrupted(ctx.run_dir, len(db.finished()))
+        try:
+            run_matches(game, lineup, matches, db, ids, executor, chunk=cfg.batch, stop=lambda: ctx.stop_requested,
+                        on_stored=lambda n: update(n, f"{n} matches stored ({executor.name})"))
+        except JobFailed as err:
+            db.close()
+            raise scenario.error(f"{err}; the finished matches are stored, resume with --resume {ctx.run_dir}",
+                                 "backend") from None
+        if len(db.finished()) < len(matches):
+            stored = len(db.finished())
+            db.close()
+            raise Interrupted(ctx.run_dir, stored)
     payoff, wins, pairs = db.results(names)
     db.close()
     strength = bradley_terry(wins)

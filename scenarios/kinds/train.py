@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from scenarios.core import Interrupted, RunContext, Scenario, load_game, register_kind
+from scenarios.executor import ray_init
 from scenarios.spec import suggest
 
 
@@ -226,15 +227,14 @@ def rllib_evaluate(algo: Any, game: Any, episodes: int, seed: int = 10_000) -> t
 
 def _run_rllib(scenario: Scenario, ctx: RunContext, game: Any, learner: Any) -> dict[str, Any]:
     try:
-        import ray
+        import ray  # noqa: F401
     except ImportError:
         raise scenario.error("backend rllib needs ray[rllib] (pip install 'ray[rllib]')", "backend") from None
     if scenario.budget.steps is None:
         raise scenario.error("a train scenario needs budget.steps (environment steps)", "budget")
     cfg = scenario.config
     ctx.begin()
-    if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray_init(ctx.address)
     algo = rllib_ppo_config(scenario.game, learner, scenario.seed).build_algo()
     steps, row, next_eval = 0, {}, cfg.eval.every_steps
     mean, ci = rllib_evaluate(algo, game, cfg.eval.episodes)
