@@ -245,7 +245,9 @@ def _rng_from_tensors(d: dict[str, Any]) -> np.random.Generator:
 
 
 class MARLPolicy:
-    """A trained actor as a games Policy: acts from state.observation(player)."""
+    """A trained actor as a games Policy: acts from state.observation(player). An actor trained
+    for all agents (shared parameters) reads every agent's observation; a one-agent actor only
+    the acting player's."""
 
     def __init__(self, actor: Actor, num_agents: int, deterministic: bool = False):
         self.actor, self.num_agents, self.deterministic = actor, num_agents, deterministic
@@ -256,9 +258,12 @@ class MARLPolicy:
         legal = state.legal_actions(player)
         if not legal:
             return {}
-        obs = np.stack([state.observation(p) for p in range(self.num_agents)])
+        if self.num_agents == 1:  # a one-agent actor (e.g. a PSRO best response) acts for any seat
+            obs, row = state.observation(player)[None], 0
+        else:
+            obs, row = np.stack([state.observation(p) for p in range(self.num_agents)]), player
         with torch.no_grad():
-            logits = self.actor.logits(torch.as_tensor(obs)[None])[0, player]
+            logits = self.actor.logits(torch.as_tensor(obs)[None])[0, row]
         probs = torch.softmax(logits, -1).numpy()
         if self.deterministic:
             best = max(legal, key=lambda a: probs[a])

@@ -122,21 +122,27 @@ def gae(rewards: np.ndarray, values: np.ndarray, next_values: np.ndarray, termin
     return adv, adv + values
 
 
-def evaluate_episodes(game: Any, choose: Callable[[np.ndarray, np.ndarray], np.ndarray], episodes: int,
-                      seed: int) -> tuple[float, float]:
+def play_episodes(game: Any, choose: Callable[[np.ndarray, np.ndarray], np.ndarray], episodes: int,
+                  seed: int) -> np.ndarray:
     """Run `episodes` fresh episodes of a batched Markov game at once, with `choose(obs [E, N, D],
-    mask [E, N, A]) -> actions [E, N]`; mean episode return per agent and its 95% CI half-width.
-    One loop for every learner (MAPPO, the RLlib backend), so their numbers are comparable."""
+    mask [E, N, A]) -> actions [E, N]`; returns each episode's return per agent [E, N]."""
     env = game.spawn()
     obs = env.reset(episodes, seed=seed)
-    totals = np.zeros(episodes)
+    totals = np.zeros((episodes, env.num_agents))
     done = np.zeros(episodes, dtype=bool)
     while not done.all():
         res = env.step(choose(obs, env.action_mask()), autoreset=False)
-        totals += np.where(done, 0.0, res.rewards.mean(axis=1))
+        totals += np.where(done[:, None], 0.0, res.rewards)
         done |= res.done
         obs = res.obs
-    return mean_ci(totals)
+    return totals
+
+
+def evaluate_episodes(game: Any, choose: Callable[[np.ndarray, np.ndarray], np.ndarray], episodes: int,
+                      seed: int) -> tuple[float, float]:
+    """Mean episode return per agent over `episodes` fresh episodes and its 95% CI half-width.
+    One loop for every learner (MAPPO, the RLlib backend), so their numbers are comparable."""
+    return mean_ci(play_episodes(game, choose, episodes, seed).mean(axis=1))
 
 
 def mean_ci(x: np.ndarray) -> tuple[float, float]:

@@ -396,6 +396,33 @@ class RunContext:
         except (OSError, ValueError) as err:
             raise ScenarioError(f"checkpoint {path} is unreadable: {err}") from None
 
+    @property
+    def torch_checkpoint_path(self) -> Path:
+        return self.run_dir / "checkpoints" / "latest.pt"
+
+    def save_torch_checkpoint(self, state: dict[str, Any]) -> None:
+        """Tensors and plain containers (loaded back with weights_only=True); atomic like save_checkpoint."""
+        import io
+
+        import torch
+
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        atomic_write_bytes(self.torch_checkpoint_path, buf.getvalue())
+
+    def load_torch_checkpoint(self, path: Path | None = None) -> dict[str, Any] | None:
+        """The latest torch checkpoint of a resumed run (or `path`); never unpickles arbitrary objects."""
+        import torch
+
+        if path is None:
+            if self.resume_dir is None or not self.torch_checkpoint_path.exists():
+                return None
+            path = self.torch_checkpoint_path
+        try:
+            return torch.load(path, weights_only=True)
+        except Exception as err:  # a corrupt or foreign file: say so, do not unpickle anything
+            raise ScenarioError(f"checkpoint {path} is unreadable: {err}") from None
+
     # -- output -------------------------------------------------------------------
     def log(self, message: str) -> None:
         if self.console is not None:

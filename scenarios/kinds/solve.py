@@ -155,17 +155,3 @@ def _plot(ctx: RunContext, scenario: Scenario) -> None:
     fig.tight_layout()
     fig.savefig(ctx.plot_path("exploitability.png"), dpi=110)
     plt.close(fig)
-
-
-POPULATION_SOLVERS = ("psro",)
-
-
-@register_kind("population", SolveConfig,
-               description="population training (PSRO): exploitability of the meta-Nash mixture per generation")
-def run_population(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
-    """A population method run as a solve scenario: one iteration is one generation."""
-    name = scenario.config.solver.name
-    if name not in POPULATION_SOLVERS:
-        raise scenario.error(f"population scenarios run {', '.join(POPULATION_SOLVERS)}; got {name!r}",
-                             "solver", "name")
-    return run_solve(scenario, ctx)

@@ -25,10 +25,11 @@ class LineupEntry:
     config: dict = dataclasses.field(default_factory=dict)
     policy: Literal["average", "current"] = "average"
     scripted: Literal["random", "first_action", "last_action"] | None = None
+    run: str | None = None  # a train run directory: its MARL checkpoint plays (stochastic actor)
 
     def validate(self) -> None:
-        if (self.solver is None) == (self.scripted is None):
-            raise ValueError("give exactly one of solver or scripted")
+        if sum(x is not None for x in (self.solver, self.scripted, self.run)) != 1:
+            raise ValueError("give exactly one of solver, scripted or run")
         if self.solver is not None and self.iterations < 1:
             raise ValueError(f"iterations: must be >= 1 for a solver snapshot, got {self.iterations}")
 
@@ -70,6 +71,9 @@ def build_lineup(scenario: Scenario, game: Any) -> list[Any]:
         if e.scripted is not None:
             out.append(ScriptedPolicy(e.scripted))
             continue
+        if e.run is not None:
+            out.append(_trained_policy(scenario, game, e.run, i))
+            continue
         try:
             solvers.entry(e.solver)
             solver = solvers.make(e.solver, game, **e.config)
@@ -78,6 +82,27 @@ def build_lineup(scenario: Scenario, game: Any) -> list[Any]:
         solver.run(e.iterations)
         out.append(solver.average_policy() if e.policy == "average" else solver.current_policy())
     return out
+
+
+def _trained_policy(scenario: Scenario, game: Any, run_dir: str, index: int) -> Any:
+    """The MARL policy of a train run, checked to have been trained on this very game."""
+    from pathlib import Path
+
+    from scenarios.kinds.train import load_trained
+    from scenarios.spec import ScenarioError
+
+    path = Path(run_dir)
+    if not path.is_absolute() and scenario.source.name not in ("<scenario>", ""):
+        candidate = Path(scenario.source.name).parent / path
+        path = candidate if candidate.exists() else path
+    try:
+        trained, trained_game, learner = load_trained(path)
+    except ScenarioError as err:
+        raise scenario.error(str(err), "lineup", str(index), "run") from None
+    if trained_game.info.parameters != game.info.parameters or trained_game.info.name != game.info.name:
+        raise scenario.error(f"{path} was trained on {trained.game!r}, not on this tournament's game",
+                             "lineup", str(index), "run")
+    return learner.policy(deterministic=False)
 
 
 @register_kind("tournament", TournamentConfig, description="round-robin tournament with ratings and a meta-game")

@@ -59,8 +59,6 @@ def build_learner(scenario: Scenario, game: Any) -> Any:
 
 @register_kind("train", TrainConfig, description="train MAPPO / IPPO on a batched Markov game")
 def run_train(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
-    import torch
-
     game = load_game(scenario)
     learner = build_learner(scenario, game)
     if scenario.backend == "rllib":
@@ -71,14 +69,8 @@ def run_train(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
         raise scenario.error("a train scenario needs budget.steps (environment steps)", "budget")
     cfg = scenario.config
     ctx.begin()
-    ckpt = ctx.run_dir / "checkpoints" / "latest.pt"
-    if ctx.resume_dir is not None and ckpt.exists():
-        try:
-            state = torch.load(ckpt, weights_only=True)
-        except Exception as err:  # a corrupt or foreign file: say so, do not unpickle anything
-            from scenarios.spec import ScenarioError
-
-            raise ScenarioError(f"checkpoint {ckpt} is unreadable: {err}") from None
+    state = ctx.load_torch_checkpoint()
+    if state is not None:
         learner.load_state_dict(state)
         ctx.truncate_metrics("env_steps", learner.env_steps)
         ctx.log(f"resumed {ctx.run_dir} at {learner.env_steps} environment steps")
@@ -88,13 +80,7 @@ def run_train(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
     row: dict[str, Any] = {}
 
     def save() -> None:
-        import io
-
-        buf = io.BytesIO()
-        torch.save(learner.state_dict(), buf)
-        from scenarios.core import atomic_write_bytes
-
-        atomic_write_bytes(ckpt, buf.getvalue())
+        ctx.save_torch_checkpoint(learner.state_dict())
 
     total = scenario.budget.steps
     with ctx.interruptible(), ctx.progress(total, scenario.name) as update:
@@ -167,24 +153,31 @@ def _plot(ctx: RunContext, scenario: Scenario) -> None:
     plt.close(fig)
 
 
-def evaluate_run(run_dir: Path, episodes: int = 32) -> dict[str, float]:
-    """Reload a train run's checkpoint and run deterministic evaluation episodes."""
-    import torch
-
+def load_trained(run_dir: Path) -> tuple[Scenario, Any, Any]:
+    """(scenario, game, learner) of a train run, with the learner's latest checkpoint loaded."""
     from scenarios.core import _prepare_resume
     from scenarios.spec import ScenarioError
 
+    run_dir = Path(run_dir)
     scenario = _prepare_resume(run_dir)
     if scenario.kind != "train":
-        raise ScenarioError(f"{run_dir} is a '{scenario.kind}' run; eval works on train runs")
-    ckpt = run_dir / "checkpoints" / "latest.pt"
-    if not ckpt.exists():
-        raise ScenarioError(f"{run_dir} has no checkpoint yet ({ckpt})")
-    learner = build_learner(scenario, load_game(scenario))
+        raise ScenarioError(f"{run_dir} is a '{scenario.kind}' run, not a train run")
+    ctx = RunContext(scenario, resume=run_dir)
+    if not ctx.torch_checkpoint_path.exists():
+        raise ScenarioError(f"{run_dir} has no checkpoint yet ({ctx.torch_checkpoint_path})")
+    game = load_game(scenario)
+    learner = build_learner(scenario, game)
+    state = ctx.load_torch_checkpoint()
     try:
-        learner.load_state_dict(torch.load(ckpt, weights_only=True))
-    except Exception as err:
-        raise ScenarioError(f"checkpoint {ckpt} is unreadable: {err}") from None
+        learner.load_state_dict(state)
+    except (KeyError, RuntimeError, ValueError) as err:
+        raise ScenarioError(f"checkpoint {ctx.torch_checkpoint_path} does not fit this learner: {err}") from None
+    return scenario, game, learner
+
+
+def evaluate_run(run_dir: Path, episodes: int = 32) -> dict[str, float]:
+    """Reload a train run's checkpoint and run deterministic evaluation episodes."""
+    _, _, learner = load_trained(run_dir)
     mean, ci = learner.evaluate(episodes)
     return {"episodes": episodes, "mean_return": mean, "ci95": ci, "env_steps": learner.env_steps}
 

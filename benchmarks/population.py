@@ -1,0 +1,106 @@
+"""Tournament and population throughput, local vs Ray, on this machine, in one run.
+
+1. Tournament matches per second: the tournament-kuhn lineup (CFR snapshots and bots) playing
+   Kuhn poker, and a trained-vs-random pursuit lineup (each match a 25-step Markov game with
+   torch actors), through `scenarios.tournament.run_matches` with the local executor and with
+   Ray tasks (chunks of `--chunk` matches), results written to SQLite either way. Ray start-up
+   is reported separately and not counted.
+2. PSRO with PPO best responses on pursuit: seconds per generation, local (the two best
+   responses one after the other) vs Ray (in parallel).
+
+    python benchmarks/population.py [--matches 20000] [--out benchmarks/results]
+"""
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import games  # noqa: E402
+import scenarios  # noqa: E402
+from scenarios.executor import LocalExecutor, RayExecutor  # noqa: E402
+from scenarios.kinds.tournament import build_lineup  # noqa: E402
+from scenarios.tournament import ResultsDB, run_matches, schedule  # noqa: E402
+
+
+def kuhn_lineup():
+    s = scenarios.load("tournament-kuhn")
+    game = games.load("kuhn_poker")
+    return game, build_lineup(s, game)
+
+
+def pursuit_lineup():
+    import numpy as np
+
+    from marl.mappo import MARLPolicy
+    from marl.population import actor_for, train_best_response
+    from scenarios.kinds.tournament import ScriptedPolicy
+
+    game = games.load("pursuit")
+    br = train_best_response(game, 0, [None], np.ones(1), 20_000, {}, 0)
+    return game, [MARLPolicy(actor_for(game, br["weights"], 64), 1), ScriptedPolicy("random")]
+
+
+def matches_per_second(game, lineup, num_matches: int, executor, chunk: int) -> float:
+    per_pairing = max(1, num_matches // (len(lineup) * (len(lineup) - 1)))
+    matches = schedule(len(lineup), 2, per_pairing, seed=0)
+    with tempfile.TemporaryDirectory() as d:
+        db = ResultsDB(Path(d) / "r.sqlite")
+        ids = db.register([str(i) for i in range(len(lineup))], [""] * len(lineup))
+        t0 = time.perf_counter()
+        n = run_matches(game, lineup, matches, db, ids, executor, chunk=chunk)
+        dt = time.perf_counter() - t0
+        db.close()
+    return n / dt
+
+
+def psro_generation_seconds(executor, steps: int) -> tuple[float, float]:
+    from marl.population import RLPSRO, RLPSROConfig
+
+    psro = RLPSRO(games.load("pursuit"), RLPSROConfig(best_response_steps=steps, eval_episodes=200), seed=0)
+    t0 = time.perf_counter()
+    row = psro.step(executor)
+    return time.perf_counter() - t0, row["nash_conv_estimate"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--matches", type=int, default=20000)
+    ap.add_argument("--chunk", type=int, default=500)
+    ap.add_argument("--br-steps", type=int, default=40000)
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    a = ap.parse_args()
+    import os
+
+    local = LocalExecutor()
+    t0 = time.perf_counter()
+    ray_ex = RayExecutor()
+    ray_start = time.perf_counter() - t0
+    cpus = int(ray_ex.ray.cluster_resources().get("CPU", 1))
+    lines = [f"# Tournaments and PSRO: local vs Ray ({os.cpu_count()} cores, Ray with {cpus} CPUs; "
+             f"Ray start-up {ray_start:.1f} s, not counted)", "",
+             "| workload | local | Ray | Ray / local |", "|---|---|---|---|"]
+    for label, (game, lineup), n in (("Kuhn tournament-kuhn lineup, matches/s", kuhn_lineup(), a.matches),
+                                      ("pursuit PPO vs random, matches/s", pursuit_lineup(), a.matches // 20)):
+        loc = matches_per_second(game, lineup, n, local, a.chunk)
+        # warm the workers (imports, first task) so start-up is not counted as throughput
+        matches_per_second(game, lineup, min(n, 4 * a.chunk), ray_ex, a.chunk)
+        ray = matches_per_second(game, lineup, n, ray_ex, a.chunk)
+        lines.append(f"| {label} | {loc:,.0f} | {ray:,.0f} | {ray / loc:.2f}x |")
+        print(lines[-1], flush=True)
+    loc_s, loc_gain = psro_generation_seconds(local, a.br_steps)
+    ray_s, ray_gain = psro_generation_seconds(ray_ex, a.br_steps)
+    assert abs(loc_gain - ray_gain) < 1e-9, "Ray and local PSRO disagree"
+    lines.append(f"| PSRO-RL pursuit, one generation ({a.br_steps:,} PPO steps per best response), s | "
+                 f"{loc_s:.1f} | {ray_s:.1f} | {loc_s / ray_s:.2f}x speed-up |")
+    print(lines[-1], flush=True)
+    a.out.mkdir(parents=True, exist_ok=True)
+    (a.out / "population.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
