@@ -218,7 +218,7 @@ def ask(agent: Any, obs: Observation, max_retries: int) -> tuple[Any, dict[str, 
                               "agent": getattr(agent, "name", type(agent).__name__), "kind": obs.kind,
                               "attempts": []}
     t0 = time.perf_counter()
-    for attempt in range(max_retries + 1):
+    for _ in range(max_retries + 1):
         if getattr(agent, "uses_prompt", False):
             record["attempts"].append({"prompt": obs.prompt()})
         else:

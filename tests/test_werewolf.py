@@ -1,0 +1,319 @@
+"""Werewolf: rules on hand-built situations, the agent protocol's validation and fallbacks, the
+OpenAI-compatible agent against a real local HTTP server, replays, and the play kind."""
+
+import io
+import json
+import subprocess
+import sys
+import threading
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+
+import games
+import scenarios
+from games.core import CHANCE, SIMULTANEOUS
+from games.testing import api_test
+from games.werewolf import DOCTOR, ROLES, SEER, VILLAGER, WEREWOLF
+from llm_agents.protocol import FALLBACK_SPEECH, observe, parse_choice, play_game
+from llm_agents.werewolf_agents import HumanAgent, RandomAgent, RuleBasedAgent, make_agent
+
+
+def dealt(roles, **rules):
+    g = games.load("werewolf", num_players=len(roles), werewolves=roles.count(WEREWOLF), seers=roles.count(SEER),
+                   doctors=roles.count(DOCTOR), **rules)
+    s = g.new_initial_state()
+    for r in roles:
+        assert s.current_player() == CHANCE
+        s.apply_action(ROLES.index(r))
+    return g, s
+
+
+FIVE = [WEREWOLF, SEER, DOCTOR, VILLAGER, VILLAGER]  # seats 0..4
+
+
+def night(s, victim, inspect, protect):
+    assert s.phase == "night_werewolves"
+    s.apply_action(victim)
+    if s.phase == "night_seer":
+        s.apply_action(inspect)
+    if s.phase == "night_doctor":
+        s.apply_action(protect)
+
+
+def speak_all(s):
+    while s.phase == "day_speech":
+        s.apply_action("hello")
+
+
+def test_api_and_rule_variants():
+    api_test(games.load("werewolf"), num_games=10)
+    api_test(games.load("werewolf(num_players=9, werewolves=2, tie_rule=random, reveal_roles=true)"), num_games=5)
+    with pytest.raises(ValueError, match="win before the game starts"):
+        games.load("werewolf(num_players=4, werewolves=2)")
+
+
+def test_deal_is_uniform_over_role_counts():
+    g = games.load("werewolf")
+    s = g.new_initial_state()
+    assert dict(s.chance_outcomes()) == pytest.approx({0: 2 / 7, 1: 1 / 7, 2: 1 / 7, 3: 3 / 7})
+
+
+def test_doctor_saves_the_victim_and_otherwise_the_victim_dies():
+    _, s = dealt(FIVE)
+    night(s, victim=3, inspect=0, protect=3)
+    assert s.events[-1]["type"] == "no_death" and all(s.alive)
+    seer_sees = [e for e in s.visible_events(1) if e["type"] == "inspection"]
+    assert seer_sees[-1]["werewolf"] is True
+    assert not [e for e in s.visible_events(3) if e["type"] in ("inspection", "protection", "proposal")]
+    _, s = dealt(FIVE)
+    night(s, victim=3, inspect=0, protect=2)
+    assert not s.alive[3] and s.phase == "day_speech"
+
+
+def test_tied_vote_eliminates_nobody_or_goes_to_chance():
+    for rule in ("none", "random"):
+        g, s = dealt(FIVE, tie_rule=rule)
+        night(s, victim=3, inspect=4, protect=2)
+        speak_all(s)
+        assert s.current_player() == SIMULTANEOUS
+        # seats 0,1,2,4 alive: 0 and 1 get two votes each
+        s.apply_actions([1, 0, 1, g.abstain, 0])
+        if rule == "none":
+            assert s.events[-2]["type"] == "tie" and s.phase == "night_werewolves" and sum(s.alive) == 4
+        else:
+            assert s.current_player() == CHANCE and [a for a, _ in s.chance_outcomes()] == [0, 1]
+            s.apply_action(0)
+            assert s.winner == "villagers"
+
+
+def test_win_conditions_and_round_cap():
+    g, s = dealt(FIVE)
+    night(s, victim=3, inspect=0, protect=2)
+    speak_all(s)
+    s.apply_actions([1, 0, 0, g.abstain, 0])  # the werewolf is voted out
+    assert s.winner == "villagers" and s.returns().tolist() == [-1, 1, 1, 1, 1]
+    g, s = dealt(FIVE)
+    night(s, victim=3, inspect=4, protect=2)
+    speak_all(s)
+    s.apply_actions([1, 4, 1, g.abstain, 1])  # seer (1) voted out: 1 werewolf vs 2 others
+    assert s.phase == "night_werewolves"
+    night(s, victim=4, inspect=0, protect=2)  # 1 vs 1: parity
+    assert s.winner == "werewolves" and s.returns().tolist() == [1, -1, -1, -1, -1]
+    g, s = dealt(FIVE, max_rounds=1)
+    night(s, victim=3, inspect=4, protect=3)
+    speak_all(s)
+    s.apply_actions([g.abstain] * 5)
+    assert s.winner == "draw" and not s.returns().any()
+
+
+def test_parse_choice_accepts_the_usual_forms_and_refuses_the_rest():
+    _, s = dealt(FIVE)
+    obs = observe(s, 0)  # werewolf at night: options are seats 1..4
+    assert parse_choice("Player 3", obs) == (2, None)
+    assert parse_choice("I choose player 4.", obs) == (3, None)
+    assert parse_choice('{"target": "Player 2"}', obs) == (1, None)
+    assert parse_choice("3", obs) == (2, None)
+    assert parse_choice(2, obs) == (2, None)
+    assert parse_choice("Player 1", obs)[0] is None  # itself: not an option
+    assert parse_choice("the quiet one", obs)[0] is None
+    assert parse_choice("abstain", obs)[0] is None  # no abstaining at night
+
+
+class Scripted:
+    """Answers from a list, then repeats the last answer."""
+
+    uses_prompt = True
+
+    def __init__(self, answers, name="scripted"):
+        self.answers, self.name, self.calls = list(answers), name, 0
+
+    def act(self, obs):
+        self.calls += 1
+        a = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(a, Exception):
+            raise a
+        return a
+
+
+def test_garbage_answers_are_asked_again_then_replaced_and_recorded():
+    g = games.load("werewolf")
+    garbage = Scripted(["", "🙂🙂", "<|endoftext|>"], name="garbage")
+    record = play_game(g, [garbage] + [RuleBasedAgent() for _ in range(6)], seed=1, max_retries=2)
+    mine = [t for t in record["turns"] if t["agent"] == "garbage"]
+    assert mine and all(t["fallback"] for t in mine if t["kind"] == "choose")
+    assert all(len(t["attempts"]) == 3 and all("error" in a for a in t["attempts"]) for t in mine if t["fallback"])
+    assert record["fallbacks"] == sum(t["fallback"] for t in mine)
+    for t in mine:
+        if t["kind"] == "speak" and t["fallback"]:
+            assert t["action"] == FALLBACK_SPEECH
+        if t["phase"] == "day_vote":
+            assert t["action"] == g.abstain
+    json.dumps(record)  # JSON-ready
+    # a bad answer, then a good one: one retry, no fallback; the refusal reason reaches the prompt
+    _, s = dealt(FIVE)
+    from llm_agents.protocol import ask
+
+    agent = Scripted(["Player 9", "Player 2"])
+    action, rec = ask(agent, observe(s, 0), max_retries=2)
+    assert action == 1 and not rec["fallback"] and len(rec["attempts"]) == 2
+    assert "refused" in rec["attempts"][1]["prompt"] and "Player 9 is not an option" in rec["attempts"][1]["prompt"]
+    action, rec = ask(Scripted([RuntimeError("model crashed")]), observe(s, 0), max_retries=1)
+    assert rec["fallback"] and "model crashed" in rec["attempts"][0]["error"] and action == 1
+
+
+def test_rule_based_village_beats_a_random_village():
+    g = games.load("werewolf")
+
+    class Village:
+        name = "mix"
+
+        def __init__(self, random_village):
+            self.rule, self.rand, self.random_village = RuleBasedAgent(), RandomAgent(), random_village
+
+        def reset(self, seat, seed):
+            self.rule.reset(seat, seed)
+            self.rand.reset(seat, seed)
+
+        def act(self, obs):
+            return self.rand.act(obs) if self.random_village and obs.role != WEREWOLF else self.rule.act(obs)
+
+    rates = {}
+    for random_village in (False, True):
+        wins = Counter(play_game(g, [Village(random_village) for _ in range(7)], s)["outcome"]["winner"]
+                       for s in range(300))
+        rates[random_village] = wins["villagers"] / 300
+    # measured: 0.40 with rule-based villagers, 0.03 with random ones (same rule-based werewolves)
+    assert rates[False] > 0.25 and rates[True] < 0.1
+
+
+def test_games_are_deterministic_given_the_seed():
+    g = games.load("werewolf")
+    a = play_game(g, [RuleBasedAgent() for _ in range(7)], seed=5)
+    b = play_game(g, [RuleBasedAgent() for _ in range(7)], seed=5)
+    assert a["events"] == b["events"] and a["outcome"] == b["outcome"]
+
+
+def test_human_agent_reads_the_terminal():
+    _, s = dealt(FIVE)
+    out = io.StringIO()
+    human = HumanAgent(stdin=io.StringIO("player 4\n"), stdout=out)
+    assert parse_choice(human.act(observe(s, 0)), observe(s, 0)) == (3, None)
+    assert "your role is werewolf" in out.getvalue() and "Options:" in out.getvalue()
+
+
+# ----------------------------------------------------------------------------- OpenAI-compatible agent
+class ChatServer:
+    """A scripted OpenAI-compatible endpoint on 127.0.0.1: answers the first option it is offered
+    (or a line of speech), fails the first request with HTTP 500, and records every request."""
+
+    def __init__(self):
+        self.requests = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                server.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
+                if len(server.requests) == 1:
+                    self.send_response(500)
+                    self.end_headers()
+                    return
+                prompt = body["messages"][-1]["content"]
+                if "Options:" in prompt:
+                    answer = prompt.split("Options:")[1].split(",")[0].split(".")[0].strip()
+                else:
+                    answer = "I am a villager, and I trust the seer."
+                data = json.dumps({"choices": [{"message": {"role": "assistant", "content": answer}}],
+                                   "usage": {"prompt_tokens": 50, "completion_tokens": 5}}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+
+
+def test_openai_compatible_agent_plays_through_a_local_server(monkeypatch):
+    monkeypatch.setenv("EQ_TEST_KEY", "sk-secret-123")
+    server = ChatServer()
+    try:
+        agent = make_agent({"type": "openai", "base_url": server.url, "model": "scripted", "api_key_env": "EQ_TEST_KEY",
+                            "timeout": 5, "retries": 2, "name": "api"})
+        agent.backend.backoff = 0.01
+        record = play_game(games.load("werewolf"), [agent] + [RuleBasedAgent() for _ in range(6)], seed=2)
+    finally:
+        server.close()
+    mine = [t for t in record["turns"] if t["agent"] == "api"]
+    assert mine and not any(t["fallback"] for t in mine)
+    assert len(server.requests) == len(mine) + 1  # the first request failed with 500 and was retried
+    r = server.requests[-1]
+    assert r["path"] == "/v1/chat/completions" and r["auth"] == "Bearer sk-secret-123"
+    assert r["body"]["model"] == "scripted" and r["body"]["messages"][0]["role"] == "system"
+    assert all(a["tokens"]["completion_tokens"] == 5 for t in mine for a in t["attempts"])
+    assert "sk-secret" not in json.dumps(record) and "sk-secret" not in repr(agent.backend)
+
+
+def test_openai_agent_unreachable_endpoint_falls_back(monkeypatch):
+    agent = make_agent({"type": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "x", "timeout": 1,
+                        "retries": 0})
+    _, s = dealt(FIVE)
+    from llm_agents.protocol import ask
+
+    action, rec = ask(agent, observe(s, 0), max_retries=1)
+    assert rec["fallback"] and "unreachable" in rec["attempts"][0]["error"]
+
+
+# ----------------------------------------------------------------------------- play kind and replays
+def test_play_scenario_reports_win_rates_writes_replays_and_resumes(tmp_path):
+    full = scenarios.run(scenarios.load("werewolf-scripted", ["games=24"]), out=tmp_path / "a", quiet=True)
+    assert full.metrics["games"] == 24 and len(list((full.run_dir / "replays").glob("*.json"))) == 24
+    assert full.metrics["werewolves_win_rate"] + full.metrics["villagers_win_rate"] + \
+        full.metrics["draw_win_rate"] == pytest.approx(1.0)
+    assert (full.run_dir / "results.md").exists() and full.plots[0].name == "win_rates.png"
+    short = scenarios.run(scenarios.load("werewolf-scripted", ["games=10"]), out=tmp_path / "b", quiet=True)
+    import yaml
+
+    cfg_path = short.run_dir / "config.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["games"] = 24
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    resumed = scenarios.run(None, resume=short.run_dir, quiet=True)
+    assert resumed.metrics == full.metrics
+    # the replay renders from the command line; a broken file is a one-line exit-2 error
+    replay = sorted((full.run_dir / "replays").glob("*.json"))[0]
+    res = subprocess.run([sys.executable, "-m", "scenarios.cli", "replay", str(replay)], capture_output=True, text=True)
+    assert res.returncode == 0 and "Night 1" in res.stdout and "Day 1" in res.stdout and " win" in res.stdout
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    res = subprocess.run([sys.executable, "-m", "scenarios.cli", "replay", str(broken)], capture_output=True, text=True)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "not a JSON replay" in res.stderr
+
+
+def test_play_scenario_refuses_bad_agent_lists():
+    with pytest.raises(scenarios.ScenarioError, match="fill 6 seats but the game has 7"):
+        scenarios.validate(scenarios.load("werewolf-scripted", ["agents=[{name: r, type: rule, count: 6}]"]))
+    with pytest.raises(scenarios.ScenarioError, match="unknown agent type 'gpt'"):
+        scenarios.load("werewolf-scripted", ["agents=[{name: r, type: gpt, count: 7}]"])
+
+
+@pytest.mark.slow
+def test_smollm2_plays_one_game(tmp_path):
+    pytest.importorskip("gguf")
+    result = scenarios.run(scenarios.load("werewolf-smollm", ["games=1"]), out=tmp_path, quiet=True)
+    record = json.loads(next((result.run_dir / "replays").glob("*.json")).read_text())
+    mine = [t for t in record["turns"] if t["agent"] == "smollm2"]
+    assert mine and all(a.get("raw") is not None for t in mine for a in t["attempts"])
+    assert result.metrics["tokens_per_second_smollm2"] > 0
+    assert np.isfinite(result.metrics["win_rate_smollm2"])
