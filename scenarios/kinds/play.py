@@ -88,6 +88,13 @@ def run_play(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
     if scenario.backend != "local":
         raise scenario.error("the play kind runs with backend 'local'", "backend")
     names = [a.name for a in cfg.agents]
+    from llm_agents.werewolf_agents import check_agent_spec
+
+    for i, entry in enumerate(cfg.agents):
+        try:
+            check_agent_spec({"type": entry.type, **entry.config})
+        except (TypeError, ValueError) as err:
+            raise scenario.error(str(err), "agents", str(i), "config") from None
     ctx.begin()
     agents = _build_agents(scenario)
     done = {int(r["game"]) for r in ctx.read_rows()} if ctx.resume_dir is not None else set()
@@ -102,7 +109,9 @@ def run_play(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
             seated = [agents[i] for i in order]
             record = play_game(game, [a for _, a in seated], seed, cfg.max_retries)
             for p, (label, _) in zip(record["players"], seated):
-                p["agent"] = label
+                p["agent"] = label  # the scenario's name for the agent (the agent's own name is its type)
+            for t in record["turns"]:
+                t["agent"] = seated[t["seat"]][0]
             if cfg.replays == "all":
                 write_replay(record, ctx.run_dir / "replays" / f"game_{g:05d}.json")
             row: dict[str, Any] = {"game": g, "seed": seed, "winner": record["outcome"]["winner"],
