@@ -20,8 +20,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import games  # noqa: E402
-from llm_agents.protocol import play_game, write_replay  # noqa: E402
+from llm_agents.protocol import play_game  # noqa: E402
 from llm_agents.werewolf_agents import RandomAgent, RuleBasedAgent, make_agent  # noqa: E402
+from scenarios.core import atomic_write_bytes  # noqa: E402
 
 
 def engine(n: int, agent_cls) -> tuple[float, float, float]:
@@ -36,7 +37,7 @@ def engine(n: int, agent_cls) -> tuple[float, float, float]:
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter()
         for i, r in enumerate(records):
-            write_replay(r, Path(d) / f"{i}.json")
+            atomic_write_bytes(Path(d) / f"{i}.json", json.dumps(r, indent=1).encode())
         write = n / (time.perf_counter() - t0)
     decisions = sum(len(r["turns"]) for r in records) / n
     return play, write, decisions

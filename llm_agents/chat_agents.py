@@ -36,7 +36,6 @@ class TransformersChat:
     def seed(self, seed: int) -> None:
         import torch
 
-        self.generator_seed = seed
         torch.manual_seed(seed)
 
     def complete(self, messages: list[dict[str, str]], max_tokens: int, temperature: float) -> tuple[str, dict]:
@@ -127,32 +126,43 @@ class LLMAgent:
 
 
 _SMOLLM2: tuple[Any, Any] | None = None
+AGENT_KEYS = ("name", "temperature", "speech_tokens", "choice_tokens")  # LLMAgent's own settings
+
+
+def split_llm_spec(kind: str, spec: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(backend keys, agent keys) of a spec, checked without loading a model or opening a connection."""
+    agent_keys = {k: v for k, v in spec.items() if k in AGENT_KEYS}
+    backend = {k: v for k, v in spec.items() if k not in AGENT_KEYS}
+    if kind == "openai":
+        for required in ("base_url", "model"):
+            if required not in backend:
+                raise ValueError(f"an openai agent needs {required}")
+    elif kind == "smollm2":
+        if backend:
+            raise ValueError(f"unknown smollm2 agent keys: {', '.join(backend)}")
+    elif kind == "transformers":
+        if set(backend) != {"model"}:
+            raise ValueError("a transformers agent takes model: a local model directory")
+    else:
+        raise ValueError(f"unknown language-model agent {kind!r}")
+    return backend, agent_keys
 
 
 def make_llm_agent(kind: str, **spec: Any) -> LLMAgent:
     """kind: transformers (model: a local directory), smollm2, openai (base_url, model, api_key_env,
-    timeout, retries). Remaining keys (name, temperature, speech_tokens, choice_tokens) go to the agent."""
+    timeout, retries). The keys in AGENT_KEYS go to the agent."""
     global _SMOLLM2
-    agent_keys = {k: spec.pop(k) for k in ("name", "temperature", "speech_tokens", "choice_tokens") if k in spec}
+    backend, agent_keys = split_llm_spec(kind, spec)
     if kind == "openai":
-        for required in ("base_url", "model"):
-            if required not in spec:
-                raise ValueError(f"an openai agent needs {required}")
-        return LLMAgent(OpenAIChat(**spec), **agent_keys)
+        return LLMAgent(OpenAIChat(**backend), **agent_keys)
     if kind == "smollm2":
-        if spec:
-            raise ValueError(f"unknown smollm2 agent keys: {', '.join(spec)}")
         from llm_agents.hf import load_smollm2
 
         if _SMOLLM2 is None:
             _SMOLLM2 = load_smollm2()
         model, tok = _SMOLLM2
         return LLMAgent(TransformersChat(model, tok, "smollm2-135m"), **agent_keys)
-    if kind == "transformers":
-        if set(spec) != {"model"}:
-            raise ValueError("a transformers agent takes model: a local model directory")
-        from llm_agents.hf import load_causal_lm
+    from llm_agents.hf import load_causal_lm
 
-        model, tok = load_causal_lm(spec["model"])
-        return LLMAgent(TransformersChat(model, tok, f"transformers:{spec['model']}"), **agent_keys)
-    raise ValueError(f"unknown language-model agent {kind!r}")
+    model, tok = load_causal_lm(backend["model"])
+    return LLMAgent(TransformersChat(model, tok, f"transformers:{backend['model']}"), **agent_keys)

@@ -17,13 +17,12 @@ import json
 import re
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from games.core import CHANCE, SIMULTANEOUS, sample_chance
-from games.werewolf import DOCTOR, SEER, WEREWOLF, Werewolf, WerewolfState, player_name
+from games.werewolf import WEREWOLF, Werewolf, WerewolfState, player_name
 
 REPLAY_FORMAT = "equilibria.werewolf.replay/1"
 FALLBACK_SPEECH = "I pass."
@@ -282,12 +281,4 @@ def play_game(game: Werewolf, agents: Sequence[Any], seed: int, max_retries: int
     }
 
 
-def write_replay(record: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=1))
-    tmp.replace(path)
-
-
-__all__ = ["Agent", "Observation", "SEER", "DOCTOR", "WEREWOLF", "ask", "observe", "parse_choice", "parse_speech",
-           "play_game", "render_event", "write_replay"]
+__all__ = ["Agent", "Observation", "ask", "observe", "parse_choice", "parse_speech", "play_game", "render_event"]

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
+
 from games.werewolf import player_name
 from llm_agents.protocol import REPLAY_FORMAT
 
@@ -94,8 +96,3 @@ def render(record: dict[str, Any], prompts: bool = False) -> list[str]:
                              + (f" [red]refused: {escape(a['error'])}[/red]" if a.get("error") else ""))
     return lines
 
-
-def escape(text: str) -> str:
-    from rich.markup import escape as _escape
-
-    return _escape(text)

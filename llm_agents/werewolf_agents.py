@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from games.werewolf import DOCTOR, SEER, WEREWOLF, player_name
+from games.werewolf import SEER, WEREWOLF, player_name
 from llm_agents.protocol import Observation
 
 _CLAIM = re.compile(r"seer\W+player\s*(\d+)\s+is\s+(not\s+)?a\s+werewolf", re.IGNORECASE)
@@ -156,10 +156,9 @@ def check_agent_spec(spec: dict[str, Any]) -> None:
     spec = dict(spec)
     kind = spec.pop("type", None)
     if kind in ("smollm2", "transformers"):
-        extra = set(spec) - {"name", "temperature", "speech_tokens", "choice_tokens", "model"}
-        if extra or (kind == "transformers") != ("model" in spec):
-            raise ValueError(f"a {kind} agent takes " + ("model (a local directory) and " if kind == "transformers"
-                                                         else "") + "name, temperature, speech_tokens, choice_tokens")
+        from llm_agents.chat_agents import split_llm_spec
+
+        split_llm_spec(kind, spec)
         return
     make_agent({"type": kind, **spec})  # the other agents are cheap to build
 
@@ -183,4 +182,4 @@ def make_agent(spec: dict[str, Any]) -> Any:
     raise ValueError(f"unknown agent type {kind!r} (types: {', '.join(AGENT_TYPES)})")
 
 
-__all__ = ["AGENT_TYPES", "DOCTOR", "HumanAgent", "RandomAgent", "RuleBasedAgent", "make_agent", "seer_claims"]
+__all__ = ["AGENT_TYPES", "HumanAgent", "RandomAgent", "RuleBasedAgent", "make_agent", "seer_claims"]

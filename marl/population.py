@@ -185,7 +185,6 @@ class RLPSRO:
         self.meta = [np.ones(1), np.ones(1)]
         self.iteration = 0
         self.env_steps = 0
-        self.last: dict[str, float] = {}
 
     def _entry(self, row: ActorWeights, col: ActorWeights, i: int, j: int) -> float:
         return payoff_entry(self.game, row, col, self.hidden, self.config.eval_episodes,
@@ -222,10 +221,9 @@ class RLPSRO:
         self.payoff = payoff
         self.meta = [solve_zero_sum(payoff)[0], solve_zero_sum(-payoff.T)[0]]
         self.env_steps += sum(r["env_steps"] for r in new)
-        self.last = {"generation": self.iteration, "env_steps": self.env_steps, "meta_value": self.value(),
+        return {"generation": self.iteration, "env_steps": self.env_steps, "meta_value": self.value(),
                      "br_gain_p0": gain0, "br_gain_p1": gain1, "nash_conv_estimate": max(gain0, 0) + max(gain1, 0),
                      "population": n0 + 1}
-        return self.last
 
     def state_dict(self) -> dict[str, Any]:
         """Tensors and plain numbers only (torch.load(weights_only=True) reads it back)."""

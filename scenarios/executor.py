@@ -33,9 +33,6 @@ class LocalExecutor:
                 return
             yield i, fn(*args)
 
-    def close(self) -> None:
-        pass
-
 
 def ray_init(address: str | None = None, num_cpus: int | None = None) -> Any:
     """Start Ray on this machine (no dashboard, workers' output not mirrored) or join the cluster
@@ -93,9 +90,6 @@ class RayExecutor:
         finally:
             for ref in pending:
                 ray.cancel(ref, force=True)
-
-    def close(self) -> None:
-        pass  # Ray stays up for the rest of the process; ray.shutdown() is the caller's choice
 
 
 def make_executor(backend: str, address: str | None = None) -> LocalExecutor | RayExecutor:

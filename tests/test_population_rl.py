@@ -45,7 +45,7 @@ def test_ppo_best_response_learns_against_a_fixed_opponent():
     assert learned > uniform + 10, (learned, uniform)  # measured: about -25 -> -5
 
 
-def test_psro_rl_scenario_resumes_and_shrinks_the_best_response_gain(tmp_path):
+def test_psro_rl_scenario_resumes_and_shrinks_the_best_response_gain(tmp_path, extend_run):
     sets = ["solver.config.best_response_steps=12000", "solver.config.eval_episodes=100"]
     full = scenarios.run(scenarios.load("psro-pursuit", sets + ["budget.iterations=2"]), out=tmp_path / "a",
                          quiet=True)
@@ -55,12 +55,7 @@ def test_psro_rl_scenario_resumes_and_shrinks_the_best_response_gain(tmp_path):
     assert rows[0]["nash_conv_estimate"] > 15 and rows[1]["nash_conv_estimate"] < rows[0]["nash_conv_estimate"]
     short = scenarios.run(scenarios.load("psro-pursuit", sets + ["budget.iterations=1"]), out=tmp_path / "b",
                           quiet=True)
-    import yaml
-
-    cfg_path = short.run_dir / "config.yaml"
-    cfg = yaml.safe_load(cfg_path.read_text())
-    cfg["budget"]["iterations"] = 2
-    cfg_path.write_text(yaml.safe_dump(cfg))
+    extend_run(short.run_dir, "budget", "iterations", value=2)
     resumed = scenarios.run(None, resume=short.run_dir, quiet=True)
     assert resumed.metrics["population"] == 3
     assert resumed.metrics["meta_value"] == pytest.approx(full.metrics["meta_value"], abs=1e-9)

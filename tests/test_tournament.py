@@ -105,18 +105,13 @@ def test_psro_solves_kuhn_and_improves_on_leduc():
     assert len(s.populations[0]) == 31
 
 
-def test_psro_population_scenario_resumes(tmp_path):
+def test_psro_population_scenario_resumes(tmp_path, extend_run):
     s = scenarios.load("psro-leduc", ["budget.iterations=8", "checkpoint_every=3"])
     full = scenarios.run(s, out=tmp_path / "a", quiet=True)
     short = scenarios.run(scenarios.load("psro-leduc", ["budget.iterations=5", "checkpoint_every=3"]),
                           out=tmp_path / "b", quiet=True)
     # stretch the short run's budget and resume it: the checkpoint holds the populations
-    import yaml
-
-    cfg_path = short.run_dir / "config.yaml"
-    cfg = yaml.safe_load(cfg_path.read_text())
-    cfg["budget"]["iterations"] = 8
-    cfg_path.write_text(yaml.safe_dump(cfg))
+    extend_run(short.run_dir, "budget", "iterations", value=8)
     resumed = scenarios.run(None, resume=short.run_dir, quiet=True)
     assert resumed.metrics["iteration"] == 8
     assert resumed.metrics["exploitability"] == pytest.approx(full.metrics["exploitability"], abs=1e-12)

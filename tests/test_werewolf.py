@@ -276,19 +276,14 @@ def test_openai_agent_unreachable_endpoint_falls_back(monkeypatch):
 
 
 # ----------------------------------------------------------------------------- play kind and replays
-def test_play_scenario_reports_win_rates_writes_replays_and_resumes(tmp_path):
+def test_play_scenario_reports_win_rates_writes_replays_and_resumes(tmp_path, extend_run):
     full = scenarios.run(scenarios.load("werewolf-scripted", ["games=24"]), out=tmp_path / "a", quiet=True)
     assert full.metrics["games"] == 24 and len(list((full.run_dir / "replays").glob("*.json"))) == 24
     assert full.metrics["werewolves_win_rate"] + full.metrics["villagers_win_rate"] + \
         full.metrics["draw_win_rate"] == pytest.approx(1.0)
     assert (full.run_dir / "results.md").exists() and full.plots[0].name == "win_rates.png"
     short = scenarios.run(scenarios.load("werewolf-scripted", ["games=10"]), out=tmp_path / "b", quiet=True)
-    import yaml
-
-    cfg_path = short.run_dir / "config.yaml"
-    cfg = yaml.safe_load(cfg_path.read_text())
-    cfg["games"] = 24
-    cfg_path.write_text(yaml.safe_dump(cfg))
+    extend_run(short.run_dir, "games", value=24)
     resumed = scenarios.run(None, resume=short.run_dir, quiet=True)
     assert resumed.metrics == full.metrics
     # the replay renders from the command line; a broken file is a one-line exit-2 error

@@ -9,6 +9,7 @@ with the same seeds, so the totals equal an uninterrupted run's.
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any, Literal
 
 import numpy as np
@@ -76,7 +77,8 @@ def _build_agents(scenario: Scenario) -> list[tuple[str, Any]]:
 @register_kind("play", PlayConfig, description="games of Werewolf between agents: win rates, replays")
 def run_play(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
     from games.werewolf import WEREWOLF, Werewolf
-    from llm_agents.protocol import play_game, write_replay
+    from llm_agents.protocol import play_game
+    from scenarios.core import atomic_write_bytes
 
     game = load_game(scenario)
     if not isinstance(game, Werewolf):
@@ -97,6 +99,7 @@ def run_play(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
             raise scenario.error(str(err), "agents", str(i), "config") from None
     ctx.begin()
     agents = _build_agents(scenario)
+    (ctx.run_dir / "replays").mkdir(exist_ok=True)
     done = {int(r["game"]) for r in ctx.read_rows()} if ctx.resume_dir is not None else set()
     if done:
         ctx.log(f"resumed {ctx.run_dir}: {len(done)} of {cfg.games} games already played")
@@ -113,7 +116,7 @@ def run_play(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
             for t in record["turns"]:
                 t["agent"] = seated[t["seat"]][0]
             if cfg.replays == "all":
-                write_replay(record, ctx.run_dir / "replays" / f"game_{g:05d}.json")
+                atomic_write_bytes(ctx.run_dir / "replays" / f"game_{g:05d}.json", json.dumps(record, indent=1).encode())
             row: dict[str, Any] = {"game": g, "seed": seed, "winner": record["outcome"]["winner"],
                                    "rounds": record["outcome"]["rounds"], "seconds": round(record["seconds"], 4),
                                    "fallbacks": record["fallbacks"]}
@@ -166,11 +169,11 @@ def _report(ctx: RunContext, scenario: Scenario, names: list[str]) -> dict[str, 
         bars.append((f"agent: {name}", p, lo, hi))
     (ctx.run_dir / "results.md").write_text("\n".join(table) + "\n")
     ctx.log("\n".join(table))
-    _plot(ctx, scenario, bars)
+    _plot(ctx, scenario, bars, n)
     return out
 
 
-def _plot(ctx: RunContext, scenario: Scenario, bars: list[tuple[str, float, float, float]]) -> None:
+def _plot(ctx: RunContext, scenario: Scenario, bars: list[tuple[str, float, float, float]], games: int) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -185,7 +188,7 @@ def _plot(ctx: RunContext, scenario: Scenario, bars: list[tuple[str, float, floa
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
     ax.set_xlabel("win rate (95% Wilson interval)")
-    ax.set_title(f"{scenario.name}: {len(ctx.read_rows())} games", fontsize=10)
+    ax.set_title(f"{scenario.name}: {games} games", fontsize=10)
     ax.grid(True, axis="x", alpha=0.3)
     fig.tight_layout()
     fig.savefig(ctx.plot_path("win_rates.png"), dpi=110)
