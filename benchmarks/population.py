@@ -1,8 +1,9 @@
 """Tournament and population throughput, local vs Ray, on this machine, in one run.
 
 1. Tournament matches per second: the tournament-kuhn lineup (CFR snapshots and bots) playing
-   Kuhn poker, and a trained-vs-random pursuit lineup (each match a 25-step Markov game with
-   torch actors), through `scenarios.tournament.run_matches` with the local executor and with
+   Kuhn poker, a trained-vs-random pursuit lineup (each match a 25-step Markov game with
+   torch actors), and the tournament-werewolf lineup (seven drawn seats of scripted agents,
+   every decision through the validating agent protocol), through `scenarios.tournament.run_matches` with the local executor and with
    Ray tasks (chunks of `--chunk` matches), results written to SQLite either way. Ray start-up
    is reported separately and not counted.
 2. PSRO with PPO best responses on pursuit: seconds per generation, local (the two best
@@ -21,14 +22,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import games  # noqa: E402
 import scenarios  # noqa: E402
+from scenarios.core import load_game  # noqa: E402
 from scenarios.executor import LocalExecutor, RayExecutor  # noqa: E402
 from scenarios.kinds.tournament import build_lineup  # noqa: E402
-from scenarios.tournament import ResultsDB, run_matches, schedule  # noqa: E402
+from scenarios.tournament import ResultsDB, draw_schedule, run_matches, schedule  # noqa: E402
 
 
-def kuhn_lineup():
-    s = scenarios.load("tournament-kuhn")
-    game = games.load("kuhn_poker")
+def builtin_lineup(name: str):
+    s = scenarios.load(name)
+    game = load_game(s)
     return game, build_lineup(s, game)
 
 
@@ -45,8 +47,11 @@ def pursuit_lineup():
 
 
 def matches_per_second(game, lineup, num_matches: int, executor, chunk: int) -> float:
-    per_pairing = max(1, num_matches // (len(lineup) * (len(lineup) - 1)))
-    matches = schedule(len(lineup), 2, per_pairing, seed=0)
+    if game.num_players == 2:
+        per_pairing = max(1, num_matches // (len(lineup) * (len(lineup) - 1)))
+        matches = schedule(len(lineup), 2, per_pairing, seed=0)
+    else:
+        matches = draw_schedule(len(lineup), game.num_players, num_matches, seed=0)
     with tempfile.TemporaryDirectory() as d:
         db = ResultsDB(Path(d) / "r.sqlite")
         ids = db.register([str(i) for i in range(len(lineup))], [""] * len(lineup))
@@ -83,8 +88,11 @@ def main() -> None:
     lines = [f"# Tournaments and PSRO: local vs Ray ({os.cpu_count()} cores, Ray with {cpus} CPUs; "
              f"Ray start-up {ray_start:.1f} s, not counted)", "",
              "| workload | local | Ray | Ray / local |", "|---|---|---|---|"]
-    for label, (game, lineup), n in (("Kuhn tournament-kuhn lineup, matches/s", kuhn_lineup(), a.matches),
-                                      ("pursuit PPO vs random, matches/s", pursuit_lineup(), a.matches // 20)):
+    for label, (game, lineup), n in (
+            ("Kuhn tournament-kuhn lineup, matches/s", builtin_lineup("tournament-kuhn"), a.matches),
+            ("pursuit PPO vs random, matches/s", pursuit_lineup(), a.matches // 20),
+            ("Werewolf tournament-werewolf lineup (7 drawn seats, agents), matches/s",
+             builtin_lineup("tournament-werewolf"), a.matches // 5)):
         loc = matches_per_second(game, lineup, n, local, a.chunk)
         # warm the workers (imports, first task) so start-up is not counted as throughput
         matches_per_second(game, lineup, min(n, 4 * a.chunk), ray_ex, a.chunk)

@@ -14,6 +14,7 @@ engine (llm_agents.protocol) parses and validates it.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -125,7 +126,6 @@ class LLMAgent:
         return text
 
 
-_SMOLLM2: tuple[Any, Any] | None = None
 AGENT_KEYS = ("name", "temperature", "speech_tokens", "choice_tokens")  # LLMAgent's own settings
 
 
@@ -151,18 +151,22 @@ def split_llm_spec(kind: str, spec: dict[str, Any]) -> tuple[dict[str, Any], dic
 def make_llm_agent(kind: str, **spec: Any) -> LLMAgent:
     """kind: transformers (model: a local directory), smollm2, openai (base_url, model, api_key_env,
     timeout, retries). The keys in AGENT_KEYS go to the agent."""
-    global _SMOLLM2
     backend, agent_keys = split_llm_spec(kind, spec)
     if kind == "openai":
         return LLMAgent(OpenAIChat(**backend), **agent_keys)
-    if kind == "smollm2":
+    path = backend.get("model")
+    model, tok = _local_model(path)
+    return LLMAgent(TransformersChat(model, tok, f"transformers:{path}" if path else "smollm2-135m"), **agent_keys)
+
+
+@functools.lru_cache(maxsize=4)
+def _local_model(path: str | None) -> tuple[Any, Any]:
+    """(model, tokenizer) loaded once per process: SmolLM2 when `path` is None, else a local
+    directory. Every seat a model fills shares these weights (inference only)."""
+    if path is None:
         from llm_agents.hf import load_smollm2
 
-        if _SMOLLM2 is None:
-            _SMOLLM2 = load_smollm2()
-        model, tok = _SMOLLM2
-        return LLMAgent(TransformersChat(model, tok, "smollm2-135m"), **agent_keys)
+        return load_smollm2()
     from llm_agents.hf import load_causal_lm
 
-    model, tok = load_causal_lm(backend["model"])
-    return LLMAgent(TransformersChat(model, tok, f"transformers:{backend['model']}"), **agent_keys)
+    return load_causal_lm(path)

@@ -53,10 +53,16 @@ class RandomAgent:
 
 
 class RuleBasedAgent:
+    """`no_evidence_vote`: what a villager votes for when no seer claim accuses anyone: a random
+    uncleared player ("random", the default) or nobody ("abstain", a cautious village)."""
+
     name = "rule"
 
-    def __init__(self, seed: int = 0):
+    def __init__(self, seed: int = 0, no_evidence_vote: str = "random"):
+        if no_evidence_vote not in ("random", "abstain"):
+            raise ValueError(f"no_evidence_vote must be 'random' or 'abstain', got {no_evidence_vote!r}")
         self.rng = np.random.default_rng(seed)
+        self.no_evidence_vote = no_evidence_vote
 
     def reset(self, seat: int, seed: int) -> None:
         self.rng = np.random.default_rng(seed)
@@ -127,7 +133,7 @@ class RuleBasedAgent:
         # coordinated werewolf votes every elimination: 88% werewolf wins instead of ~50%)
         cleared = {c[1] for c in claims if not c[2]} | {s for s, w in obs.inspections.items() if not w}
         suspects = [o for o in options if o not in cleared]
-        return self._pick(suspects) if suspects else obs.abstain
+        return self._pick(suspects) if suspects and self.no_evidence_vote == "random" else obs.abstain
 
 
 class HumanAgent:

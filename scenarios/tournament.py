@@ -1,22 +1,31 @@
 """Tournaments between policies in any game, with results in SQLite so a killed tournament
 resumes without replaying finished matches.
 
-A match is one game between a lineup of policies in fixed seats, fully determined by its
-seed; its id is derived from (pairing, game index, seat rotation), so a resumed run finds
-exactly the matches that are missing. Every seat assignment of a pairing is played (seats
-rotate), `games_per_pairing` times each, as duplicate matches: every seat assignment of a
-pairing replays the same deals, which removes most of the luck from the comparison.
+A match is one game between lineup entries in fixed seats, fully determined by its seed; its
+id is derived from the schedule, so a resumed run finds exactly the matches that are missing.
+Two schedules:
+- `schedule` (rotated seats): every seat assignment of distinct entries, `games_per_pairing`
+  times each, as duplicate matches: every seat assignment of a pairing replays the same
+  deals, which removes most of the luck from the comparison.
+- `draw_schedule` (drawn seats): each match fills every seat with an entry drawn uniformly
+  (with replacement), for many-player games such as Werewolf where a lineup of a few agent
+  types fills seven seats.
+
+Entries are policies (`Policy.action_probabilities`, played by `play_match`) or, for
+Werewolf, agents of the text-game protocol (`AgentSpec`, played by llm_agents.protocol, with
+validation, retries and fallbacks recorded per seat).
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -28,6 +37,9 @@ CREATE TABLE IF NOT EXISTS matches (id TEXT PRIMARY KEY, seed INTEGER NOT NULL, 
                                     finished_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS seat_returns (match_id TEXT NOT NULL REFERENCES matches(id), seat INTEGER NOT NULL,
                                          policy_id INTEGER NOT NULL REFERENCES policies(id), return REAL NOT NULL,
+                                         PRIMARY KEY (match_id, seat));
+CREATE TABLE IF NOT EXISTS seat_details (match_id TEXT NOT NULL REFERENCES matches(id), seat INTEGER NOT NULL,
+                                         role TEXT, decisions INTEGER NOT NULL, fallbacks INTEGER NOT NULL,
                                          PRIMARY KEY (match_id, seat));
 """
 
@@ -74,6 +86,46 @@ def schedule(num_policies: int, num_players: int, games_per_pairing: int, seed: 
     return out
 
 
+def draw_schedule(num_entries: int, num_players: int, games: int, seed: int) -> list[Match]:
+    """`games` matches, each seat filled by an entry drawn uniformly with replacement. Match g's
+    seats and seed depend on (seed, g) only, so a resumed or extended run draws the same ones."""
+    out = []
+    for g in range(games):
+        ss = np.random.SeedSequence([seed, g])
+        seats = tuple(int(x) for x in np.random.default_rng(ss.spawn(1)[0]).integers(num_entries, size=num_players))
+        out.append(Match(f"g{g:06d}", int(ss.generate_state(1)[0]), seats))
+    return out
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """A lineup entry that is a text-game agent (llm_agents.werewolf_agents.make_agent spec, as
+    JSON). A fresh agent is built for every seat of every match, so one entry can fill several
+    seats of a game and any worker process can build it (language models are cached per process)."""
+
+    spec: str
+    label: str = ""  # the lineup's name for the entry, written into replays
+
+    def build(self) -> Any:
+        from llm_agents.werewolf_agents import make_agent
+
+        return make_agent(json.loads(self.spec))
+
+
+class SeatDetail(NamedTuple):
+    role: str | None
+    decisions: int
+    fallbacks: int
+
+
+class Played(NamedTuple):
+    match: Match
+    returns: np.ndarray
+    seconds: float
+    details: list[SeatDetail] | None = None  # agent games: each seat's role, decisions and fallbacks
+    record: dict | None = None  # agent games with replays kept: the JSON-ready game record
+
+
 class ResultsDB:
     def __init__(self, path: Path):
         self.path = path
@@ -91,16 +143,31 @@ class ResultsDB:
     def finished(self) -> set[str]:
         return {r[0] for r in self.conn.execute("SELECT id FROM matches")}
 
-    def record(self, played: Sequence[tuple[Match, np.ndarray, float]], policy_ids: Sequence[int]) -> None:
+    def record(self, played: Sequence[Played], policy_ids: Sequence[int]) -> None:
         """Store finished matches in one transaction: all of them or none, so a kill never
         half-counts a match and a resumed run replays exactly the missing ones."""
         with self.conn:
-            for match, returns, seconds in played:
+            for p in played:
+                match = p.match
                 self.conn.execute("INSERT INTO matches (id, seed, seconds, finished_at) VALUES (?, ?, ?, ?)",
-                                  (match.id, match.seed, seconds, time.time()))
+                                  (match.id, match.seed, p.seconds, time.time()))
                 self.conn.executemany(
                     "INSERT INTO seat_returns (match_id, seat, policy_id, return) VALUES (?, ?, ?, ?)",
-                    [(match.id, s, policy_ids[i], float(r)) for s, (i, r) in enumerate(zip(match.seats, returns))])
+                    [(match.id, s, policy_ids[i], float(r)) for s, (i, r) in enumerate(zip(match.seats, p.returns))])
+                if p.details is not None:
+                    self.conn.executemany(
+                        "INSERT INTO seat_details (match_id, seat, role, decisions, fallbacks) VALUES (?, ?, ?, ?, ?)",
+                        [(match.id, s, *d) for s, d in enumerate(p.details)])
+
+    def seat_rows(self, names: Sequence[str]) -> list[tuple[str, int, int, float, str | None, int, int]]:
+        """Every stored seat as (match id, seat, entry index, return, role, decisions, fallbacks),
+        ordered by match and seat; role is None and the counts 0 for policy games."""
+        idx = {pid: k for k, pid in enumerate(self.register(names, [""] * len(names)))}
+        rows = self.conn.execute(
+            "SELECT r.match_id, r.seat, r.policy_id, r.return, d.role, COALESCE(d.decisions, 0), "
+            "COALESCE(d.fallbacks, 0) FROM seat_returns r LEFT JOIN seat_details d "
+            "ON d.match_id = r.match_id AND d.seat = r.seat ORDER BY r.match_id, r.seat")
+        return [(m, s, idx[pid], float(ret), role, dec, fb) for m, s, pid, ret, role, dec, fb in rows]
 
     def results(self, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int, float]]]:
         """(payoff[i, j] = mean return of i against j, wins[i, j], pairwise results for Elo) for 2 players."""
@@ -127,24 +194,50 @@ class ResultsDB:
         self.conn.close()
 
 
-def play_chunk(game: Game, lineup: Sequence[Policy], matches: Sequence[Match]) -> list[tuple[Match, np.ndarray, float]]:
+def play_agent_match(game: Game, seats: Sequence[AgentSpec], seed: int, max_retries: int = 2,
+                     keep_record: bool = False) -> tuple[np.ndarray, list[SeatDetail], dict | None]:
+    """One game between text-game agents through the validating engine (llm_agents.protocol)."""
+    from llm_agents.protocol import play_game
+
+    record = play_game(game, [entry.build() for entry in seats], seed, max_retries)
+    for player, entry in zip(record["players"], seats):
+        player["agent"] = entry.label or player["agent"]
+    for t in record["turns"]:
+        t["agent"] = record["players"][t["seat"]]["agent"]
+    details = [SeatDetail(p["role"], 0, 0) for p in record["players"]]
+    for t in record["turns"]:
+        d = details[t["seat"]]
+        details[t["seat"]] = d._replace(decisions=d.decisions + 1, fallbacks=d.fallbacks + int(t["fallback"]))
+    return np.asarray(record["outcome"]["returns"], dtype=np.float64), details, record if keep_record else None
+
+
+def play_chunk(game: Game, lineup: Sequence[Any], matches: Sequence[Match], max_retries: int = 2,
+               keep_records: bool = False) -> list[Played]:
     """Play `matches` in order; a pure function of its arguments (the unit of work of every backend)."""
     out = []
     for m in matches:
+        seated = [lineup[i] for i in m.seats]
         t0 = time.perf_counter()
-        returns = play_match(game, [lineup[i] for i in m.seats], m.seed)
-        out.append((m, returns, time.perf_counter() - t0))
+        if isinstance(seated[0], AgentSpec):
+            returns, details, record = play_agent_match(game, seated, m.seed, max_retries, keep_records)
+            out.append(Played(m, returns, time.perf_counter() - t0, details, record))
+        else:
+            returns = play_match(game, seated, m.seed)
+            out.append(Played(m, returns, time.perf_counter() - t0))
     return out
 
 
-def run_matches(game: Game, lineup: Sequence[Policy], matches: Sequence[Match], db: ResultsDB,
+def run_matches(game: Game, lineup: Sequence[Any], matches: Sequence[Match], db: ResultsDB,
                 policy_ids: Sequence[int], executor: Any = None, chunk: int = 200, stop: Any = None,
-                on_stored: Any = None) -> int:
+                on_stored: Any = None, max_retries: int = 2, replay_dir: Path | None = None) -> int:
     """Play every match of `matches` not yet in the database, `chunk` matches per job, and store
     each finished chunk in one transaction as it arrives (any order). Returns how many were played.
 
     `executor` is a scenarios.executor backend (default: this process); `on_stored(n)` is
-    called with the number of matches stored after each chunk."""
+    called with the number of matches stored after each chunk. Agent games write a JSON replay
+    per match into `replay_dir` when given (before the chunk is stored, so a match replayed
+    after a kill overwrites its replay with an identical one)."""
+    from scenarios.core import atomic_write_bytes
     from scenarios.executor import LocalExecutor
 
     executor = executor or LocalExecutor()
@@ -152,8 +245,13 @@ def run_matches(game: Game, lineup: Sequence[Policy], matches: Sequence[Match], 
     todo = [m for m in matches if m.id not in done]
     chunks = [todo[i:i + chunk] for i in range(0, len(todo), chunk)]
     shared_game, shared_lineup = executor.share(game), executor.share(list(lineup))
+    jobs = [(shared_game, shared_lineup, c, max_retries, replay_dir is not None) for c in chunks]
     played = 0
-    for _, results in executor.run_unordered(play_chunk, [(shared_game, shared_lineup, c) for c in chunks], stop):
+    for _, results in executor.run_unordered(play_chunk, jobs, stop):
+        if replay_dir is not None:
+            for p in results:
+                if p.record is not None:
+                    atomic_write_bytes(replay_dir / f"match_{p.match.id}.json", json.dumps(p.record, indent=1).encode())
         db.record(results, policy_ids)
         played += len(results)
         if on_stored is not None:

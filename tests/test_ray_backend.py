@@ -73,6 +73,20 @@ def test_ray_tournament_matches_local(tmp_path, executor):
     assert a == b and len(a) == 2 * 30 * 40
 
 
+def test_ray_werewolf_tournament_matches_local(tmp_path, executor):
+    # agents are built inside the workers from their specs; the draws, deals and agents' seeds
+    # are functions of the match seed, so every seat's role and result are the same
+    over = ["games=60", "batch=20"]
+    local = scenarios.run(scenarios.load("tournament-werewolf", over), out=tmp_path / "local", quiet=True)
+    remote = scenarios.run(scenarios.load("tournament-werewolf", over + ["backend=ray"]), out=tmp_path / "ray",
+                           quiet=True)
+    assert remote.metrics == local.metrics
+    query = ("SELECT r.match_id, r.seat, r.policy_id, r.return, d.role, d.decisions FROM seat_returns r "
+             "JOIN seat_details d USING (match_id, seat) ORDER BY r.match_id, r.seat")
+    a = sqlite3.connect(local.run_dir / "results.sqlite").execute(query).fetchall()
+    assert a == sqlite3.connect(remote.run_dir / "results.sqlite").execute(query).fetchall() and len(a) == 7 * 60
+
+
 @pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="finds Ray workers through /proc")
 def test_killed_worker_is_retried_without_loss_or_double_counting(tmp_path, executor):
     game = games.load("kuhn_poker")

@@ -15,6 +15,8 @@ from typing import Any, Literal
 import numpy as np
 
 from scenarios.core import Interrupted, RunContext, Scenario, load_game, register_kind
+from scenarios.plots import interval_bars, pyplot, save
+from solvers.ratings import wilson
 
 
 @dataclasses.dataclass
@@ -48,17 +50,6 @@ class PlayConfig:
             raise ValueError("agents: names must be unique")
         if self.games < 1 or self.max_retries < 0:
             raise ValueError("games must be >= 1 and max_retries >= 0")
-
-
-def wilson(successes: float, n: int, z: float = 1.96) -> tuple[float, float, float]:
-    """Rate and its Wilson score interval (sensible at 0% and 100%, unlike the normal one)."""
-    if n == 0:
-        return float("nan"), float("nan"), float("nan")
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return p, max(0.0, centre - half), min(1.0, centre + half)
 
 
 def _build_agents(scenario: Scenario) -> list[tuple[str, Any]]:
@@ -174,22 +165,10 @@ def _report(ctx: RunContext, scenario: Scenario, names: list[str]) -> dict[str, 
 
 
 def _plot(ctx: RunContext, scenario: Scenario, bars: list[tuple[str, float, float, float]], games: int) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 0.45 * len(bars) + 1.5))
-    y = np.arange(len(bars))
-    p = np.array([b[1] for b in bars])
-    err = np.array([[b[1] - b[2] for b in bars], [b[3] - b[1] for b in bars]])
-    ax.barh(y, p, xerr=err, capsize=3, color=["#7a7a7a" if b[0].startswith("side") else "#3b75af" for b in bars])
-    ax.set_yticks(y, [b[0] for b in bars])
-    ax.invert_yaxis()
+    fig, ax = pyplot().subplots(figsize=(7, 0.45 * len(bars) + 1.5))
+    interval_bars(ax, [b[0] for b in bars], [b[1] for b in bars], [b[2] for b in bars], [b[3] for b in bars],
+                  colors=["#7a7a7a" if b[0].startswith("side") else "#3b75af" for b in bars])
     ax.set_xlim(0, 1)
     ax.set_xlabel("win rate (95% Wilson interval)")
     ax.set_title(f"{scenario.name}: {games} games", fontsize=10)
-    ax.grid(True, axis="x", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(ctx.plot_path("win_rates.png"), dpi=110)
-    plt.close(fig)
+    save(fig, ctx.plot_path("win_rates.png"))

@@ -18,6 +18,7 @@ import numpy as np
 
 from scenarios.core import Interrupted, RunContext, Scenario, load_game, register_kind
 from scenarios.kinds.solve import SolveConfig, run_solve
+from scenarios.plots import pyplot, save
 
 POPULATION_SOLVERS = ("psro", "psro-rl")
 
@@ -88,11 +89,7 @@ def _run_rl_psro(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
 
 
 def _plot(ctx: RunContext, scenario: Scenario, payoff: np.ndarray, meta: list[np.ndarray]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     rows = ctx.read_metrics()
     if not rows:
         return
@@ -113,6 +110,4 @@ def _plot(ctx: RunContext, scenario: Scenario, payoff: np.ndarray, meta: list[np
     axes[1].set_yticks(range(payoff.shape[0]), [f"{k} ({w:.2f})" for k, w in enumerate(meta[0])], fontsize=7)
     fig.colorbar(im, ax=axes[1], shrink=0.8)
     fig.suptitle(f"{scenario.name}: PSRO with PPO best responses on {scenario.game}", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(ctx.plot_path("population.png"), dpi=110)
-    plt.close(fig)
+    save(fig, ctx.plot_path("population.png"))

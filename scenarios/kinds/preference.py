@@ -17,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 
 from scenarios.core import Interrupted, RunContext, Scenario, register_kind
+from scenarios.plots import pyplot, save
 from scenarios.spec import suggest
 
 
@@ -237,11 +238,7 @@ def _summarise(ctx: RunContext, cfg: PreferenceScenarioConfig, gap_key: str) -> 
 
 
 def _plot(ctx: RunContext, scenario: Scenario, gap_key: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
     for alg, seeds in _curves(ctx, gap_key).items():
         # median over seeds at each evaluation point (seeds share the evaluation schedule)
@@ -260,6 +257,4 @@ def _plot(ctx: RunContext, scenario: Scenario, gap_key: str) -> None:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(f"{scenario.name}: {scenario.game}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(ctx.plot_path("gap_vs_queries.png"), dpi=110)
-    plt.close(fig)
+    save(fig, ctx.plot_path("gap_vs_queries.png"))

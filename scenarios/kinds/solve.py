@@ -9,6 +9,7 @@ from typing import Any, Literal
 import numpy as np
 
 from scenarios.core import Interrupted, RunContext, Scenario, load_game, register_kind
+from scenarios.plots import pyplot, save
 
 
 @dataclasses.dataclass
@@ -128,11 +129,7 @@ def run_solve(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
 
 
 def _plot(ctx: RunContext, scenario: Scenario) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     rows = ctx.read_metrics()
     if not rows:
         return
@@ -152,6 +149,4 @@ def _plot(ctx: RunContext, scenario: Scenario) -> None:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
     fig.suptitle(f"{scenario.name}: {scenario.config.solver.name} on {scenario.game}", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(ctx.plot_path("exploitability.png"), dpi=110)
-    plt.close(fig)
+    save(fig, ctx.plot_path("exploitability.png"))

@@ -1,10 +1,18 @@
-"""Scenario kind `tournament`: a lineup of policies (solver snapshots, scripted bots) meets in
-round-robin matches with rotated seats; results go to SQLite in the run directory.
+"""Scenario kind `tournament`: a lineup (solver snapshots, scripted bots, trained MARL runs, or
+Werewolf agents) meets in matches whose results go to SQLite in the run directory.
 
-The ranking is by Nash-averaged return (Balduzzi et al. 2018): each policy's mean return
-against the meta-Nash mixture of the empirical meta-game. Win-count ratings (Bradley-Terry,
-Elo with uncertainty) are reported beside it; in poker they reward winning many small pots
-(always-bet tops them in Kuhn) and do not follow exploitability, while the Nash average does."""
+Two-player games, rotated seats: round robin, ranked by Nash-averaged return (Balduzzi et al.
+2018): each policy's mean return against the meta-Nash mixture of the empirical meta-game.
+Win-count ratings (Bradley-Terry, Elo with uncertainty) are reported beside it; in poker they
+reward winning many small pots (always-bet tops them in Kuhn) and do not follow
+exploitability, while the Nash average does.
+
+More players (Werewolf: a few agent types filling seven seats), or `seating: draw`: every
+seat of every match is drawn from the lineup. There is no meta-game to solve; entries are
+ranked by role-adjusted win rate when the game deals roles (win rate per role re-weighted to
+the overall role mix, so the luck of the deal cancels) and by mean return otherwise, with
+win rates, Bradley-Terry strengths from seat-vs-seat comparisons and fallback rates beside it.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +23,7 @@ from typing import Any, Literal
 import numpy as np
 
 from scenarios.core import Interrupted, RunContext, Scenario, load_game, register_kind
+from scenarios.plots import heatmap, interval_bars, pyplot, save
 
 
 @dataclasses.dataclass
@@ -26,28 +35,43 @@ class LineupEntry:
     policy: Literal["average", "current"] = "average"
     scripted: Literal["random", "first_action", "last_action"] | None = None
     run: str | None = None  # a train run directory: its MARL checkpoint plays (stochastic actor)
+    agent: str | dict | None = None  # a Werewolf agent: its type (rule, random, smollm2, ...) or {type: ..., ...}
+
+    def agent_spec(self) -> dict[str, Any]:
+        return {"type": self.agent} if isinstance(self.agent, str) else dict(self.agent or {})
 
     def validate(self) -> None:
-        if sum(x is not None for x in (self.solver, self.scripted, self.run)) != 1:
-            raise ValueError("give exactly one of solver, scripted or run")
+        if sum(x is not None for x in (self.solver, self.scripted, self.run, self.agent)) != 1:
+            raise ValueError("give exactly one of solver, scripted, run or agent")
         if self.solver is not None and self.iterations < 1:
             raise ValueError(f"iterations: must be >= 1 for a solver snapshot, got {self.iterations}")
+        if self.agent is not None:
+            from llm_agents.werewolf_agents import check_agent_spec
+
+            try:
+                check_agent_spec(self.agent_spec())  # no model is loaded here
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"agent: {err}") from None
 
 
 @dataclasses.dataclass
 class TournamentConfig:
     lineup: list[LineupEntry]
-    games_per_pairing: int = 100  # per ordered seat assignment
+    seating: Literal["rotate", "draw"] | None = None  # default: rotate for two players, draw for more
+    games_per_pairing: int = 100  # rotate: matches per ordered seat assignment
+    games: int = 1000  # draw: matches, each seat drawn from the lineup
     batch: int = 200  # matches per job (a Ray task) and per database transaction
+    max_retries: int = 2  # agent games: re-asks after a refused answer, before the legal fallback
+    replays: Literal["none", "all"] = "none"  # agent games: a JSON replay per match in replays/
 
     def validate(self) -> None:
         if len(self.lineup) < 2:
-            raise ValueError("lineup: needs at least two policies")
+            raise ValueError("lineup: needs at least two entries")
         names = [e.name for e in self.lineup]
         if len(set(names)) != len(names):
-            raise ValueError("lineup: policy names must be unique")
-        if self.games_per_pairing < 1 or self.batch < 1:
-            raise ValueError("games_per_pairing and batch must be >= 1")
+            raise ValueError("lineup: entry names must be unique")
+        if self.games_per_pairing < 1 or self.games < 1 or self.batch < 1 or self.max_retries < 0:
+            raise ValueError("games_per_pairing, games and batch must be >= 1, max_retries >= 0")
 
 
 class ScriptedPolicy:
@@ -65,9 +89,21 @@ class ScriptedPolicy:
 
 def build_lineup(scenario: Scenario, game: Any) -> list[Any]:
     import solvers
+    from games.werewolf import Werewolf
+    from scenarios.tournament import AgentSpec
 
-    out = []
+    text_game = isinstance(game, Werewolf)
+    out: list[Any] = []
     for i, e in enumerate(scenario.config.lineup):
+        if e.agent is not None:
+            if not text_game:
+                raise scenario.error(f"agent entries play Werewolf; {game.info.name} takes solver, scripted or "
+                                     "run entries", "lineup", str(i), "agent")
+            out.append(AgentSpec(json.dumps(e.agent_spec(), sort_keys=True), e.name))
+            continue
+        if text_game:
+            raise scenario.error("a Werewolf lineup takes agent entries, e.g. {name: rule, agent: rule}",
+                                 "lineup", str(i))
         if e.scripted is not None:
             out.append(ScriptedPolicy(e.scripted))
             continue
@@ -105,23 +141,42 @@ def _trained_policy(scenario: Scenario, game: Any, run_dir: str, index: int) -> 
     return learner.policy(deterministic=False)
 
 
-@register_kind("tournament", TournamentConfig, description="round-robin tournament with ratings and a meta-game")
+@register_kind("tournament", TournamentConfig, description="tournament between policies or agents: ratings, "
+               "meta-game")
 def run_tournament(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
-    import solvers
     from scenarios.executor import JobFailed, make_executor
-    from scenarios.tournament import ResultsDB, run_matches, schedule
-    from solvers.ratings import bradley_terry, elo, meta_nash
+    from scenarios.tournament import AgentSpec, ResultsDB, draw_schedule, run_matches, schedule
 
     if scenario.backend not in ("local", "ray"):
         raise scenario.error(f"tournaments run with backend 'local' or 'ray', got {scenario.backend!r}", "backend")
     game = load_game(scenario)
     cfg = scenario.config
-    if game.num_players != 2:
-        raise scenario.error("ratings and the meta-game need a two-player game", "game")
     lineup = build_lineup(scenario, game)
+    agents = isinstance(lineup[0], AgentSpec)
+    if cfg.replays == "all" and not agents:
+        raise scenario.error("only agent games (Werewolf) write replays", "replays")
+    if agents and scenario.backend == "ray" and any(e.agent_spec()["type"] == "human" for e in cfg.lineup):
+        raise scenario.error("a human agent plays at this terminal; use backend 'local'", "backend")
+    seating = cfg.seating or ("rotate" if game.num_players == 2 else "draw")
     names = [e.name for e in cfg.lineup]
-    matches = schedule(len(lineup), game.num_players, cfg.games_per_pairing, scenario.seed)
+    if seating == "rotate":
+        if len(lineup) < game.num_players:
+            raise scenario.error(f"rotated seats need at least {game.num_players} distinct entries for "
+                                 f"{game.num_players} players, the lineup has {len(lineup)}; use seating: draw",
+                                 "seating")
+        matches = schedule(len(lineup), game.num_players, cfg.games_per_pairing, scenario.seed)
+    else:
+        matches = draw_schedule(len(lineup), game.num_players, cfg.games, scenario.seed)
     ctx.begin()
+    if agents and scenario.backend == "local":
+        for i, entry in enumerate(lineup):  # fail before the first match (models load once, then cached)
+            try:
+                entry.build()
+            except (TypeError, ValueError, FileNotFoundError, ImportError) as err:
+                raise scenario.error(str(err), "lineup", str(i), "agent") from None
+    replay_dir = ctx.run_dir / "replays" if cfg.replays == "all" else None
+    if replay_dir is not None:
+        replay_dir.mkdir(exist_ok=True)
     db = ResultsDB(ctx.run_dir / "results.sqlite")
     ids = db.register(names, [json.dumps(dataclasses.asdict(e)) for e in cfg.lineup])
     already = len(db.finished())
@@ -134,7 +189,8 @@ def run_tournament(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
     with ctx.interruptible(), ctx.progress(len(matches), scenario.name) as update:
         try:
             run_matches(game, lineup, matches, db, ids, executor, chunk=cfg.batch, stop=lambda: ctx.stop_requested,
-                        on_stored=lambda n: update(n, f"{n} matches stored ({executor.name})"))
+                        on_stored=lambda n: update(n, f"{n} matches stored ({executor.name})"),
+                        max_retries=cfg.max_retries, replay_dir=replay_dir)
         except JobFailed as err:
             db.close()
             raise scenario.error(f"{err}; the finished matches are stored, resume with --resume {ctx.run_dir}",
@@ -143,12 +199,28 @@ def run_tournament(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
             stored = len(db.finished())
             db.close()
             raise Interrupted(ctx.run_dir, stored)
+    try:
+        if seating == "rotate" and game.num_players == 2:
+            return _two_player_report(ctx, scenario, game, lineup, names, db, len(matches))
+        return _seat_report(ctx, scenario, game, names, db, len(matches))
+    finally:
+        db.close()
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+                     + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def _two_player_report(ctx: RunContext, scenario: Scenario, game: Any, lineup: list[Any], names: list[str],
+                       db: Any, num_matches: int) -> dict[str, Any]:
+    import solvers
+    from solvers.ratings import bradley_terry, elo, meta_nash
+
     payoff, wins, pairs = db.results(names)
-    db.close()
     strength = bradley_terry(wins)
     elo_mean, elo_sd = elo(pairs, len(names), seed=scenario.seed)
-    zero_sum = game.info.is_zero_sum
-    nash = meta_nash(payoff, zero_sum=zero_sum)
+    nash = meta_nash(payoff, zero_sum=game.info.is_zero_sum)
     expl = []
     for p in lineup:
         try:
@@ -164,56 +236,100 @@ def run_tournament(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
                      "elo_sd": float(elo_sd[i]), "meta_nash": float(nash[i]), "mean_return": float(payoff[i].mean()),
                      "exploitability": float(expl[i])})
         ctx.log_metrics(rows[-1])
-    table = ["| rank | policy | return vs meta-Nash | BT strength | Elo (sd) | meta-Nash weight | mean return | "
-             "exploitability |", "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        table.append(f"| {r['rank']} | {r['policy']} | {r['nash_averaged_return']:+.4f} | {r['bt_strength']:.3f} | "
-                     f"{r['elo']:.0f} ({r['elo_sd']:.0f}) | "
-                     f"{r['meta_nash']:.3f} | {r['mean_return']:+.3f} | {r['exploitability']:.4g} |")
-    (ctx.run_dir / "ranking.md").write_text("\n".join(table) + "\n")
-    ctx.log("\n".join(table))
-    _plots(ctx, scenario, names, payoff, elo_mean, elo_sd)
-    ranked_expl = [r["exploitability"] for r in rows]
-    finite = [e for e in ranked_expl if np.isfinite(e)]
-    return {"matches": len(matches), "top": rows[0]["policy"],
+    table = _table(["rank", "policy", "return vs meta-Nash", "BT strength", "Elo (sd)", "meta-Nash weight",
+                    "mean return", "exploitability"],
+                   [[str(r["rank"]), r["policy"], f"{r['nash_averaged_return']:+.4f}", f"{r['bt_strength']:.3f}",
+                     f"{r['elo']:.0f} ({r['elo_sd']:.0f})", f"{r['meta_nash']:.3f}", f"{r['mean_return']:+.3f}",
+                     f"{r['exploitability']:.4g}"] for r in rows])
+    (ctx.run_dir / "ranking.md").write_text(table + "\n")
+    ctx.log(table)
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2, 1.0 * len(names) + 1.5))
+    heatmap(fig, ax, payoff, names, names)
+    ax.set_title(f"{scenario.name}: mean return of row vs column", fontsize=9)
+    save(fig, ctx.plot_path("payoff_heatmap.png"))
+    by_elo = np.argsort(-elo_mean)
+    fig, ax = plt.subplots(figsize=(7, 0.5 * len(names) + 1.5))
+    ax.errorbar(elo_mean[by_elo], range(len(names)), xerr=2 * elo_sd[by_elo], fmt="o", capsize=3)
+    ax.set_yticks(range(len(names)), [names[i] for i in by_elo])
+    ax.invert_yaxis()
+    ax.grid(True, alpha=0.3)
+    ax.set_xlabel("Elo (mean and 2 sd over match orderings)")
+    save(fig, ctx.plot_path("ratings.png"))
+    finite = [r["exploitability"] for r in rows if np.isfinite(r["exploitability"])]
+    return {"matches": num_matches, "top": rows[0]["policy"],
             "ranking": ",".join(r["policy"] for r in rows),
             "spearman_rank_vs_exploitability": _spearman(np.arange(len(finite)), np.array(finite)) if len(finite) > 2
             else float("nan")}
 
 
+def _seat_report(ctx: RunContext, scenario: Scenario, game: Any, names: list[str], db: Any,
+                 num_matches: int) -> dict[str, Any]:
+    """Ratings for drawn seats or more than two players (solvers.ratings.seat_ratings)."""
+    from solvers.ratings import bradley_terry, seat_ratings
+
+    seat_rows = db.seat_rows(names)
+    entry = [r[2] for r in seat_rows]
+    roles = [r[4] for r in seat_rows]
+    sr = seat_ratings(entry, [r[3] for r in seat_rows], game.num_players, len(names),
+                      roles if any(r is not None for r in roles) else None, seed=scenario.seed)
+    decisions = np.bincount(entry, weights=[r[5] for r in seat_rows], minlength=len(names))
+    fallbacks = np.bincount(entry, weights=[r[6] for r in seat_rows], minlength=len(names))
+    strength = bradley_terry(sr.pairwise_wins)
+    by_role = bool(sr.roles) and bool(np.isfinite(sr.role_adjusted).all())
+    key, (lo, hi) = ((sr.role_adjusted, sr.role_adjusted_interval) if by_role
+                     else (sr.mean_return, sr.return_interval))
+    order = np.lexsort((-strength, -np.nan_to_num(key, nan=-np.inf)))
+    cells = []
+    for rank, i in enumerate(order, 1):
+        row: dict[str, Any] = {"rank": rank, "entry": names[i], "seats": int(sr.seats[i]),
+                               "role_adjusted_win_rate": float(sr.role_adjusted[i]),
+                               "role_adjusted_lo": float(sr.role_adjusted_interval[0, i]),
+                               "role_adjusted_hi": float(sr.role_adjusted_interval[1, i]),
+                               "win_rate": float(sr.win_rate[i]), "win_lo": float(sr.win_interval[0, i]),
+                               "win_hi": float(sr.win_interval[1, i]), "mean_return": float(sr.mean_return[i]),
+                               "return_lo": float(sr.return_interval[0, i]), "return_hi": float(sr.return_interval[1, i]),
+                               "bt_strength": float(strength[i]),
+                               "fallback_rate": float(fallbacks[i] / decisions[i]) if decisions[i] else 0.0}
+        for k, role in enumerate(sr.roles):
+            n = sr.role_seats[i, k]
+            row[f"win_rate_{role}"] = float(sr.role_wins[i, k] / n) if n else float("nan")
+        ctx.log_metrics(row)
+        cells.append([str(rank), names[i], str(row["seats"]),
+                      _interval(row, "role_adjusted_win_rate", "role_adjusted", "{:.3f}") if by_role else "",
+                      _interval(row, "win_rate", "win", "{:.3f}"), _interval(row, "mean_return", "return", "{:+.3f}"),
+                      f"{strength[i]:+.3f}", f"{row['fallback_rate']:.3f}" if decisions[i] else ""]
+                     + [f"{row[f'win_rate_{role}']:.3f} ({int(sr.role_seats[i, k])})"
+                        for k, role in enumerate(sr.roles)])
+    table = _table(["rank", "entry", "seats", "role-adjusted win rate [95%]", "win rate [95%]",
+                    "mean return [95%]", "BT strength", "fallbacks per decision"]
+                   + [f"as {role} (seats)" for role in sr.roles], cells)
+    (ctx.run_dir / "ranking.md").write_text(
+        table + "\n\nIntervals: 95% bootstrap over matches. Role-adjusted win rate: the win rate per role "
+        "weighted by each role's share of all seats.\n")
+    ctx.log(table)
+    plt = pyplot()
+    ranked = [names[i] for i in order]
+    fig, axes = plt.subplots(1, 2 if sr.roles else 1, figsize=(12 if sr.roles else 7, 0.5 * len(names) + 2),
+                             squeeze=False)
+    interval_bars(axes[0, 0], ranked, key[order], lo[order], hi[order])
+    axes[0, 0].set_xlabel(("role-adjusted win rate" if by_role else "mean return") + " (95% bootstrap interval)")
+    if sr.roles:
+        rate = np.divide(sr.role_wins, sr.role_seats, out=np.full_like(sr.role_wins, np.nan), where=sr.role_seats > 0)
+        heatmap(fig, axes[0, 1], rate[order], ranked, sr.roles, signed=False, fmt="{:.2f}")
+        axes[0, 1].set_title("win rate by role", fontsize=9)
+    fig.suptitle(f"{scenario.name}: {num_matches} matches of {game.info.name}", fontsize=10)
+    save(fig, ctx.plot_path("ratings.png"))
+    out: dict[str, Any] = {"matches": num_matches, "top": names[order[0]], "ranking": ",".join(ranked)}
+    for i, name in enumerate(names):
+        out[f"{'role_adjusted_win_rate' if by_role else 'mean_return'}_{name}"] = float(key[i])
+    return out
+
+
+def _interval(row: dict[str, Any], value: str, prefix: str, fmt: str) -> str:
+    return f"{fmt.format(row[value])} [{fmt.format(row[prefix + '_lo'])}, {fmt.format(row[prefix + '_hi'])}]"
+
+
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
     return float(np.corrcoef(ra, rb)[0, 1])
-
-
-def _plots(ctx: RunContext, scenario: Scenario, names: list[str], payoff: np.ndarray, elo_mean: np.ndarray,
-           elo_sd: np.ndarray) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2, 1.0 * len(names) + 1.5))
-    lim = float(np.abs(payoff).max()) or 1.0
-    im = ax.imshow(payoff, cmap="RdBu", vmin=-lim, vmax=lim)
-    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
-    ax.set_yticks(range(len(names)), names)
-    for i in range(len(names)):
-        for j in range(len(names)):
-            ax.text(j, i, f"{payoff[i, j]:+.2f}", ha="center", va="center", fontsize=8)
-    ax.set_title(f"{scenario.name}: mean return of row vs column", fontsize=9)
-    fig.colorbar(im, ax=ax, shrink=0.8)
-    fig.tight_layout()
-    fig.savefig(ctx.plot_path("payoff_heatmap.png"), dpi=110)
-    plt.close(fig)
-    order = np.argsort(-elo_mean)
-    fig, ax = plt.subplots(figsize=(7, 0.5 * len(names) + 1.5))
-    ax.errorbar(elo_mean[order], range(len(names)), xerr=2 * elo_sd[order], fmt="o", capsize=3)
-    ax.set_yticks(range(len(names)), [names[i] for i in order])
-    ax.invert_yaxis()
-    ax.set_xlabel("Elo (mean and 2 sd over match orderings)")
-    ax.grid(True, alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(ctx.plot_path("ratings.png"), dpi=110)
-    plt.close(fig)
-

@@ -11,6 +11,7 @@ import numpy as np
 
 from scenarios.core import Interrupted, RunContext, Scenario, load_game, register_kind
 from scenarios.executor import ray_init
+from scenarios.plots import pyplot, save
 from scenarios.spec import suggest
 
 
@@ -129,11 +130,7 @@ def _tensorboard(path: Path) -> Any:
 
 
 def _plot(ctx: RunContext, scenario: Scenario) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     rows = ctx.read_metrics()
     if not rows:
         return
@@ -148,9 +145,7 @@ def _plot(ctx: RunContext, scenario: Scenario) -> None:
     ax.grid(True, alpha=0.3)
     ax.set_title(f"{scenario.name}: {scenario.config.algorithm.name} on {scenario.game}\n"
                  f"deterministic evaluation, mean and 95% CI", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(ctx.plot_path("learning_curve.png"), dpi=110)
-    plt.close(fig)
+    save(fig, ctx.plot_path("learning_curve.png"))
 
 
 def load_trained(run_dir: Path) -> tuple[Scenario, Any, Any]:
