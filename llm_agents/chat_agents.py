@@ -22,6 +22,8 @@ import urllib.error
 import urllib.request
 from typing import Any, Protocol
 
+import numpy as np
+
 from llm_agents.protocol import Observation
 
 
@@ -39,13 +41,34 @@ class TransformersChat:
 
         torch.manual_seed(seed)
 
+    def _template(self, messages: list[dict[str, str]], add_generation_prompt: bool) -> list[int]:
+        ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=add_generation_prompt, tokenize=True,
+                                                 return_dict=True)["input_ids"]
+        return [int(i) for i in ids]
+
+    def score(self, messages: list[dict[str, str]], options: list[str]) -> tuple[list[float], dict]:
+        """log P(the assistant answers exactly `option`, end of turn included) for each option."""
+        t0 = time.perf_counter()
+        prompt = self._template(messages, add_generation_prompt=True)
+        eos = self.tokenizer.eos_token_id
+        completions = []
+        for option in options:
+            full = self._template(messages + [{"role": "assistant", "content": option}], add_generation_prompt=False)
+            if full[:len(prompt)] != prompt:  # a template that rewrites the prompt: score the bare text
+                full = prompt + self.tokenizer.encode(option, add_special_tokens=False) + [eos]
+            answer = full[len(prompt):]
+            completions.append(answer[:answer.index(eos) + 1] if eos in answer else answer)
+        from llm_agents.hf import shared_prompt_log_probs
+
+        scores = shared_prompt_log_probs(self.model, prompt, completions).tolist()
+        return scores, {"prompt_tokens": len(prompt), "completion_tokens": 0, "scored_tokens": sum(map(len, completions)),
+                        "seconds": time.perf_counter() - t0}
+
     def complete(self, messages: list[dict[str, str]], max_tokens: int, temperature: float) -> tuple[str, dict]:
         import torch
 
         tok = self.tokenizer
-        ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt")
-        if not isinstance(ids, torch.Tensor):  # newer transformers return a BatchEncoding
-            ids = ids["input_ids"]
+        ids = torch.tensor([self._template(messages, add_generation_prompt=True)])
         t0 = time.perf_counter()
         with torch.no_grad():
             out = self.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_tokens,
@@ -106,33 +129,65 @@ class OpenAIChat:
 
 
 class LLMAgent:
-    """Speaks and chooses through a chat backend; answers are raw text for the engine to parse."""
+    """Speaks and chooses through a chat backend; answers are raw text for the engine to parse.
+
+    `choices`: "generate" asks the model to write its choice (any backend); "score" ranks the
+    legal options by the model's log-probability of answering each one and samples among them
+    at `temperature` (greedy at 0), so a choice is always well-formed; local models only (chat
+    APIs do not score given answers). Default: score where the backend can."""
 
     uses_prompt = True
 
     def __init__(self, backend: Any, name: str | None = None, temperature: float = 0.7, speech_tokens: int = 60,
-                 choice_tokens: int = 10):
-        self.backend, self.name = backend, name or backend.label
+                 choice_tokens: int = 10, choices: str | None = None):
+        choices = choices or ("score" if hasattr(backend, "score") else "generate")
+        _check_choices(choices, scorable=hasattr(backend, "score"))
+        self.backend, self.name, self.choices = backend, name or backend.label, choices
         self.temperature, self.speech_tokens, self.choice_tokens = temperature, speech_tokens, choice_tokens
         self.last_usage: dict = {}
+        self.last_scores: dict[str, float] | None = None  # option -> log-probability, when scored
+        self.rng = np.random.default_rng(0)
 
     def reset(self, seat: int, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
         if hasattr(self.backend, "seed"):
             self.backend.seed(seed)
 
     def act(self, obs: Observation) -> str:
+        self.last_usage, self.last_scores = {}, None  # nothing stale is recorded if the backend raises
+        if obs.kind == "choose" and self.choices == "score":
+            names = obs.option_names()
+            scores, self.last_usage = self.backend.score(obs.messages(), names)
+            self.last_scores = dict(zip(names, scores))
+            return names[self._sample(np.asarray(scores))]
         tokens = self.speech_tokens if obs.kind == "speak" else self.choice_tokens
         text, self.last_usage = self.backend.complete(obs.messages(), tokens, self.temperature)
         return text
 
+    def _sample(self, scores: np.ndarray) -> int:
+        if self.temperature <= 0:
+            return int(np.argmax(scores))
+        z = (scores - scores.max()) / self.temperature
+        p = np.exp(z) / np.exp(z).sum()
+        return int(self.rng.choice(len(p), p=p))
 
-AGENT_KEYS = ("name", "temperature", "speech_tokens", "choice_tokens")  # LLMAgent's own settings
+
+AGENT_KEYS = ("name", "temperature", "speech_tokens", "choice_tokens", "choices")  # LLMAgent's own settings
+
+
+def _check_choices(choices: str | None, scorable: bool) -> None:
+    if choices not in (None, "generate", "score"):
+        raise ValueError(f"choices must be 'generate' or 'score', got {choices!r}")
+    if choices == "score" and not scorable:
+        raise ValueError("choices: 'score' needs a local model (a chat API does not score given answers); "
+                         "use 'generate'")
 
 
 def split_llm_spec(kind: str, spec: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(backend keys, agent keys) of a spec, checked without loading a model or opening a connection."""
     agent_keys = {k: v for k, v in spec.items() if k in AGENT_KEYS}
     backend = {k: v for k, v in spec.items() if k not in AGENT_KEYS}
+    _check_choices(agent_keys.get("choices"), scorable=kind != "openai")
     if kind == "openai":
         for required in ("base_url", "model"):
             if required not in backend:

@@ -101,6 +101,27 @@ def completion_log_probs(model: Any, tok: Any, prompts: Sequence[str], completio
 
 
 @torch.no_grad()
+def shared_prompt_log_probs(model: Any, prompt_ids: Sequence[int], completions: Sequence[Sequence[int]]) -> torch.Tensor:
+    """log pi(completion | prompt) for several completions of one prompt, summed over tokens: [K].
+    The prompt is encoded once and its key/value cache reused (cropped back after each
+    completion), so scoring K short options costs one prompt pass plus K short ones, not K
+    full passes as `completion_log_probs` would (which is for training: many prompts, gradients)."""
+    out = model(input_ids=torch.tensor([list(prompt_ids)]), use_cache=True)
+    cache = out.past_key_values
+    first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
+    scores = []
+    for c in completions:
+        total = first[c[0]]
+        if len(c) > 1:
+            logits = model(input_ids=torch.tensor([list(c[:-1])]), past_key_values=cache, use_cache=True).logits[0]
+            logp = torch.log_softmax(logits.float(), dim=-1)
+            total = total + logp[torch.arange(len(c) - 1), torch.tensor(list(c[1:]))].sum()
+            cache.crop(-(len(c) - 1))  # back to the prompt alone for the next completion
+        scores.append(total)
+    return torch.stack(scores)
+
+
+@torch.no_grad()
 def sample_completions(model: Any, tok: Any, prompt: str, k: int, max_new_tokens: int = 16,
                        temperature: float = 0.7, top_p: float = 0.9, seed: int = 0) -> list[list[int]]:
     """k sampled completions (token ids, without the prompt) -- SPPO samples K = 5 at T 0.7, top-p 0.9."""

@@ -233,6 +233,9 @@ def ask(agent: Any, obs: Observation, max_retries: int) -> tuple[Any, dict[str, 
         usage = getattr(agent, "last_usage", None)
         if usage:
             last["tokens"] = dict(usage)
+        scores = getattr(agent, "last_scores", None)
+        if scores:  # the agent's log-probability of each option (choices scored by a local model)
+            last["option_logprobs"] = {k: round(float(v), 4) for k, v in scores.items()}
         if error is None:
             record.update(action=action, fallback=False, seconds=time.perf_counter() - t0)
             return action, record
