@@ -313,5 +313,6 @@ def test_smollm2_plays_one_game(tmp_path):
     record = json.loads(next((result.run_dir / "replays").glob("*.json")).read_text())
     mine = [t for t in record["turns"] if t["agent"] == "smollm2"]
     assert mine and all(a.get("raw") is not None for t in mine for a in t["attempts"])
+    assert not any(t["fallback"] for t in mine if t["kind"] == "choose")  # scored choices are always legal
     assert result.metrics["tokens_per_second_smollm2"] > 0
     assert np.isfinite(result.metrics["win_rate_smollm2"])

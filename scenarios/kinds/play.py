@@ -122,7 +122,9 @@ def run_play(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
                 row[f"fallbacks_{name}"] = sum(t["fallback"] for t in turns)
                 attempts = [a.get("tokens", {}) for t in turns for a in t["attempts"]]
                 row[f"tokens_{name}"] = sum(u.get("completion_tokens", 0) for u in attempts)
-                row[f"model_seconds_{name}"] = round(sum(u.get("seconds", 0.0) for u in attempts), 4)
+                # generation time only: scored choices take model time but generate no tokens
+                row[f"model_seconds_{name}"] = round(sum(u.get("seconds", 0.0) for u in attempts
+                                                         if "scored_tokens" not in u), 4)
             ctx.log_metrics(row)
             update(g + 1, f"{row['winner']} win game {g + 1}")
             if ctx.stop_requested and g + 1 < cfg.games:
