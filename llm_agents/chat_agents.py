@@ -89,6 +89,7 @@ class OpenAIChat:
         self.model, self.api_key_env = model, api_key_env
         self.timeout, self.retries, self.backoff = timeout, retries, backoff
         self.label = f"openai:{model}"
+        self.io_bound = True  # waits on the network: simultaneous questions are sent concurrently
 
     def __repr__(self) -> str:
         return f"OpenAIChat({self.url!r}, model={self.model!r}, key from ${self.api_key_env})"
@@ -147,6 +148,10 @@ class LLMAgent:
         self.last_usage: dict = {}
         self.last_scores: dict[str, float] | None = None  # option -> log-probability, when scored
         self.rng = np.random.default_rng(0)
+
+    @property
+    def io_bound(self) -> bool:
+        return getattr(self.backend, "io_bound", False)
 
     def reset(self, seat: int, seed: int) -> None:
         self.rng = np.random.default_rng(seed)

@@ -17,6 +17,7 @@ import json
 import re
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 import numpy as np
@@ -246,6 +247,30 @@ def ask(agent: Any, obs: Observation, max_retries: int) -> tuple[Any, dict[str, 
     return action, record
 
 
+def ask_simultaneous(agents: Sequence[Any], questions: Sequence[tuple[int, Observation]],
+                     max_retries: int) -> list[tuple[int, tuple[Any, dict[str, Any]]]]:
+    """Ask several seats at a simultaneous node (a vote). Agents that wait on the network
+    (`io_bound`, e.g. chat-API agents) are asked concurrently, one thread each; the rest in
+    turn. Nobody sees another's answer either way, and results come back in seat order, so the
+    game and its record are the same as asking one by one."""
+    def concurrent(seat: int) -> bool:
+        agent = agents[seat]  # an agent object sitting in several seats keeps its state: ask it in turn
+        return getattr(agent, "io_bound", False) and sum(a is agent for a in agents) == 1
+
+    parallel = [(seat, obs) for seat, obs in questions if concurrent(seat)]
+    answers: dict[int, tuple[Any, dict[str, Any]]] = {}
+    if len(parallel) > 1:
+        with ThreadPoolExecutor(max_workers=len(parallel)) as pool:
+            futures = {seat: pool.submit(ask, agents[seat], obs, max_retries) for seat, obs in parallel}
+            for seat, obs in questions:
+                if seat not in futures:
+                    answers[seat] = ask(agents[seat], obs, max_retries)
+            answers.update({seat: f.result() for seat, f in futures.items()})
+    else:
+        answers = {seat: ask(agents[seat], obs, max_retries) for seat, obs in questions}
+    return [(seat, answers[seat]) for seat, _ in questions]
+
+
 def play_game(game: Werewolf, agents: Sequence[Any], seed: int, max_retries: int = 2) -> dict[str, Any]:
     """Play one game with `agents[seat]` in each seat; returns the replay record (JSON-ready).
     Deterministic given the seed and deterministic agents."""
@@ -264,8 +289,9 @@ def play_game(game: Werewolf, agents: Sequence[Any], seed: int, max_retries: int
             state.apply_action(sample_chance(state, chance_rng))
         elif cur == SIMULTANEOUS:
             votes = [game.abstain] * game.num_players
-            for seat in state.living():
-                votes[seat], rec = ask(agents[seat], observe(state, seat), max_retries)
+            for seat, (vote, rec) in ask_simultaneous(agents, [(s, observe(state, s)) for s in state.living()],
+                                                      max_retries):
+                votes[seat] = vote
                 turns.append(rec)
             state.apply_actions(votes)
         else:
@@ -284,4 +310,4 @@ def play_game(game: Werewolf, agents: Sequence[Any], seed: int, max_retries: int
     }
 
 
-__all__ = ["Agent", "Observation", "ask", "observe", "parse_choice", "parse_speech", "play_game", "render_event"]
+__all__ = ["Agent", "Observation", "ask", "ask_simultaneous", "observe", "parse_choice", "parse_speech", "play_game", "render_event"]

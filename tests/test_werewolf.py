@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -209,8 +210,10 @@ class ChatServer:
     """A scripted OpenAI-compatible endpoint on 127.0.0.1: answers the first option it is offered
     (or a line of speech), fails the first request with HTTP 500, and records every request."""
 
-    def __init__(self):
+    def __init__(self, fail_first: bool = True, delay: float = 0.0):
         self.requests = []
+        self.in_flight = self.max_in_flight = 0
+        lock = threading.Lock()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -219,8 +222,15 @@ class ChatServer:
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
-                if len(server.requests) == 1:
+                with lock:
+                    server.requests.append({"path": self.path, "auth": self.headers.get("Authorization"),
+                                            "body": body})
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                time.sleep(delay)
+                with lock:
+                    server.in_flight -= 1
+                if fail_first and len(server.requests) == 1:
                     self.send_response(500)
                     self.end_headers()
                     return
@@ -263,6 +273,28 @@ def test_openai_compatible_agent_plays_through_a_local_server(monkeypatch):
     assert r["body"]["model"] == "scripted" and r["body"]["messages"][0]["role"] == "system"
     assert all(a["tokens"]["completion_tokens"] == 5 for t in mine for a in t["attempts"])
     assert "sk-secret" not in json.dumps(record) and "sk-secret" not in repr(agent.backend)
+
+
+def test_api_agents_vote_concurrently_with_the_same_result():
+    server = ChatServer(fail_first=False, delay=0.05)
+
+    def play(concurrent: bool):
+        agents = [make_agent({"type": "openai", "base_url": server.url, "model": "m", "name": f"api{i}"})
+                  for i in range(4)]
+        for a in agents:
+            a.backend.io_bound = concurrent
+        return play_game(games.load("werewolf"), agents + [RuleBasedAgent() for _ in range(3)], seed=3)
+
+    try:
+        sequential = play(False)
+        assert server.max_in_flight == 1
+        concurrent = play(True)
+    finally:
+        server.close()
+    assert server.max_in_flight > 1  # the votes were in flight together
+    assert [(t["seat"], t["phase"], t["action"]) for t in concurrent["turns"]] == \
+        [(t["seat"], t["phase"], t["action"]) for t in sequential["turns"]]
+    assert concurrent["outcome"] == sequential["outcome"] and concurrent["fallbacks"] == 0
 
 
 def test_openai_agent_unreachable_endpoint_falls_back(monkeypatch):
