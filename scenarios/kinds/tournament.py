@@ -279,6 +279,9 @@ def _seat_report(ctx: RunContext, scenario: Scenario, game: Any, names: list[str
     by_role = bool(sr.roles) and bool(np.isfinite(sr.role_adjusted).all())
     key, (lo, hi) = ((sr.role_adjusted, sr.role_adjusted_interval) if by_role
                      else (sr.mean_return, sr.return_interval))
+    if sr.roles and not by_role:
+        ctx.log("not every entry has played every role yet, so there is no role-adjusted win rate: "
+                "ranked by mean return (play more matches)")
     order = np.lexsort((-strength, -np.nan_to_num(key, nan=-np.inf)))
     cells = []
     for rank, i in enumerate(order, 1):
