@@ -271,11 +271,15 @@ def ask_simultaneous(agents: Sequence[Any], questions: Sequence[tuple[int, Obser
     return [(seat, answers[seat]) for seat, _ in questions]
 
 
-def play_game(game: Werewolf, agents: Sequence[Any], seed: int, max_retries: int = 2) -> dict[str, Any]:
+def play_game(game: Werewolf, agents: Sequence[Any], seed: int, max_retries: int = 2,
+              labels: Sequence[str] | None = None) -> dict[str, Any]:
     """Play one game with `agents[seat]` in each seat; returns the replay record (JSON-ready).
-    Deterministic given the seed and deterministic agents."""
+    Deterministic given the seed and deterministic agents. `labels` names each seat's agent in
+    the record (a scenario's or lineup's name for it); by default the agent's own name."""
     if len(agents) != game.num_players:
         raise ValueError(f"{game.num_players} seats need {game.num_players} agents, got {len(agents)}")
+    if labels is not None and len(labels) != len(agents):
+        raise ValueError(f"{len(agents)} agents need {len(agents)} labels, got {len(labels)}")
     t_start = time.perf_counter()
     for seat, agent in enumerate(agents):
         if hasattr(agent, "reset"):
@@ -298,10 +302,13 @@ def play_game(game: Werewolf, agents: Sequence[Any], seed: int, max_retries: int
             action, rec = ask(agents[cur], observe(state, cur), max_retries)
             turns.append(rec)
             state.apply_action(action)
+    names = list(labels) if labels is not None else [getattr(a, "name", type(a).__name__) for a in agents]
+    for t in turns:
+        t["agent"] = names[t["seat"]]
     return {
         "format": REPLAY_FORMAT, "seed": seed, "rules": dict(game.info.parameters),
-        "players": [{"seat": s, "name": player_name(s), "role": state.roles[s],
-                     "agent": getattr(a, "name", type(a).__name__)} for s, a in enumerate(agents)],
+        "players": [{"seat": s, "name": player_name(s), "role": state.roles[s], "agent": names[s]}
+                    for s in range(len(agents))],
         "events": state.events, "turns": turns,
         "outcome": {"winner": state.winner, "returns": state.returns().tolist(), "rounds": state.round,
                     "survivors": state.living()},

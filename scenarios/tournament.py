@@ -104,7 +104,7 @@ class AgentSpec:
     seats of a game and any worker process can build it (language models are cached per process)."""
 
     spec: str
-    label: str = ""  # the lineup's name for the entry, written into replays
+    label: str  # the lineup's name for the entry, written into replays
 
     def build(self) -> Any:
         from llm_agents.werewolf_agents import make_agent
@@ -199,11 +199,7 @@ def play_agent_match(game: Game, seats: Sequence[AgentSpec], seed: int, max_retr
     """One game between text-game agents through the validating engine (llm_agents.protocol)."""
     from llm_agents.protocol import play_game
 
-    record = play_game(game, [entry.build() for entry in seats], seed, max_retries)
-    for player, entry in zip(record["players"], seats):
-        player["agent"] = entry.label or player["agent"]
-    for t in record["turns"]:
-        t["agent"] = record["players"][t["seat"]]["agent"]
+    record = play_game(game, [entry.build() for entry in seats], seed, max_retries, labels=[e.label for e in seats])
     details = [SeatDetail(p["role"], 0, 0) for p in record["players"]]
     for t in record["turns"]:
         d = details[t["seat"]]

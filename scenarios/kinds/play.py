@@ -101,11 +101,7 @@ def run_play(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
             seed = int(np.random.SeedSequence([scenario.seed, g]).generate_state(1)[0])
             order = np.random.default_rng([seed, 7]).permutation(len(agents))
             seated = [agents[i] for i in order]
-            record = play_game(game, [a for _, a in seated], seed, cfg.max_retries)
-            for p, (label, _) in zip(record["players"], seated):
-                p["agent"] = label  # the scenario's name for the agent (the agent's own name is its type)
-            for t in record["turns"]:
-                t["agent"] = seated[t["seat"]][0]
+            record = play_game(game, [a for _, a in seated], seed, cfg.max_retries, labels=[n for n, _ in seated])
             if cfg.replays == "all":
                 atomic_write_bytes(ctx.run_dir / "replays" / f"game_{g:05d}.json", json.dumps(record, indent=1).encode())
             row: dict[str, Any] = {"game": g, "seed": seed, "winner": record["outcome"]["winner"],
