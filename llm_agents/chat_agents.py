@@ -41,25 +41,21 @@ class TransformersChat:
 
         torch.manual_seed(seed)
 
-    def _template(self, messages: list[dict[str, str]], add_generation_prompt: bool) -> list[int]:
-        ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=add_generation_prompt, tokenize=True,
-                                                 return_dict=True)["input_ids"]
-        return [int(i) for i in ids]
-
     def score(self, messages: list[dict[str, str]], options: list[str]) -> tuple[list[float], dict]:
         """log P(the assistant answers exactly `option`, end of turn included) for each option."""
+        from llm_agents.hf import chat_ids, shared_prompt_log_probs
+
         t0 = time.perf_counter()
-        prompt = self._template(messages, add_generation_prompt=True)
+        prompt = chat_ids(self.tokenizer, messages)
         eos = self.tokenizer.eos_token_id
         completions = []
         for option in options:
-            full = self._template(messages + [{"role": "assistant", "content": option}], add_generation_prompt=False)
+            full = chat_ids(self.tokenizer, messages + [{"role": "assistant", "content": option}],
+                            add_generation_prompt=False)
             if full[:len(prompt)] != prompt:  # a template that rewrites the prompt: score the bare text
                 full = prompt + self.tokenizer.encode(option, add_special_tokens=False) + [eos]
             answer = full[len(prompt):]
             completions.append(answer[:answer.index(eos) + 1] if eos in answer else answer)
-        from llm_agents.hf import shared_prompt_log_probs
-
         scores = shared_prompt_log_probs(self.model, prompt, completions).tolist()
         return scores, {"prompt_tokens": len(prompt), "completion_tokens": 0, "scored_tokens": sum(map(len, completions)),
                         "seconds": time.perf_counter() - t0}
@@ -67,8 +63,10 @@ class TransformersChat:
     def complete(self, messages: list[dict[str, str]], max_tokens: int, temperature: float) -> tuple[str, dict]:
         import torch
 
+        from llm_agents.hf import chat_ids
+
         tok = self.tokenizer
-        ids = torch.tensor([self._template(messages, add_generation_prompt=True)])
+        ids = torch.tensor([chat_ids(tok, messages)])
         t0 = time.perf_counter()
         with torch.no_grad():
             out = self.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_tokens,

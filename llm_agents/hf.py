@@ -73,11 +73,16 @@ def load_smollm2() -> tuple[Any, Any]:
     return load_causal_lm(target)
 
 
+def chat_ids(tok: Any, messages: list[dict[str, str]], add_generation_prompt: bool = True) -> list[int]:
+    """Token ids of chat `messages` through the tokenizer's chat template."""
+    ids = tok.apply_chat_template(messages, add_generation_prompt=add_generation_prompt, tokenize=True,
+                                  return_dict=True)["input_ids"]
+    return [int(i) for i in ids]
+
+
 def _encode(tok: Any, prompt: str) -> list[int]:
     if getattr(tok, "chat_template", None):
-        ids = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
-                                      tokenize=True, return_dict=True)["input_ids"]
-        return [int(i) for i in ids]
+        return chat_ids(tok, [{"role": "user", "content": prompt}])
     return [int(i) for i in tok(prompt)["input_ids"]]
 
 
