@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test test-slow lint bench clean
+.PHONY: demo test test-slow lint bench clean lock
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,15 @@ lint: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/equilibria bench solvers
+
+# Re-pin constraints.txt to what a fresh install resolves today (the header comment is kept).
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	PIP_CONSTRAINT= .lock-venv/bin/python -m pip install -q "torch==2.13.0"
+	PIP_CONSTRAINT= .lock-venv/bin/python -m pip install -q ".[all]"
+	{ grep '^#' constraints.txt; .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^equilibria' \
+	  | sed 's/^torch==\(.*\)+cpu$$/torch==\1/'; } > constraints.new && mv constraints.new constraints.txt
+	rm -rf .lock-venv
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -82,10 +82,15 @@ def tiny_lm_rows() -> list[dict]:
     torch.set_num_threads(1)
     rows = []
     base = games.load("preference(oracle=tokens, vocab=4, length=3, beta=0.1, seed=0)")
-    for name, lr in [("egpo", 0.01), ("nash-mp", 0.01), ("inpo", 0.01), ("online-ipo", 0.003), ("nash-md", 0.01)]:
+    # the test suite's settings (tests/test_preference.py)
+    settings = [("egpo", {"lr": 0.002, "samples": 64}), ("nash-mp", {"lr": 0.01, "samples": 16}),
+                ("inpo", {"lr": 0.005, "samples": 64}), ("online-ipo", {"lr": 0.003, "samples": 64}),
+                ("nash-md", {"lr": 0.001, "samples": 64})]
+    for name, config in settings:
         policy = TinyCausalLM(1, 4, 3, seed=0)
         game = game_for_policy(base, policy)
-        tr = PreferenceTrainer(policy, game, NeuralPreferenceConfig(algorithm=name, iterations=200, lr=lr, eval_every=5))
+        tr = PreferenceTrainer(policy, game, NeuralPreferenceConfig(algorithm=name, iterations=200, eval_every=5,
+                                                                    **config))
         t0, best, hit = time.perf_counter(), 1.0, None
         start = tr.metrics()["dg_beta"]
         for it in range(1, 201):
