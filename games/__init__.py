@@ -10,6 +10,7 @@ from games.core import (
     Game,
     GameInfo,
     Policy,
+    SizeEstimate,
     State,
     TabularPolicy,
     UniformRandomPolicy,
@@ -21,6 +22,6 @@ from games import goofspiel, navigation, normal_form, poker, preference, pursuit
 from games.adapters import openspiel as _openspiel_adapter  # noqa: E402,F401  registers 'openspiel'
 
 __all__ = [
-    "CHANCE", "SIMULTANEOUS", "TERMINAL", "Game", "GameInfo", "Policy", "State", "TabularPolicy",
+    "CHANCE", "SIMULTANEOUS", "TERMINAL", "Game", "GameInfo", "Policy", "SizeEstimate", "State", "TabularPolicy",
     "UniformRandomPolicy", "load", "register", "registered",
 ]

@@ -70,6 +70,18 @@ class GameInfo:
         return self.utility in ("zero_sum", "constant_sum")
 
 
+@dataclasses.dataclass(frozen=True)
+class SizeEstimate:
+    """What a game takes, estimated from its parameters before it is built: `bytes` to build
+    the game object itself (payoff tensors), `histories` in its game tree (None where the tree
+    is not enumerable or the count is unknown) and `bytes_per_env` for one environment of a
+    batched simulator. Loading, tree compilation and learners check these against the machine."""
+
+    bytes: float = 0.0
+    histories: float | None = None
+    bytes_per_env: float = 0.0
+
+
 class State(abc.ABC):
     """One history of a game. Mutable: apply_action changes it in place; clone() copies."""
 
@@ -142,6 +154,7 @@ class Game(abc.ABC):
     """An immutable game: a factory for states plus its GameInfo."""
 
     info: GameInfo
+    size_estimate: SizeEstimate | None = None  # set by games that can grow large
 
     @abc.abstractmethod
     def new_initial_state(self) -> State: ...

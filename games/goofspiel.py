@@ -8,11 +8,14 @@ action id k bids the card of value k+1, as in OpenSpiel.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import Annotated, Literal
 
 import numpy as np
+from pydantic import Field
 
-from games.core import CHANCE, SIMULTANEOUS, TERMINAL, Game, GameInfo, State
+from games.core import CHANCE, SIMULTANEOUS, TERMINAL, Game, GameInfo, SizeEstimate, State
 from games.registry import register
 
 
@@ -25,6 +28,7 @@ class Goofspiel(Game):
         if returns_type not in ("win_loss", "point_difference"):
             raise ValueError(f"returns_type must be win_loss or point_difference, got {returns_type!r}")
         self.num_cards, self.points_order, self.returns_type = num_cards, points_order, returns_type
+        self.size_estimate = goofspiel_size(num_cards, points_order, returns_type)
         bound = 1.0 if returns_type == "win_loss" else float(num_cards * (num_cards + 1) // 2)
         self.info = GameInfo(
             name="goofspiel", num_players=2, dynamics="simultaneous", chance=points_order == "random",
@@ -148,7 +152,16 @@ class GoofspielState(State):
         return out
 
 
-@register("goofspiel")
-def goofspiel(num_cards: int = 4, points_order: str = "random", returns_type: str = "win_loss") -> Goofspiel:
+def goofspiel_size(num_cards: int = 4, points_order: str = "random", returns_type: str = "win_loss") -> SizeEstimate:
+    """About 4.94 (n!)^3 histories with a random prize order (1,066 / 68,245 / 8,530,656 for 3, 4, 5
+    cards), (n!)^2 times a similar constant with a fixed order."""
+    f = float(math.factorial(min(num_cards, 170)))
+    return SizeEstimate(histories=5.0 * f ** (3 if points_order == "random" else 2))
+
+
+@register("goofspiel", size=goofspiel_size)
+def goofspiel(num_cards: Annotated[int, Field(ge=1, le=52)] = 4,
+              points_order: Literal["random", "descending", "ascending"] = "random",
+              returns_type: Literal["win_loss", "point_difference"] = "win_loss") -> Goofspiel:
     """Goofspiel: simultaneous bidding for prize cards (OpenSpiel's default rules)."""
     return Goofspiel(num_cards, points_order, returns_type)

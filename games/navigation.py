@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from games.core import GameInfo
+from common.config import PositiveInt, Probability
+from games.core import GameInfo, SizeEstimate
 from games.markov import BatchedMarkovGame
 from games.registry import register
 
@@ -36,6 +37,7 @@ class CooperativeNavigation(BatchedMarkovGame):
         if not 0.0 <= local_ratio <= 1.0:
             raise ValueError(f"local_ratio must lie in [0, 1], got {local_ratio}")
         self.num_agents, self.num_landmarks = num_agents, num_landmarks
+        self.size_estimate = navigation_size(num_agents, num_landmarks)
         self.max_steps, self.local_ratio = max_steps, local_ratio
         self.num_actions = 5
         self.obs_dim = 4 + 2 * num_landmarks + 4 * (num_agents - 1)
@@ -119,8 +121,15 @@ class CooperativeNavigation(BatchedMarkovGame):
         ).astype(np.float32)
 
 
-@register("cooperative_navigation")
-def cooperative_navigation(num_agents: int = 3, num_landmarks: int = 3, max_steps: int = 25,
-                           local_ratio: float = 0.5) -> CooperativeNavigation:
+def navigation_size(num_agents: int = 3, num_landmarks: int = 3, **_: object) -> SizeEstimate:
+    """Per environment: float32 observations N x (4 + 2L + 4(N - 1)) and float64 pairwise arrays
+    N x N x 2 with about three temporaries of that size."""
+    n, m = float(num_agents), float(num_landmarks)
+    return SizeEstimate(bytes_per_env=4 * n * (4 + 2 * m + 4 * (n - 1)) + 3 * 8 * 2 * n * n + 3 * 8 * 2 * n * m)
+
+
+@register("cooperative_navigation", size=navigation_size)
+def cooperative_navigation(num_agents: PositiveInt = 3, num_landmarks: PositiveInt = 3, max_steps: PositiveInt = 25,
+                           local_ratio: Probability = 0.5) -> CooperativeNavigation:
     """MPE simple_spread: N agents cover L landmarks without colliding; batched numpy."""
     return CooperativeNavigation(num_agents, num_landmarks, max_steps, local_ratio)

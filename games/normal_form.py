@@ -7,10 +7,13 @@ player i's payoff for that joint action. Solvers use this view directly.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated
 
 import numpy as np
+from pydantic import Field
 
-from games.core import SIMULTANEOUS, TERMINAL, Game, GameInfo, State
+from common.config import PositiveInt, Seed, Strategies
+from games.core import SIMULTANEOUS, TERMINAL, Game, GameInfo, SizeEstimate, State
 from games.registry import register
 
 
@@ -126,7 +129,7 @@ def _as_matrix(name: str, values: list) -> np.ndarray:
 
 
 @register("matrix")
-def matrix(row: list, col: list | None = None) -> NormalFormGame:
+def matrix(row: Strategies, col: Strategies | None = None) -> NormalFormGame:
     """Two-player bimatrix game from payoff arrays; `col` defaults to -row (zero-sum)."""
     r = _as_matrix("row", row)
     c = -r if col is None else _as_matrix("col", col)
@@ -167,19 +170,30 @@ def prisoners_dilemma() -> NormalFormGame:
     return NormalFormGame(np.stack([row, row.T]), name="prisoners_dilemma", action_names=[names, names])
 
 
-@register("random_zero_sum")
-def random_zero_sum(n: int = 10, seed: int = 0, m: int | None = None) -> NormalFormGame:
+def tensor_size(players: int, *actions: int) -> SizeEstimate:
+    """A payoff tensor of float64 (built with a temporary of the same size) and its one-move tree."""
+    cells = float(np.prod([float(a) for a in actions]))
+    return SizeEstimate(bytes=2 * 8.0 * players * cells, histories=1.0 + cells + float(actions[0]))
+
+
+def _random_zero_sum_size(n: int = 10, seed: int = 0, m: int | None = None) -> SizeEstimate:
+    return tensor_size(2, n, m or n)
+
+
+def _random_general_sum_size(n: int = 10, players: int = 2, seed: int = 0) -> SizeEstimate:
+    return tensor_size(players, *([n] * players))
+
+
+@register("random_zero_sum", size=_random_zero_sum_size)
+def random_zero_sum(n: PositiveInt = 10, seed: Seed = 0, m: PositiveInt | None = None) -> NormalFormGame:
     """n x m (default square) zero-sum matrix with U(-1, 1) entries."""
-    if n < 1 or (m is not None and m < 1):
-        raise ValueError(f"random_zero_sum needs n >= 1 (and m >= 1), got n={n}, m={m}")
     a = np.random.default_rng(seed).uniform(-1.0, 1.0, size=(n, m or n))
     return NormalFormGame(np.stack([a, -a]), name="random_zero_sum", parameters={"n": n, "seed": seed, "m": m})
 
 
-@register("random_general_sum")
-def random_general_sum(n: int = 10, players: int = 2, seed: int = 0) -> NormalFormGame:
+@register("random_general_sum", size=_random_general_sum_size)
+def random_general_sum(n: PositiveInt = 10, players: Annotated[int, Field(ge=2, le=32)] = 2,
+                       seed: Seed = 0) -> NormalFormGame:
     """General-sum game, `players` players with n actions each, U(0, 1) payoffs."""
-    if n < 1 or players < 2:
-        raise ValueError(f"random_general_sum needs n >= 1 and players >= 2, got n={n}, players={players}")
     p = np.random.default_rng(seed).uniform(0.0, 1.0, size=(players,) + (n,) * players)
     return NormalFormGame(p, name="random_general_sum", parameters={"n": n, "players": players, "seed": seed})

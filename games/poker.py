@@ -7,9 +7,12 @@ history of both to check), so tabular policies move between the two without a ma
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Annotated
 
-from games.core import CHANCE, TERMINAL, Game, GameInfo, State
+import numpy as np
+from pydantic import Field
+
+from games.core import CHANCE, TERMINAL, Game, GameInfo, SizeEstimate, State
 from games.registry import register
 
 # ----------------------------------------------------------------------------- Kuhn
@@ -21,6 +24,7 @@ class KuhnPoker(Game):
         if players not in (2, 3, 4, 5):
             raise ValueError(f"kuhn_poker supports 2 to 5 players, got players={players}")
         self.players = players
+        self.size_estimate = kuhn_size(players)
         self.info = GameInfo(
             name="kuhn_poker", num_players=players, dynamics="sequential", chance=True,
             information="imperfect", utility="zero_sum", min_utility=-2.0, max_utility=2.0 * (players - 1),
@@ -141,8 +145,13 @@ class KuhnState(State):
         return self.game.action_name(action)
 
 
-@register("kuhn_poker")
-def kuhn_poker(players: int = 2) -> KuhnPoker:
+def kuhn_size(players: int = 2) -> SizeEstimate:
+    """58 histories for two players, about 12.8x more per extra player (617, 7886 measured)."""
+    return SizeEstimate(histories=58.0 * 12.8 ** (players - 2))
+
+
+@register("kuhn_poker", size=kuhn_size)
+def kuhn_poker(players: Annotated[int, Field(ge=2, le=5)] = 2) -> KuhnPoker:
     """Kuhn poker: n+1 cards, ante 1, one betting round (OpenSpiel's rules)."""
     return KuhnPoker(players)
 
@@ -162,6 +171,7 @@ class LeducPoker(Game):
             raise ValueError(f"leduc_poker needs num_ranks >= 2 and num_suits >= 2, got {num_ranks}, {num_suits}")
         self.num_ranks, self.num_suits = num_ranks, num_suits
         self.num_cards = num_ranks * num_suits
+        self.size_estimate = leduc_size(num_ranks, num_suits)
         self.bet_sizes = (2, 4)
         max_stake = _ANTE + _MAX_RAISES * self.bet_sizes[0] + _MAX_RAISES * self.bet_sizes[1]
         self.info = GameInfo(
@@ -345,7 +355,14 @@ class LeducState(State):
         return self.game.action_name(action)
 
 
-@register("leduc_poker")
-def leduc_poker(num_ranks: int = 3, num_suits: int = 2) -> LeducPoker:
+def leduc_size(num_ranks: int = 3, num_suits: int = 2) -> SizeEstimate:
+    """Histories with N = ranks x suits cards: 75 N(N-1)(N-2) + 15 N(N-1) + N + 1 (exact for the
+    two-raise betting rounds: 1,985 / 9,457 / 38,890 histories for 2x2, 3x2, 3x3)."""
+    n = float(num_ranks) * float(num_suits)
+    return SizeEstimate(histories=75 * n * (n - 1) * (n - 2) + 15 * n * (n - 1) + n + 1)
+
+
+@register("leduc_poker", size=leduc_size)
+def leduc_poker(num_ranks: Annotated[int, Field(ge=2)] = 3, num_suits: Annotated[int, Field(ge=2)] = 2) -> LeducPoker:
     """Leduc hold'em (OpenSpiel's rules); more ranks or suits give larger variants."""
     return LeducPoker(num_ranks, num_suits)

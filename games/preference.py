@@ -20,10 +20,13 @@ Oracles (each returns matrices P[x] of shape [N, N]):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import Field
 
-from games.core import CHANCE, SIMULTANEOUS, TERMINAL, Game, GameInfo, State
+from common.config import NonNegativeFloat, PositiveInt, Seed
+from games.core import CHANCE, SIMULTANEOUS, TERMINAL, Game, GameInfo, SizeEstimate, State
 from games.registry import register
 
 
@@ -221,7 +224,7 @@ class PreferenceState(State):
         return out + list(self.joint or ())
 
 
-_ORACLES = ("random", "cycle", "bradley_terry", "majority", "gpm", "matrix", "tokens")
+Oracle = Literal["random", "cycle", "bradley_terry", "majority", "gpm", "matrix", "tokens"]
 
 
 def token_sequences(vocab: int, length: int) -> np.ndarray:
@@ -240,21 +243,24 @@ def token_preference_matrix(vocab: int, length: int, rng: np.random.Generator, s
     return sigmoid(scale * f @ r @ f.T)
 
 
-@register("preference")
-def preference(oracle: str = "random", n: int = 10, contexts: int = 1, beta: float = 0.1, seed: int = 0,
-               reference: str = "random", strength: float = 1.0, matrix: list | None = None,
-               dim: int = 4, vocab: int = 4, length: int = 3) -> PreferenceGame:
-    """Preference game: oracle random|cycle|bradley_terry|majority|gpm|matrix|tokens, n responses, beta."""
-    if oracle not in _ORACLES:
-        import difflib
+def preference_size(oracle: str = "random", n: int = 10, contexts: int = 1, vocab: int = 4, length: int = 3,
+                    matrix: list | None = None, **_: Any) -> SizeEstimate:
+    """P is contexts x n x n float64, built with a few temporaries of its size."""
+    if oracle == "tokens":
+        n = vocab**length
+    elif oracle == "matrix" and matrix is not None:
+        return SizeEstimate(bytes=0.0, histories=None)
+    return SizeEstimate(bytes=4 * 8.0 * contexts * float(n) * float(n), histories=1.0 + contexts * (1.0 + n + n * n))
 
-        close = difflib.get_close_matches(oracle, _ORACLES, n=1)
-        raise ValueError(f"unknown oracle {oracle!r}" + (f"; did you mean {close[0]!r}?" if close else "")
-                         + f" (oracles: {', '.join(_ORACLES)})")
-    if n < 2 or contexts < 1:
-        raise ValueError(f"needs n >= 2 responses and contexts >= 1, got n={n}, contexts={contexts}")
-    if reference not in ("random", "uniform"):
-        raise ValueError(f"reference must be 'random' (softmax of N(0, 1) logits, as in EGPO) or 'uniform', got {reference!r}")
+
+@register("preference", size=preference_size)
+def preference(oracle: Oracle = "random", n: Annotated[int, Field(ge=2)] = 10, contexts: PositiveInt = 1,
+               beta: NonNegativeFloat = 0.1, seed: Seed = 0, reference: Literal["random", "uniform"] = "random",
+               strength: float = 1.0, matrix: list[list[list[float]]] | list[list[float]] | None = None,
+               dim: PositiveInt = 4, vocab: Annotated[int, Field(ge=2, le=16)] = 4,
+               length: Annotated[int, Field(ge=1, le=8)] = 3) -> PreferenceGame:
+    """Preference game: oracle random|cycle|bradley_terry|majority|gpm|matrix|tokens, n responses, beta.
+    `reference`: 'random' (softmax of N(0, 1) logits, as in EGPO) or 'uniform'."""
     rng = np.random.default_rng(seed)
     if oracle == "matrix":
         if matrix is None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from common.config import PositiveInt
 from games.core import GameInfo
 from games.markov import BatchedMarkovGame
 from games.registry import register
@@ -83,6 +84,6 @@ class Pursuit(BatchedMarkovGame):
 
 
 @register("pursuit")
-def pursuit(max_steps: int = 25, catch_bonus: float = 1.0) -> Pursuit:
+def pursuit(max_steps: PositiveInt = 25, catch_bonus: float = 1.0) -> Pursuit:
     """Two-player zero-sum pursuit-evasion in a walled square (MPE simple_tag physics); batched numpy."""
     return Pursuit(max_steps, catch_bonus)

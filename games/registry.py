@@ -6,20 +6,20 @@ Game strings are parsed by a small grammar (never eval'd):
     param  := NAME "=" value
     value  := INT | FLOAT | BOOL | QUOTED_STRING | BARE_WORD | "[" [value ("," value)*] "]"
 
-Every failure raises one ValueError that names the string and what is wrong.
+Every failure raises one ConfigError (a ValueError) that names the string and what is wrong.
 """
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import re
-import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from games.core import Game
+from common.config import ConfigError, check_call, suggest
+from common.limits import check_memory
+from games.core import Game, SizeEstimate
 
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -37,6 +37,7 @@ class GameEntry:
     name: str
     factory: Callable[..., Game]
     description: str
+    size: Callable[..., SizeEstimate] | None = None  # the same parameters -> an estimate, before building
 
     def parameters(self) -> dict[str, inspect.Parameter]:
         return dict(inspect.signature(self.factory).parameters)
@@ -45,14 +46,17 @@ class GameEntry:
 _REGISTRY: dict[str, GameEntry] = {}
 
 
-def register(name: str, factory: Callable[..., Game] | None = None, *, description: str = ""):
-    """Register a game factory under `name` (usable as a decorator)."""
+def register(name: str, factory: Callable[..., Game] | None = None, *, description: str = "",
+             size: Callable[..., SizeEstimate] | None = None):
+    """Register a game factory under `name` (usable as a decorator). `size`, called with the
+    factory's checked parameters, estimates what building the game and compiling its tree
+    would take, so `load` can refuse a game far too large before allocating it."""
 
     def _do(f: Callable[..., Game]) -> Callable[..., Game]:
         if name in _REGISTRY and _REGISTRY[name].factory is not f:
             raise ValueError(f"game {name!r} is registered twice")
         doc = description or (inspect.getdoc(f) or "").split("\n")[0]
-        _REGISTRY[name] = GameEntry(name, f, doc)
+        _REGISTRY[name] = GameEntry(name, f, doc, size)
         return f
 
     return _do(factory) if factory is not None else _do
@@ -65,13 +69,8 @@ def registered() -> list[str]:
 
 def entry(name: str) -> GameEntry:
     if name not in _REGISTRY:
-        raise ValueError(f"unknown game {name!r}{_suggest(name, _REGISTRY)}")
+        raise ConfigError(f"unknown game {name!r}{suggest(name, _REGISTRY)}")
     return _REGISTRY[name]
-
-
-def _suggest(word: str, options: Mapping[str, Any] | list[str]) -> str:
-    close = difflib.get_close_matches(word, list(options), n=3, cutoff=0.5)
-    return f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
 
 
 class _Parser:
@@ -83,14 +82,14 @@ class _Parser:
         while pos < len(stripped):
             m = _TOKEN.match(stripped, pos)
             if not m or m.end() == pos:
-                raise ValueError(f"game string {text!r}: unexpected character at position {pos}: {stripped[pos:pos + 10]!r}")
+                raise ConfigError(f"game string {text!r}: unexpected character at position {pos}: {stripped[pos:pos + 10]!r}")
             kind = m.lastgroup
             self.tokens.append((kind, m.group(kind)))
             pos = m.end()
         self.i = 0
 
-    def error(self, what: str) -> ValueError:
-        return ValueError(f"game string {self.text!r}: {what}")
+    def error(self, what: str) -> ConfigError:
+        return ConfigError(f"game string {self.text!r}: {what}")
 
     def peek(self) -> tuple[str, str] | None:
         return self.tokens[self.i] if self.i < len(self.tokens) else None
@@ -162,76 +161,45 @@ class _Parser:
 def parse_game_string(text: str) -> tuple[str, dict[str, Any]]:
     """Split 'name(k=v, ...)' into (name, params) without evaluating anything."""
     if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"game string {text!r}: empty")
+        raise ConfigError(f"game string {text!r}: empty")
     return _Parser(text.strip()).parse()
-
-
-def _coerce(spec: str, game: str, key: str, value: Any, annotation: Any) -> Any:
-    """Check `value` against the factory's type hint; ints widen to float, nothing else converts."""
-    if annotation is inspect.Parameter.empty or annotation is Any:
-        return value
-    origin = typing.get_origin(annotation)
-    options = typing.get_args(annotation) if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)) else (annotation,)
-    for opt in options:
-        if opt is type(None) and value is None:
-            return None
-        base = typing.get_origin(opt) or opt
-        if base is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if base is int and isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if base is bool and isinstance(value, bool):
-            return value
-        if base is str and isinstance(value, str):
-            return value
-        if base in (list, tuple, typing.Sequence) and isinstance(value, list):
-            return value
-        if base is object:
-            return value
-    names = " or ".join(getattr(o, "__name__", str(o)) for o in options)
-    raise ValueError(f"game string {spec!r}: parameter {key!r} of {game!r} must be {names}, got {value!r}")
 
 
 def load(spec: str | Mapping[str, Any], **overrides: Any) -> Game:
     """Build a game from a registry string ('leduc_poker', 'kuhn_poker(players=3)') or a mapping
-    {'name': ..., **params}. Keyword overrides take precedence over parameters in the string."""
+    {'name': ..., **params}. Keyword overrides take precedence over parameters in the string.
+    Parameters are checked against the factory's type hints (common.config.check_call), and a
+    game whose estimated size exceeds this machine is refused before it is built."""
     if isinstance(spec, Mapping):
         spec = dict(spec)
         if "name" not in spec:
-            raise ValueError(f"game mapping {spec!r}: needs a 'name' key")
+            raise ConfigError(f"game mapping {spec!r}: needs a 'name' key")
         name = spec.pop("name")
+        if not isinstance(name, str):
+            raise ConfigError(f"game mapping: 'name' must be a string, got {name!r}")
         params = spec
         text = f"{name}({', '.join(f'{k}={v!r}' for k, v in params.items())})"
-        if not isinstance(name, str):
-            raise ValueError(f"game mapping: 'name' must be a string, got {name!r}")
     else:
         text = spec
         name, params = parse_game_string(spec)
     params = {**params, **overrides}
     if name not in _REGISTRY:
-        raise ValueError(f"game string {text!r}: unknown game {name!r}{_suggest(name, _REGISTRY)}")
+        raise ConfigError(f"game string {text!r}: unknown game {name!r}{suggest(name, _REGISTRY)}")
     e = _REGISTRY[name]
-    sig = e.parameters()
+    kwargs = check_call(e.factory, params, f"game string {text!r}")
+    if e.size is not None:
+        estimate = e.size(**kwargs)
+        try:
+            check_memory(f"game string {text!r}", estimate.bytes)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
     try:
-        hints = typing.get_type_hints(e.factory)
-    except Exception:  # pragma: no cover - unresolvable hints fall back to no checking
-        hints = {}
-    accepts_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.values())
-    kwargs = {}
-    for key, value in params.items():
-        if key not in sig and not accepts_kwargs:
-            known = [k for k, p in sig.items() if p.kind is not inspect.Parameter.VAR_KEYWORD]
-            raise ValueError(
-                f"game string {text!r}: unknown parameter {key!r} for {name!r}{_suggest(key, known)}"
-                f" (parameters: {', '.join(known) or 'none'})"
-            )
-        kwargs[key] = _coerce(text, name, key, value, hints.get(key, inspect.Parameter.empty))
-    missing = [k for k, p in sig.items() if p.default is inspect.Parameter.empty
-               and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and k not in kwargs]
-    if missing:
-        raise ValueError(f"game string {text!r}: {name!r} needs parameter(s) {', '.join(missing)}")
-    try:
-        return e.factory(**kwargs)
+        game = e.factory(**kwargs)
+    except ConfigError:
+        raise
     except ValueError as err:
         msg = str(err)
-        raise ValueError(msg if text in msg else f"game string {text!r}: {msg}") from None
+        raise ConfigError(msg if text in msg else f"game string {text!r}: {msg}") from None
+    if e.size is not None and getattr(game, "size_estimate", None) is None:
+        game.size_estimate = estimate
+    return game

@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import Field
 
+from common.config import PositiveInt
 from games.core import CHANCE, SIMULTANEOUS, TERMINAL, Action, Game, GameInfo, State
 from games.registry import register
 
@@ -363,9 +365,11 @@ class WerewolfState(State):
 
 
 @register("werewolf")
-def werewolf(num_players: int = 7, werewolves: int = 2, seers: int = 1, doctors: int = 1, max_rounds: int = 10,
-             tie_rule: str = "none", reveal_roles: bool = False, doctor_self_protect: bool = True,
-             max_speech_chars: int = 500) -> Werewolf:
+def werewolf(num_players: Annotated[int, Field(ge=3, le=64)] = 7, werewolves: PositiveInt = 2,
+             seers: Annotated[int, Field(ge=0, le=1)] = 1, doctors: Annotated[int, Field(ge=0, le=1)] = 1,
+             max_rounds: Annotated[int, Field(ge=1, le=1000)] = 10, tie_rule: Literal["none", "random"] = "none",
+             reveal_roles: bool = False, doctor_self_protect: bool = True,
+             max_speech_chars: Annotated[int, Field(ge=1, le=20_000)] = 500) -> Werewolf:
     """Werewolf: hidden roles, night kills/inspections/protections, free-text speech, simultaneous votes."""
     return Werewolf(WerewolfRules(num_players, werewolves, seers, doctors, max_rounds, tie_rule, reveal_roles,
                                   doctor_self_protect, max_speech_chars))

@@ -14,12 +14,17 @@ engine (llm_agents.protocol) parses and validates it.
 
 from __future__ import annotations
 
+import errno
 import functools
+import http.client
 import json
+import math
 import os
+import socket
+import threading
 import time
-import urllib.error
-import urllib.request
+import urllib.parse
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -79,20 +84,87 @@ class TransformersChat:
 
 
 class OpenAIChat:
+    """An OpenAI-compatible `/chat/completions` endpoint.
+
+    `timeout` is a deadline for the whole answer (connecting, sending, every byte of the
+    reply), enforced by closing the socket when it passes, so a server that drips one byte at a
+    time cannot hold a game. An unreachable server (refused, unknown host, no route) or
+    `max_consecutive_failures` calls in a row that failed on the network raise
+    AgentUnavailable, which ends the match with one line instead of a game of fallbacks.
+    Replies over `max_response_bytes` are refused; answers over `max_answer_chars` are cut and
+    marked `truncated` in the usage record; a malformed `usage` block keeps the answer and
+    records its token counts as unknown (None)."""
+
     def __init__(self, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY", timeout: float = 60.0,
-                 retries: int = 3, backoff: float = 1.0):
+                 retries: int = 3, backoff: float = 1.0, connect_timeout: float = 5.0,
+                 max_response_bytes: int = 1 << 20, max_answer_chars: int = 8000, max_consecutive_failures: int = 3):
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
+        for name, value in (("timeout", timeout), ("connect_timeout", connect_timeout),
+                            ("max_response_bytes", max_response_bytes), ("max_answer_chars", max_answer_chars),
+                            ("max_consecutive_failures", max_consecutive_failures)):
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        if not (isinstance(backoff, (int, float)) and math.isfinite(backoff) and backoff >= 0):
+            raise ValueError(f"backoff must be a finite number >= 0, got {backoff!r}")
+        if not isinstance(retries, int) or not 0 <= retries <= 10:
+            raise ValueError(f"retries must be an integer in [0, 10], got {retries!r}")
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model, self.api_key_env = model, api_key_env
-        self.timeout, self.retries, self.backoff = timeout, retries, backoff
+        self.timeout, self.retries, self.backoff, self.connect_timeout = timeout, retries, backoff, connect_timeout
+        self.max_response_bytes, self.max_answer_chars = max_response_bytes, max_answer_chars
+        self.max_consecutive_failures = max_consecutive_failures
+        self.consecutive_failures = 0
         self.label = f"openai:{model}"
         self.io_bound = True  # waits on the network: simultaneous questions are sent concurrently
 
     def __repr__(self) -> str:
         return f"OpenAIChat({self.url!r}, model={self.model!r}, key from ${self.api_key_env})"
 
+    def _post(self, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        """One POST within the deadline: (status, body). Raises OSError subclasses on the network
+        (TimeoutError once the deadline passes) and ValueError for an oversized reply."""
+        u = urllib.parse.urlsplit(self.url)
+        cls = http.client.HTTPSConnection if u.scheme == "https" else http.client.HTTPConnection
+        deadline = time.monotonic() + self.timeout
+        conn = cls(u.hostname, u.port, timeout=min(self.timeout, self.connect_timeout))
+        conn.connect()
+        expired = threading.Event()
+
+        def cut() -> None:  # the deadline passed: wake any blocked read
+            expired.set()
+            try:
+                conn.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+        timer = threading.Timer(max(deadline - time.monotonic(), 0.0), cut)
+        timer.daemon = True
+        timer.start()
+        try:
+            conn.sock.settimeout(max(deadline - time.monotonic(), 0.001))
+            conn.request("POST", u.path + (f"?{u.query}" if u.query else ""), body=body, headers=headers)
+            resp = conn.getresponse()
+            chunks, size = [], 0
+            while chunk := resp.read(65536):
+                size += len(chunk)
+                if size > self.max_response_bytes:
+                    raise ValueError(f"the reply is larger than {self.max_response_bytes} bytes (cut)")
+                chunks.append(chunk)
+            if expired.is_set():
+                raise TimeoutError
+            return resp.status, b"".join(chunks)
+        except (OSError, http.client.HTTPException) as err:
+            if expired.is_set() or isinstance(err, TimeoutError):
+                raise TimeoutError(f"no complete answer within {self.timeout:g} s") from None
+            raise ConnectionError(f"{type(err).__name__}: {err}") from None
+        finally:
+            timer.cancel()
+            conn.close()
+
     def complete(self, messages: list[dict[str, str]], max_tokens: int, temperature: float) -> tuple[str, dict]:
+        from llm_agents.protocol import AgentUnavailable
+
         body = json.dumps({"model": self.model, "messages": messages, "max_tokens": max_tokens,
                            "temperature": temperature}).encode()
         headers = {"Content-Type": "application/json"}
@@ -104,27 +176,46 @@ class OpenAIChat:
         for attempt in range(self.retries + 1):
             if attempt:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
-            request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as resp:
-                    data = json.loads(resp.read().decode())
-                break
-            except urllib.error.HTTPError as err:
-                last = RuntimeError(f"HTTP {err.code} from {self.url}")
-                if err.code != 429 and err.code < 500:
-                    raise last from None  # a client error will not fix itself
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
-                last = RuntimeError(f"{self.url} unreachable: {getattr(err, 'reason', err)}")
+                status, raw = self._post(body, headers)
+            except (ConnectionRefusedError, socket.gaierror) as err:
+                raise AgentUnavailable(f"{self.url} is unreachable ({type(err).__name__}: {err})") from None
+            except OSError as err:
+                if getattr(err, "errno", None) in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ECONNREFUSED):
+                    raise AgentUnavailable(f"{self.url} is unreachable ({err})") from None
+                last = RuntimeError(f"{self.url}: {err}")
+                continue
+            if status == 429 or status >= 500:
+                last = RuntimeError(f"HTTP {status} from {self.url}")
+                continue
+            if status >= 400:
+                self.consecutive_failures = 0
+                raise RuntimeError(f"HTTP {status} from {self.url}")  # a client error will not fix itself
+            break
         else:
+            self.consecutive_failures += 1
+            if self.consecutive_failures >= self.max_consecutive_failures:
+                raise AgentUnavailable(f"{self.url} failed {self.consecutive_failures} requests in a row "
+                                       f"(last: {last})")
             raise last or RuntimeError("no response")
+        self.consecutive_failures = 0
         try:
+            data = json.loads(raw.decode("utf-8", errors="replace"))
             text = data["choices"][0]["message"]["content"] or ""
-        except (KeyError, IndexError, TypeError):
-            raise RuntimeError(f"{self.url} answered without choices[0].message.content") from None
-        usage = data.get("usage") or {}
-        return text, {"prompt_tokens": int(usage.get("prompt_tokens", 0)),
-                      "completion_tokens": int(usage.get("completion_tokens", 0)),
-                      "seconds": time.perf_counter() - t0}
+            if not isinstance(text, str):
+                raise TypeError
+        except (ValueError, KeyError, IndexError, TypeError):
+            raise RuntimeError(f"{self.url} answered without a text choices[0].message.content") from None
+        usage: dict[str, Any] = {"seconds": time.perf_counter() - t0}
+        reported = data.get("usage") if isinstance(data, dict) else None
+        for k in ("prompt_tokens", "completion_tokens"):
+            v = reported.get(k) if isinstance(reported, dict) else None
+            usage[k] = v if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**31 else None
+        if usage["prompt_tokens"] is None or usage["completion_tokens"] is None:
+            usage["usage"] = "unknown"  # the answer is kept; its token counts are not known
+        if len(text) > self.max_answer_chars:
+            text, usage["truncated"] = text[: self.max_answer_chars], True
+        return text, usage
 
 
 class LLMAgent:
@@ -199,8 +290,11 @@ def split_llm_spec(kind: str, spec: dict[str, Any]) -> tuple[dict[str, Any], dic
         if backend:
             raise ValueError(f"unknown smollm2 agent keys: {', '.join(backend)}")
     elif kind == "transformers":
-        if set(backend) != {"model"}:
+        if set(backend) != {"model"} or not isinstance(backend["model"], str):
             raise ValueError("a transformers agent takes model: a local model directory")
+        if not (Path(backend["model"]) / "config.json").is_file():
+            raise ValueError(f"model: {backend['model']} is not a local model directory (no config.json there); "
+                             "equilibria never downloads models")
     else:
         raise ValueError(f"unknown language-model agent {kind!r}")
     return backend, agent_keys

@@ -10,13 +10,14 @@ EGPO trainer does on language models.
 from __future__ import annotations
 
 import copy
-import dataclasses
 from collections.abc import Callable
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
+from pydantic import Field
 
+from common.config import Config, NonNegativeFloat, PositiveFloat, PositiveInt, Probability, Seed, count
 from games.preference import NoisyOracle, PreferenceGame
 from llm_agents import preference_losses as L
 from llm_agents.policies import ResponsePolicy
@@ -25,41 +26,46 @@ from solvers.preference import duality_gap, kl_to_equilibrium, regularized_equil
 Algorithm = Literal["sppo", "spo", "dno", "inpo", "online-ipo", "egpo", "nash-mp", "nash-md", "dpo", "ipo"]
 
 
-@dataclasses.dataclass
-class NeuralPreferenceConfig:
+class NeuralPreferenceConfig(Config):
     """Sampled training. Defaults: EGPO's neural protocol (beta 0.1, Adam) scaled to CPU runs;
-    Nash-MD-PG's mixture 0.125 (EGPO repo); SPPO's eta on the win-rate scale."""
+    Nash-MD-PG's mixture 0.125 (EGPO repo); SPPO's eta on the win-rate scale.
+
+    The step matters more than anything else here: with Adam at lr 0.01 and four inner steps,
+    even the exact expected Nash-MD gradient overshoots on the tiny LM into near-deterministic
+    policies where the softmax policy gradient vanishes, and a sampled run then ends wherever
+    single comparisons push it. lr 0.003 with 64 samples is stable for every algorithm there;
+    EGPO's own neural runs use lr 1e-3 over many more iterations."""
 
     algorithm: Algorithm = "egpo"
-    iterations: int = 200
-    beta: float | None = None  # KL strength; None: the game's beta
-    eta: float = 1.0  # SPPO / INPO / Nash-MP step on the win-rate scale
-    lr: float = 0.05
+    """the sample loss (llm_agents.preference_losses)"""
+    iterations: count(10_000_000) = 200
+    """iterations of sample, compare, update"""
+    beta: NonNegativeFloat | None = None
+    """KL strength toward the reference; null: the game's beta"""
+    eta: PositiveFloat = 1.0
+    """SPPO / INPO / Nash-MP step on the win-rate scale"""
+    lr: PositiveFloat = 0.003
+    """optimizer learning rate"""
     optimizer: Literal["adam", "sgd"] = "adam"
-    samples: int = 16  # K responses per context per iteration
-    inner_steps: int = 4  # optimizer steps per (half) iteration on the same samples
-    mixture_coef: float = 0.125  # Nash-MD-PG geometric mixture weight on the reference
-    label_noise: float = 0.0  # flip each sampled comparison with this probability
-    soft_labels: bool = False  # use P(y > y') itself instead of a sampled outcome
-    eval_every: int = 10
-    seed: int = 0
-
-    def validate(self) -> None:
-        for name in ("iterations", "samples", "inner_steps", "eval_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
-        if self.samples < 2:
-            raise ValueError(f"samples: must be >= 2 (pairs are compared), got {self.samples}")
-        if self.lr <= 0 or self.eta <= 0:
-            raise ValueError("lr and eta must be > 0")
-        if not 0.0 <= self.mixture_coef <= 1.0:
-            raise ValueError(f"mixture_coef: must lie in [0, 1], got {self.mixture_coef}")
+    samples: Annotated[int, Field(ge=2, le=65_536)] = 64
+    """K responses per context per iteration (pairs are compared, so at least 2)"""
+    inner_steps: count(1000) = 4
+    """optimizer steps per (half) iteration on the same samples"""
+    mixture_coef: Probability = 0.125
+    """Nash-MD-PG geometric mixture weight on the reference (EGPO repo: 0.125)"""
+    label_noise: Probability = 0.0
+    """flip each sampled comparison with this probability"""
+    soft_labels: bool = False
+    """use P(y > y') itself instead of a sampled outcome"""
+    eval_every: PositiveInt = 10
+    """iterations between exact evaluations"""
+    seed: Seed = 0
+    """seeds the sampling and the oracle"""
 
 
 class PreferenceTrainer:
     def __init__(self, policy: ResponsePolicy, game: PreferenceGame, config: NeuralPreferenceConfig,
                  reference: ResponsePolicy | None = None):
-        config.validate()
         self.policy, self.game, self.config = policy, game, config
         self.ref = reference if reference is not None else copy.deepcopy(policy)
         for p in self.ref.parameters():

@@ -16,7 +16,7 @@ import dataclasses
 import json
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
@@ -26,6 +26,15 @@ from games.core import CHANCE, SIMULTANEOUS, sample_chance
 from games.werewolf import WEREWOLF, Werewolf, WerewolfState, player_name
 
 REPLAY_FORMAT = "equilibria.werewolf.replay/1"
+
+
+class AgentUnavailable(RuntimeError):
+    """An agent cannot answer at all (its server is unreachable, or failed request after
+    request): the match ends here instead of continuing on fallbacks."""
+
+
+class GameStopped(Exception):
+    """The game was stopped between decisions (Ctrl-C / SIGTERM); it is not recorded."""
 FALLBACK_SPEECH = "I pass."
 
 QUESTIONS = {
@@ -225,6 +234,8 @@ def ask(agent: Any, obs: Observation, max_retries: int) -> tuple[Any, dict[str, 
             record["attempts"].append({})
         try:
             raw = agent.act(obs)
+        except AgentUnavailable:
+            raise
         except Exception as err:  # an agent's own failure (network, model) counts as a bad answer
             raw, action, error = None, None, f"{type(err).__name__}: {err}"
         else:
@@ -272,10 +283,12 @@ def ask_simultaneous(agents: Sequence[Any], questions: Sequence[tuple[int, Obser
 
 
 def play_game(game: Werewolf, agents: Sequence[Any], seed: int, max_retries: int = 2,
-              labels: Sequence[str] | None = None) -> dict[str, Any]:
+              labels: Sequence[str] | None = None, stop: Callable[[], bool] | None = None) -> dict[str, Any]:
     """Play one game with `agents[seat]` in each seat; returns the replay record (JSON-ready).
     Deterministic given the seed and deterministic agents. `labels` names each seat's agent in
-    the record (a scenario's or lineup's name for it); by default the agent's own name."""
+    the record (a scenario's or lineup's name for it); by default the agent's own name. `stop`
+    is asked before every decision: when it says so the game ends with GameStopped.
+    AgentUnavailable from an agent ends it too."""
     if len(agents) != game.num_players:
         raise ValueError(f"{game.num_players} seats need {game.num_players} agents, got {len(agents)}")
     if labels is not None and len(labels) != len(agents):
@@ -289,6 +302,8 @@ def play_game(game: Werewolf, agents: Sequence[Any], seed: int, max_retries: int
     turns: list[dict[str, Any]] = []
     while not state.is_terminal():
         cur = state.current_player()
+        if stop is not None and cur != CHANCE and stop():
+            raise GameStopped(f"stopped in round {state.round}")
         if cur == CHANCE:
             state.apply_action(sample_chance(state, chance_rng))
         elif cur == SIMULTANEOUS:
@@ -317,4 +332,4 @@ def play_game(game: Werewolf, agents: Sequence[Any], seed: int, max_retries: int
     }
 
 
-__all__ = ["Agent", "Observation", "ask", "ask_simultaneous", "observe", "parse_choice", "parse_speech", "play_game", "render_event"]
+__all__ = ["Agent", "AgentUnavailable", "GameStopped", "Observation", "ask", "ask_simultaneous", "observe", "parse_choice", "parse_speech", "play_game", "render_event"]

@@ -10,56 +10,69 @@ parallel environments to suit a CPU.
 
 from __future__ import annotations
 
-import dataclasses
 import time
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
+from pydantic import Field
 from torch import nn
 
+from common.config import Config, NonNegativeFloat, PositiveFloat, Probability, build, count
+from common.limits import check_memory
 from games.core import State
 from games.markov import BatchedMarkovGame
 from marl.runtime import Actor, Critic, ValueNorm, evaluate_episodes, gae
 
 
-@dataclasses.dataclass
-class MAPPOConfig:
+class MAPPOConfig(Config):
     """MAPPO (Yu et al. 2022) defaults for MPE; `centralized_critic: false` gives IPPO."""
 
-    num_envs: int = 32  # parallel environments (the paper: 128 rollout threads)
-    rollout_length: int = 25  # steps per environment per update (the MPE episode length)
-    lr: float = 7e-4
-    critic_lr: float = 7e-4
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    clip: float = 0.2
-    ppo_epochs: int = 10
-    num_minibatches: int = 1
-    entropy_coef: float = 0.01
-    value_coef: float = 1.0
-    huber_delta: float = 10.0
-    max_grad_norm: float = 10.0
-    hidden: int = 64
+    num_envs: count(65_536) = 32
+    """parallel environments (the paper: 128 rollout threads)"""
+    rollout_length: count(100_000) = 25
+    """steps per environment per update (the MPE episode length)"""
+    lr: PositiveFloat = 7e-4
+    """actor learning rate (Adam, eps 1e-5)"""
+    critic_lr: PositiveFloat = 7e-4
+    """critic learning rate"""
+    gamma: Annotated[float, Field(gt=0, le=1)] = 0.99
+    """discount"""
+    gae_lambda: Probability = 0.95
+    """GAE lambda"""
+    clip: PositiveFloat = 0.2
+    """PPO ratio clip"""
+    ppo_epochs: count(1000) = 10
+    """passes over each batch"""
+    num_minibatches: count(100_000) = 1
+    """minibatches per epoch"""
+    entropy_coef: NonNegativeFloat = 0.01
+    """entropy bonus"""
+    value_coef: NonNegativeFloat = 1.0
+    """weight of the value loss"""
+    huber_delta: PositiveFloat = 10.0
+    """Huber loss threshold of the value loss"""
+    max_grad_norm: PositiveFloat = 10.0
+    """gradient clipping"""
+    hidden: count(65_536) = 64
+    """units per hidden layer (two tanh layers)"""
     share_parameters: bool = True
+    """one actor and one critic for all agents (agent id appended to the input)"""
     centralized_critic: bool = True
+    """critic on the global state (MAPPO); false: on each agent's observation (IPPO)"""
     value_norm: bool = True
-
-    def validate(self) -> None:
-        for name in ("num_envs", "rollout_length", "ppo_epochs", "num_minibatches", "hidden"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
-        if not 0 < self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
-            raise ValueError("gamma must lie in (0, 1] and gae_lambda in [0, 1]")
-        if self.lr <= 0 or self.critic_lr <= 0 or self.clip <= 0:
-            raise ValueError("lr, critic_lr and clip must be > 0")
+    """normalise value targets with running statistics (MAPPO's ValueNorm)"""
 
 
 class MAPPO:
     def __init__(self, game: BatchedMarkovGame, config: MAPPOConfig, seed: int = 0):
-        config.validate()
         if not isinstance(game, BatchedMarkovGame):
             raise ValueError(f"MAPPO trains on batched Markov games; {game.info.name} is not one")
+        est = game.size_estimate
+        per_env = est.bytes_per_env if est is not None else 0.0
+        # the environments, plus a rollout of observations (float32) and critic inputs per step
+        check_memory(f"MAPPO with {config.num_envs} environments of {game!r}",
+                     config.num_envs * (per_env + 2 * 4.0 * game.num_agents * game.obs_dim * config.rollout_length))
         self.game, self.config, self.seed = game, config, seed
         self.env = game.spawn()
         torch.manual_seed(seed)
@@ -279,4 +292,4 @@ def make(name: str, game: BatchedMarkovGame, seed: int = 0, **config: Any) -> MA
     """'mappo' or 'ippo' with config overrides (IPPO is MAPPO with local critics)."""
     if name not in ALGORITHMS:
         raise ValueError(f"unknown MARL algorithm {name!r} (algorithms: {', '.join(ALGORITHMS)})")
-    return MAPPO(game, MAPPOConfig(**{**ALGORITHMS[name], **config}), seed)
+    return MAPPO(game, build(MAPPOConfig, {**ALGORITHMS[name], **config}, f"learner {name!r}"), seed)

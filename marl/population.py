@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
+from pydantic import Field
 
+from common.config import Config, PositiveInt, build
 from games.markov import BatchedMarkovGame, StepResult
 from marl.mappo import MAPPO, MAPPOConfig
 from marl.runtime import Actor, play_episodes
@@ -127,11 +129,11 @@ class AgainstMixture(BatchedMarkovGame):
 
 
 def train_best_response(game: BatchedMarkovGame, learner: int, opponents: Sequence[ActorWeights],
-                        weights: np.ndarray, steps: int, config: dict[str, Any], seed: int) -> dict[str, Any]:
+                        weights: np.ndarray, steps: int, config: MAPPOConfig | dict[str, Any], seed: int) -> dict[str, Any]:
     """Train PPO for `learner` against the mixture; returns the actor's weights and its final
     training return. A pure function of its arguments (a Ray task on backend: ray)."""
     torch.set_num_threads(1)
-    cfg = MAPPOConfig(**config)
+    cfg = build(MAPPOConfig, config, "psro-rl learner")
     env = AgainstMixture(game, learner, [actor_for(game, w, cfg.hidden) for w in opponents], weights)
     ppo = MAPPO(env, cfg, seed=seed)
     while ppo.env_steps < steps:
@@ -154,18 +156,15 @@ def payoff_entry(game: BatchedMarkovGame, row: ActorWeights, col: ActorWeights, 
     return float(play_episodes(game, choose, episodes, seed)[:, 0].mean())
 
 
-@dataclasses.dataclass
-class RLPSROConfig:
+class RLPSROConfig(Config):
     """PSRO with PPO best responses; the initial populations hold the uniform random policy."""
 
-    best_response_steps: int = 100_000  # environment steps of PPO per best response
-    learner: dict = dataclasses.field(default_factory=dict)  # MAPPOConfig overrides
-    eval_episodes: int = 400  # episodes per new meta-game entry
-
-    def validate(self) -> None:
-        if self.best_response_steps < 1 or self.eval_episodes < 2:
-            raise ValueError("best_response_steps must be >= 1 and eval_episodes >= 2")
-        MAPPOConfig(**self.learner).validate()
+    best_response_steps: PositiveInt = 100_000
+    """environment steps of PPO per best response"""
+    learner: MAPPOConfig = Field(default_factory=MAPPOConfig)
+    """the PPO learner of each best response (MAPPO's fields)"""
+    eval_episodes: Annotated[int, Field(ge=2, le=100_000)] = 400
+    """episodes played per new meta-game entry"""
 
 
 class RLPSRO:
@@ -174,12 +173,11 @@ class RLPSRO:
     independent jobs, so `backend: ray` trains them in parallel."""
 
     def __init__(self, game: BatchedMarkovGame, config: RLPSROConfig, seed: int = 0):
-        config.validate()
         if game.num_agents != 2 or not game.info.is_zero_sum:
             raise ValueError(f"PSRO with RL best responses needs a two-player zero-sum Markov game; "
                              f"{game.info.name} is not one")
         self.game, self.config, self.seed = game, config, seed
-        self.hidden = MAPPOConfig(**config.learner).hidden
+        self.hidden = config.learner.hidden
         self.populations: list[list[ActorWeights]] = [[None], [None]]
         self.payoff = np.array([[self._entry(None, None, 0, 0)]])
         self.meta = [np.ones(1), np.ones(1)]

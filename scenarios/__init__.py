@@ -5,10 +5,12 @@
     result = scenarios.run(s)                 # RunResult(run_dir, metrics, summary_path, plots)
 """
 
+from common.config import ConfigError
 from scenarios.core import (
     Budget,
     Interrupted,
     RunContext,
+    RunFailed,
     RunResult,
     Scenario,
     builtins,
@@ -18,7 +20,6 @@ from scenarios.core import (
     run,
     validate,
 )
-from scenarios.spec import ScenarioError
 
-__all__ = ["Budget", "Interrupted", "RunContext", "RunResult", "Scenario", "ScenarioError", "builtins", "registered_kinds",
-           "load", "register_kind", "run", "validate"]
+__all__ = ["Budget", "ConfigError", "Interrupted", "RunContext", "RunFailed", "RunResult", "Scenario", "builtins",
+           "registered_kinds", "load", "register_kind", "run", "validate"]

@@ -1,7 +1,9 @@
 """The `equilibria` command line: a thin layer over games, solvers and scenarios.
 
-Bad input of any kind exits with code 2 and one line naming what and where; no traceback,
-no run directory left behind.
+Exit status: 0 done; 2 bad input (one line naming what and where; no traceback, no run
+directory left behind); 1 a run that could not go on (a full disk, an unreachable server) or
+whose results should not be trusted as they stand (too many fallbacks); 130 interrupted,
+with the command that resumes the run.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
@@ -56,8 +59,6 @@ def list_games(console: Console) -> None:
 
 
 def list_solvers(console: Console) -> None:
-    import dataclasses
-
     import solvers
 
     table = Table(title="registered solvers")
@@ -66,7 +67,7 @@ def list_solvers(console: Console) -> None:
     for name in solvers.registered():
         e = solvers.entry(name)
         cfg = solvers.build_config(name)
-        params = ", ".join(f"{f.name}={getattr(cfg, f.name)!r}" for f in dataclasses.fields(cfg))
+        params = ", ".join(f"{k}={v!r}" for k, v in cfg)
         applies = {"tree": "finite extensive-form", "normal_form": "normal-form", "any": "normal or extensive"}[e.kind]
         table.add_row(name, applies, "yes" if e.requires_zero_sum else "no", params, e.description)
     console.print(table)
@@ -82,7 +83,7 @@ def list_scenarios(console: Console) -> None:
         try:
             s = scenarios.load(name)
             table.add_row(name, s.kind, str(s.game), " ".join(s.description.split()))
-        except scenarios.ScenarioError as err:
+        except scenarios.ConfigError as err:
             table.add_row(name, "?", "?", f"(invalid: {err})")
     console.print(table)
 
@@ -128,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a field, e.g. --set solver.config.alpha=0.1 (repeatable)")
     p.add_argument("--out", type=Path, help="parent directory of the run directory (default: the scenario's output)")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a killed run from its last checkpoint")
+    p.add_argument("--fresh", action="store_true",
+                   help="with --resume: start that run over (its checkpoints, metrics and results are removed)")
     p.add_argument("--quiet", action="store_true", help="plain progress lines instead of a progress bar")
     p.add_argument("--address", help="Ray cluster to join for backend: ray (default: start Ray on this machine)")
     p = sub.add_parser("eval", help="reload a train run's checkpoint and evaluate it")
@@ -160,26 +163,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "run":
             if args.resume is not None:
                 if args.scenario or args.overrides:
-                    raise scenarios.ScenarioError("--resume takes the run directory only (its config.yaml is used)")
+                    raise scenarios.ConfigError("--resume takes the run directory only (its config.yaml is used)")
                 result = scenarios.run(None, resume=args.resume, quiet=args.quiet, console=console,
-                                       address=args.address)
+                                       address=args.address, fresh=args.fresh)
             else:
+                if args.fresh:
+                    raise scenarios.ConfigError("--fresh starts a run directory over: give it with --resume RUN_DIR")
                 if not args.scenario:
-                    raise scenarios.ScenarioError("give a scenario file or built-in name (see: equilibria list scenarios)")
+                    raise scenarios.ConfigError("give a scenario file or built-in name (see: equilibria list scenarios)")
                 scenario = scenarios.load(args.scenario, args.overrides)
                 result = scenarios.run(scenario, out=args.out, quiet=args.quiet, console=console,
                                        address=args.address)
             _summary(console, result)
+            if result.alarms:
+                for alarm in result.alarms:
+                    print(f"warning: {alarm}", file=sys.stderr)
+                return EXIT_FAILED
         elif args.command == "eval":
             from scenarios.kinds.train import evaluate_run
 
             if args.episodes < 1:
-                raise scenarios.ScenarioError(f"--episodes must be >= 1, got {args.episodes}")
+                raise scenarios.ConfigError(f"--episodes must be >= 1, got {args.episodes}")
+            if args.episodes > 100_000:
+                raise scenarios.ConfigError(f"--episodes runs every episode at once; at most 100000, got {args.episodes}")
             if not (args.run_dir / "config.yaml").exists():
-                raise scenarios.ScenarioError(f"{args.run_dir} is not a run directory (no config.yaml)")
+                raise scenarios.ConfigError(f"{args.run_dir} is not a run directory (no config.yaml)")
             r = evaluate_run(args.run_dir, args.episodes)
-            console.print(f"{args.run_dir}: mean episode return {r['mean_return']:.3f} ± {r['ci95']:.3f} "
-                          f"(95% CI, {r['episodes']} deterministic episodes, checkpoint at {r['env_steps']} steps)")
+            from scenarios.plots import interval_text
+
+            estimate = interval_text(r["mean_return"], r["mean_return"] - r["ci95"], r["mean_return"] + r["ci95"],
+                                     r["episodes"], "{:.3f}", "episodes")
+            console.print(f"{args.run_dir}: mean episode return {estimate} (95% CI, {r['episodes']} deterministic "
+                          f"episodes, checkpoint at {r['env_steps']} steps)")
         elif args.command == "replay":
             from llm_agents.replay import ReplayError, load_replay, render
 
@@ -194,9 +209,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from solvers.benchmark import run as bench
 
             console.print(bench(args.out, quick=args.quick, progress=lambda m: console.print(f".. {m}")))
-    except scenarios.ScenarioError as err:
+    except scenarios.ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except scenarios.RunFailed as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_FAILED
     except Interrupted as err:
         print(f"interrupted at iteration {err.iteration}; resume with: equilibria run --resume {err.run_dir}",
               file=sys.stderr)

@@ -1,5 +1,6 @@
-"""Figure helpers shared by the scenario kinds: headless pyplot, saving, and the two charts
-several kinds draw (a matrix heatmap with its values written in, bars with intervals)."""
+"""Figure and table helpers shared by the scenario kinds: headless pyplot, saving, the two
+charts several kinds draw (a matrix heatmap with its values written in, bars with intervals),
+and the one way an estimate with its interval is written in tables and logs."""
 
 from __future__ import annotations
 
@@ -8,6 +9,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+MIN_INTERVAL_SAMPLES = 5  # fewer independent samples (matches, episodes) give no interval worth printing
+
+
+def interval_text(value: float, lo: float, hi: float, n: int, fmt: str = "{:.3f}", unit: str = "matches",
+                  min_samples: int = MIN_INTERVAL_SAMPLES) -> str:
+    """'0.412 [0.371, 0.455]', or the value and why there is no interval ('interval n/a: 3
+    matches, needs at least 5') -- never 'nan'."""
+    if not np.isfinite(value):
+        return f"n/a (no {unit})" if n == 0 else "n/a"
+    if n < min_samples or not (np.isfinite(lo) and np.isfinite(hi)):
+        return f"{fmt.format(value)} (interval n/a: {n} {unit}, needs at least {min_samples})"
+    return f"{fmt.format(value)} [{fmt.format(lo)}, {fmt.format(hi)}]"
 
 
 def pyplot() -> Any:

@@ -22,13 +22,14 @@ import itertools
 import json
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from common.config import ConfigError
 from games.core import CHANCE, SIMULTANEOUS, Game, Policy, sample_action, sample_chance
 
 SCHEMA = """
@@ -127,10 +128,16 @@ class Played(NamedTuple):
 
 
 class ResultsDB:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, fresh_hint: str = ""):
         self.path = path
-        self.conn = sqlite3.connect(path)
-        self.conn.executescript(SCHEMA)
+        try:
+            self.conn = sqlite3.connect(path)
+            self.conn.executescript(SCHEMA)
+            self.conn.execute("SELECT COUNT(*) FROM matches").fetchone()
+        except sqlite3.DatabaseError as err:
+            hint = f"start over with: {fresh_hint}, or " if fresh_hint else ""
+            raise ConfigError(f"{path} is not a readable results database ({err}); {hint}delete it to play "
+                              "every match again") from None
 
     def register(self, names: Sequence[str], specs: Sequence[str]) -> list[int]:
         ids = []
@@ -195,11 +202,13 @@ class ResultsDB:
 
 
 def play_agent_match(game: Game, seats: Sequence[AgentSpec], seed: int, max_retries: int = 2,
-                     keep_record: bool = False) -> tuple[np.ndarray, list[SeatDetail], dict | None]:
+                     keep_record: bool = False, stop: Callable[[], bool] | None = None
+                     ) -> tuple[np.ndarray, list[SeatDetail], dict | None]:
     """One game between text-game agents through the validating engine (llm_agents.protocol)."""
     from llm_agents.protocol import play_game
 
-    record = play_game(game, [entry.build() for entry in seats], seed, max_retries, labels=[e.label for e in seats])
+    record = play_game(game, [entry.build() for entry in seats], seed, max_retries, labels=[e.label for e in seats],
+                       stop=stop)
     details = [SeatDetail(p["role"], 0, 0) for p in record["players"]]
     for t in record["turns"]:
         d = details[t["seat"]]
@@ -208,14 +217,22 @@ def play_agent_match(game: Game, seats: Sequence[AgentSpec], seed: int, max_retr
 
 
 def play_chunk(game: Game, lineup: Sequence[Any], matches: Sequence[Match], max_retries: int = 2,
-               keep_records: bool = False) -> list[Played]:
-    """Play `matches` in order; a pure function of its arguments (the unit of work of every backend)."""
+               keep_records: bool = False, stop: Callable[[], bool] | None = None) -> list[Played]:
+    """Play `matches` in order; a pure function of its arguments (the unit of work of every backend).
+    `stop` (this process only) ends the chunk between decisions; the finished matches are returned."""
+    from llm_agents.protocol import GameStopped
+
     out = []
     for m in matches:
+        if stop is not None and stop():
+            break
         seated = [lineup[i] for i in m.seats]
         t0 = time.perf_counter()
         if isinstance(seated[0], AgentSpec):
-            returns, details, record = play_agent_match(game, seated, m.seed, max_retries, keep_records)
+            try:
+                returns, details, record = play_agent_match(game, seated, m.seed, max_retries, keep_records, stop)
+            except GameStopped:
+                break
             out.append(Played(m, returns, time.perf_counter() - t0, details, record))
         else:
             returns = play_match(game, seated, m.seed)
@@ -241,7 +258,9 @@ def run_matches(game: Game, lineup: Sequence[Any], matches: Sequence[Match], db:
     todo = [m for m in matches if m.id not in done]
     chunks = [todo[i:i + chunk] for i in range(0, len(todo), chunk)]
     shared_game, shared_lineup = executor.share(game), executor.share(list(lineup))
-    jobs = [(shared_game, shared_lineup, c, max_retries, replay_dir is not None) for c in chunks]
+    # a local chunk can stop between decisions; a remote one (Ray) finishes its chunk
+    local_stop = stop if executor.name == "local" else None
+    jobs = [(shared_game, shared_lineup, c, max_retries, replay_dir is not None, local_stop) for c in chunks]
     played = 0
     for _, results in executor.run_unordered(play_chunk, jobs, stop):
         if replay_dir is not None:

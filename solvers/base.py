@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import difflib
-import typing
 import weakref
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 import numpy as np
 
+from common.config import Config, ConfigError, FieldPath, Source, build, suggest
 from games.core import SIMULTANEOUS, Game, Policy, State
 from games.tree import CompiledTree, compile_tree
 
@@ -175,7 +174,7 @@ class Solver(abc.ABC):
 class SolverEntry:
     name: str
     cls: Callable[..., Solver]
-    config_cls: type
+    config_cls: type[Config]
     defaults: dict[str, Any]
     description: str
     requires_zero_sum: bool
@@ -185,16 +184,15 @@ class SolverEntry:
 _SOLVERS: dict[str, SolverEntry] = {}
 
 
-def register_solver(name: str, config_cls: type, *, description: str, kind: str, requires_zero_sum: bool = False,
-                    **defaults: Any) -> Callable[[Callable[..., Solver]], Callable[..., Solver]]:
+def register_solver(name: str, config_cls: type[Config], *, description: str, kind: str,
+                    requires_zero_sum: bool = False, **defaults: Any) -> Callable[[Callable[..., Solver]], Callable[..., Solver]]:
     """Register a solver class under `name`; `defaults` make named variants thin configurations
     of one class (cfr+ is cfr with regret_matching_plus and linear averaging)."""
 
     def _do(cls: Callable[..., Solver]) -> Callable[..., Solver]:
         if name in _SOLVERS:
             raise ValueError(f"solver {name!r} is registered twice")
-        fields = {f.name for f in dataclasses.fields(config_cls)}
-        unknown = set(defaults) - fields
+        unknown = set(defaults) - set(config_cls.model_fields)
         if unknown:
             raise ValueError(f"solver {name!r}: defaults {sorted(unknown)} are not fields of {config_cls.__name__}")
         _SOLVERS[name] = SolverEntry(name, cls, config_cls, dict(defaults), description, requires_zero_sum, kind)
@@ -209,65 +207,29 @@ def registered() -> list[str]:
 
 def entry(name: str) -> SolverEntry:
     if name not in _SOLVERS:
-        close = difflib.get_close_matches(name, list(_SOLVERS), n=3, cutoff=0.5)
-        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-        raise ValueError(f"unknown solver {name!r}{hint} (solvers: {', '.join(registered())})")
+        raise ConfigError(f"unknown solver {name!r}{suggest(name, _SOLVERS)} (solvers: {', '.join(registered())})")
     return _SOLVERS[name]
 
 
-def build_config(name: str, **config: Any) -> Any:
+def build_config(name: str, config: Mapping[str, Any] | None = None, *, source: Source | str | None = None,
+                 path: FieldPath = ()) -> Config:
     """The typed config of solver `name`: its registered defaults, overridden by `config`.
-    Unknown keys and wrong types raise ValueError naming the key."""
+    Unknown keys, wrong types and out-of-range values raise ConfigError naming the field
+    (`source` and `path` say where the config came from, e.g. a scenario file's solver.config)."""
     e = entry(name)
-    fields = {f.name: f for f in dataclasses.fields(e.config_cls)}
-    hints = typing.get_type_hints(e.config_cls)
-    for key, value in config.items():
-        if key not in fields:
-            close = difflib.get_close_matches(key, list(fields), n=3, cutoff=0.5)
-            hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-            raise ValueError(f"solver {name!r}: unknown parameter {key!r}{hint} (parameters: {', '.join(fields)})")
-        config[key] = check_type(f"solver {name!r}: parameter {key!r}", value, hints[key])
-    cfg = e.config_cls(**{**e.defaults, **config})
-    validate = getattr(cfg, "validate", None)
-    if validate is not None:
-        validate()
-    return cfg
-
-
-def check_type(where: str, value: Any, hint: Any) -> Any:
-    """Accept `value` if it fits `hint` (ints widen to floats); raise ValueError otherwise."""
-    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, getattr(__import__("types"), "UnionType", None)) else (hint,)
-    for opt in options:
-        base = typing.get_origin(opt) or opt
-        if opt is type(None) and value is None:
-            return None
-        if base is typing.Literal and value in typing.get_args(opt):
-            return value
-        if base is bool and isinstance(value, bool):
-            return value
-        if base is int and isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if base is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if base is str and isinstance(value, str):
-            return value
-        if base in (list, tuple) and isinstance(value, (list, tuple)):
-            return list(value)
-        if base is Any:
-            return value
-    names = []
-    for o in options:
-        if typing.get_origin(o) is typing.Literal:
-            names.append(" or ".join(repr(x) for x in typing.get_args(o)))
-        else:
-            names.append(getattr(o, "__name__", str(o)))
-    raise ValueError(f"{where} must be {' or '.join(names)}, got {value!r}")
+    return build(e.config_cls, {**e.defaults, **(config or {})}, source or f"solver {name!r}", path)
 
 
 def make(name: str, game: Game, **config: Any) -> Solver:
     """Build solver `name` on `game`; config keys are checked against the solver's typed config."""
     e = entry(name)
-    cfg = build_config(name, **config)
+    cfg = build_config(name, config)
+    return make_with(e, game, cfg)
+
+
+def make_with(e: SolverEntry, game: Game, cfg: Config) -> Solver:
+    """Build the solver of registry entry `e` with an already checked config."""
+    name = e.name
     info = game.info
     if e.requires_zero_sum and not (info.is_zero_sum and info.num_players == 2):
         raise ValueError(f"solver {name!r} needs a two-player zero-sum (or constant-sum) game; "

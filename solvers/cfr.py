@@ -12,30 +12,34 @@ exploitability sequences agree to rounding (tests/test_solvers_cfr.py).
 
 from __future__ import annotations
 
-import dataclasses
+from typing import Annotated
 
 import numpy as np
+from pydantic import Field
 
+from common.config import Config, NonNegativeFloat, Seed
 from games.core import Game, Policy
 from solvers import kernels
 from solvers.base import Solver, TreePolicy, register_solver, tree_of
 
 
-@dataclasses.dataclass
-class CFRConfig:
+class CFRConfig(Config):
     """Counterfactual regret minimisation and its discounted / plus variants."""
 
-    regret_matching_plus: bool = False  # clip cumulative regrets at zero after each update (CFR+)
-    alternating_updates: bool = True  # update one player per pass, the next seeing the new policy
-    averaging_power: float = 0.0  # average-policy weight t^power: 0 uniform, 1 linear (CFR+), 2 (DCFR)
-    alpha: float | None = None  # DCFR: positive regrets times t^alpha / (t^alpha + 1); None: no discount
-    beta: float | None = None  # DCFR: negative regrets times t^beta / (t^beta + 1)
+    regret_matching_plus: bool = False
+    """clip cumulative regrets at zero after each update (CFR+)"""
+    alternating_updates: bool = True
+    """update one player per pass, the next seeing the new policy"""
+    averaging_power: NonNegativeFloat = 0.0
+    """average-policy weight t^power: 0 uniform, 1 linear (CFR+), 2 (DCFR)"""
+    alpha: float | None = None
+    """DCFR: positive regrets times t^alpha / (t^alpha + 1); null: no discount"""
+    beta: float | None = None
+    """DCFR: negative regrets times t^beta / (t^beta + 1)"""
 
-    def validate(self) -> None:
-        if self.averaging_power < 0:
-            raise ValueError(f"averaging_power must be >= 0, got {self.averaging_power}")
+    def check(self) -> None:
         if (self.alpha is None) != (self.beta is None):
-            raise ValueError("DCFR discounting needs both alpha and beta (or neither)")
+            raise ValueError("alpha: DCFR discounting needs both alpha and beta (or neither)")
 
 
 _CFR_DOC = "counterfactual regret minimisation on the compiled tree"
@@ -103,16 +107,13 @@ class CFRSolver(Solver):
 
 
 # ----------------------------------------------------------------------------- MCCFR
-@dataclasses.dataclass
-class MCCFRConfig:
+class MCCFRConfig(Config):
     """Monte Carlo CFR (Lanctot et al. 2009)."""
 
-    seed: int = 0
-    epsilon: float = 0.6  # outcome sampling: exploration at the updating player's nodes (OpenSpiel's default)
-
-    def validate(self) -> None:
-        if not 0.0 < self.epsilon <= 1.0:
-            raise ValueError(f"epsilon must lie in (0, 1], got {self.epsilon}")
+    seed: Seed = 0
+    """seeds the sampling"""
+    epsilon: Annotated[float, Field(gt=0, le=1)] = 0.6
+    """outcome sampling: exploration at the updating player's nodes (OpenSpiel's default)"""
 
 
 @register_solver("mccfr-external", MCCFRConfig, kind="tree",

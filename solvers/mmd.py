@@ -23,12 +23,14 @@ class DilatedMMDSolver(Solver):
         super().__init__(game, config)
         if config.geometry != "entropy":
             raise ValueError("extensive-form mmd uses the dilated entropy; geometry must be 'entropy'")
+        if config.init is not None or config.magnet is not None:
+            raise ValueError("init and magnet are per-player strategies of normal-form games; extensive-form mmd "
+                             "starts from and regularises toward the uniform policy")
         self.tree = t = tree_of(game)
-        self.policy = t.uniform_policy() if config.init is None else t.policy_to_array(config.init)
+        self.policy = t.uniform_policy()
         self.cum_seq = np.zeros(t.num_slots)
-        self.use_magnet = config.magnet is not None
-        self.log_magnet = np.log(np.maximum(t.policy_to_array(config.magnet), 1e-300)) if self.use_magnet \
-            else np.zeros(t.num_slots)
+        self.use_magnet = False
+        self.log_magnet = np.zeros(t.num_slots)
         self._last = kernels.last_own_slots(t.node_player, t.parent, t.child_start, t.node_infoset,
                                             t.infoset_offset, t.num_players)
         self._terminals = np.flatnonzero(t.node_player == kernels.TERMINAL)

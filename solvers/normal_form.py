@@ -19,11 +19,11 @@ EGPO, Nash-MP are configurations of these; see llm_agents / the preference scena
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Literal
 
 import numpy as np
 
+from common.config import Config, NonNegativeFloat, PositiveFloat, Strategies
 from games.core import Game, Policy
 from solvers.base import NormalFormPolicy, Solver, register_solver
 from solvers.exploitability import _action_values
@@ -67,40 +67,41 @@ def gradients(payoffs: np.ndarray, strategies: list[np.ndarray]) -> list[np.ndar
 
 
 # ----------------------------------------------------------------------------- configs
-@dataclasses.dataclass
-class MirrorConfig:
+class MirrorConfig(Config):
     """Step size, optional regularisation toward a magnet, and the step-size schedule."""
 
-    eta: float | None = 0.1  # step size; None: alpha / max|payoff|^2 (OpenSpiel's MMD rule), needs alpha > 0
-    alpha: float = 0.0  # weight of -alpha KL(x || magnet); > 0 makes the last iterate converge to a QRE
-    magnet: list | None = None  # one strategy per player; default uniform
-    schedule: Literal["constant", "sqrt"] = "constant"  # eta_t = eta or eta / sqrt(t)
+    eta: PositiveFloat | None = 0.1
+    """step size; null: alpha / max|payoff|^2 (OpenSpiel's MMD rule), needs alpha > 0"""
+    alpha: NonNegativeFloat = 0.0
+    """weight of -alpha KL(x || magnet); > 0 makes the last iterate converge to a QRE"""
+    magnet: Strategies | None = None
+    """one strategy per player; default uniform"""
+    schedule: Literal["constant", "sqrt"] = "constant"
+    """eta_t = eta or eta / sqrt(t)"""
     geometry: Literal["entropy", "euclidean"] = "entropy"
-    init: list | None = None  # initial strategies; default uniform
+    """mirror map: negative entropy (multiplicative weights) or Euclidean (projected gradient)"""
+    init: Strategies | None = None
+    """initial strategies, one per player; default uniform"""
 
-    def validate(self) -> None:
-        if self.eta is not None and self.eta <= 0:
-            raise ValueError(f"eta must be > 0, got {self.eta}")
+    def check(self) -> None:
         if self.eta is None and self.alpha <= 0:
-            raise ValueError("eta may be left out (None) only with alpha > 0")
-        if self.alpha < 0:
-            raise ValueError(f"alpha must be >= 0, got {self.alpha}")
+            raise ValueError("eta: may be left out (null) only with alpha > 0")
         if self.geometry == "euclidean" and self.alpha > 0:
-            raise ValueError("alpha > 0 (KL regularisation) needs geometry 'entropy'")
+            raise ValueError("alpha: > 0 (KL regularisation) needs geometry 'entropy'")
 
 
-@dataclasses.dataclass
-class FictitiousPlayConfig:
+class FictitiousPlayConfig(Config):
     """Fictitious play: no parameters beyond the initial strategies."""
 
-    init: list | None = None
+    init: Strategies | None = None
+    """initial strategies, one per player; default uniform"""
 
 
-@dataclasses.dataclass
-class LPConfig:
+class LPConfig(Config):
     """Exact LP for two-player zero-sum games (SciPy HiGHS)."""
 
     method: Literal["highs", "highs-ds", "highs-ipm"] = "highs"
+    """SciPy's HiGHS method"""
 
 
 # ----------------------------------------------------------------------------- solvers

@@ -22,11 +22,11 @@ solvers.normal_form), written as a small pure function of (logits, P, rho, beta,
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Literal
 
 import numpy as np
 
+from common.config import Config, NonNegativeFloat, PositiveFloat
 from games.core import Game, State
 from solvers.base import Solver, register_solver
 from solvers.normal_form import entropy_step
@@ -157,21 +157,18 @@ def bradley_terry_fit(P: np.ndarray, pair_weights: np.ndarray, iters: int = 50) 
 
 
 # ----------------------------------------------------------------------------- solvers
-@dataclasses.dataclass
-class PreferenceConfig:
+class PreferenceConfig(Config):
     """Tabular Nash-learning dynamics. Defaults follow the papers' tabular settings where they exist
     (EGPO's protocol: beta 0.1, eta 1; Nash-MD's decreasing schedule eta_t = 2 / (beta (t + 2)))."""
 
-    eta: float = 1.0  # step size on the win-rate (P) scale
-    beta: float | None = None  # KL strength; None: the game's beta
-    schedule: Literal["constant", "decreasing"] = "constant"  # nash-md: eta_t = 2 / (beta (t + 2))
+    eta: PositiveFloat = 1.0
+    """step size on the win-rate (P) scale"""
+    beta: NonNegativeFloat | None = None
+    """KL strength; null: the game's beta"""
+    schedule: Literal["constant", "decreasing"] = "constant"
+    """nash-md: decreasing is eta_t = 2 / (beta (t + 2))"""
     init: Literal["reference", "uniform"] = "reference"
-
-    def validate(self) -> None:
-        if self.eta <= 0:
-            raise ValueError(f"eta: must be > 0, got {self.eta}")
-        if self.beta is not None and self.beta < 0:
-            raise ValueError(f"beta: must be >= 0, got {self.beta}")
+    """starting policy"""
 
 
 class PreferencePolicy:

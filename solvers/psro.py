@@ -9,10 +9,9 @@ exploitability of the meta-Nash mixture is exact at every generation.
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
+from common.config import Config, PositiveInt
 from games.core import Game
 from solvers import kernels
 from solvers.base import Solver, TreePolicy, register_solver, tree_of
@@ -20,15 +19,11 @@ from solvers.exploitability import tree_best_response_policy, tree_policy_values
 from solvers.normal_form import solve_zero_sum
 
 
-@dataclasses.dataclass
-class PSROConfig:
+class PSROConfig(Config):
     """PSRO with exact best responses; the initial population is the uniform policy."""
 
-    max_population: int = 100  # stop adding policies beyond this many per player
-
-    def validate(self) -> None:
-        if self.max_population < 1:
-            raise ValueError(f"max_population: must be >= 1, got {self.max_population}")
+    max_population: PositiveInt = 100
+    """stop adding policies beyond this many per player"""
 
 
 def mixture(tree, policies: list[np.ndarray], weights: np.ndarray, player: int) -> np.ndarray:

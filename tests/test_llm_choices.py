@@ -90,10 +90,10 @@ def test_greedy_scoring_picks_the_most_likely_option(tiny_chat_model):
 
 
 def test_scoring_needs_a_local_model():
-    with pytest.raises(scenarios.ScenarioError, match="choices: 'score' needs a local model"):
+    with pytest.raises(scenarios.ConfigError, match="choices: 'score' needs a local model"):
         scenarios.validate(scenarios.load("tournament-werewolf", [
             "lineup=[{name: api, agent: {type: openai, base_url: 'http://127.0.0.1:9', model: m, choices: score}}, "
             "{name: r, agent: rule}]"]))
-    with pytest.raises(scenarios.ScenarioError, match="choices must be 'generate' or 'score'"):
+    with pytest.raises(scenarios.ConfigError, match="choices must be 'generate' or 'score'"):
         scenarios.validate(scenarios.load("werewolf-scripted", [
             "agents=[{name: s, type: smollm2, config: {choices: vote}}, {name: r, type: rule, count: 6}]"]))

@@ -126,7 +126,7 @@ def test_werewolf_tournament_replays_name_the_lineup_entries(tmp_path):
      "replays: only agent games"),
 ])
 def test_bad_werewolf_tournaments_are_refused(override, message):
-    with pytest.raises(scenarios.ScenarioError, match=message):
+    with pytest.raises(scenarios.ConfigError, match=message):
         scenarios.validate(scenarios.load("tournament-werewolf", override))
 
 

@@ -71,6 +71,6 @@ def test_trained_marl_run_plays_in_a_tournament(tmp_path):
     # self-play PPO (48k steps, both seats share the actor) beats random by ~3 per episode over both seats
     assert t.metrics["matches"] == 120 and t.metrics["top"] == "ppo"
     bad = f"lineup=[{{name: ppo, run: '{train.run_dir}'}}, {{name: random, scripted: random}}]"
-    with pytest.raises(scenarios.ScenarioError, match="not on this tournament's game"):
+    with pytest.raises(scenarios.ConfigError, match="not on this tournament's game"):
         scenarios.run(scenarios.load("tournament-kuhn", ["game=pursuit(max_steps=10)", bad]), out=tmp_path,
                       quiet=True)

@@ -34,16 +34,16 @@ def test_list_literals_and_strings_parse_without_eval():
     "spec, fragment",
     [
         ("leduc_pokr", "did you mean 'leduc_poker'"),
-        ("kuhn_poker(playrs=3)", "unknown parameter 'playrs'"),
+        ("kuhn_poker(playrs=3)", "playrs: unknown field"),
         ("kuhn_poker(playrs=3)", "did you mean 'players'"),
-        ("random_zero_sum(n='ten')", "must be int"),
-        ("random_zero_sum(n=1.5)", "must be int"),
+        ("random_zero_sum(n='ten')", "n: must be an integer"),
+        ("random_zero_sum(n=1.5)", "n: must be an integer, got 1.5"),
         ("kuhn_poker(players=3", "unbalanced"),
         ("kuhn_poker(players=3))", "unbalanced"),
-        ("kuhn_poker(players=7)", "2 to 5 players"),
+        ("kuhn_poker(players=7)", "players: must lie in [2, 5], got 7"),
         ("", "empty"),
         ("kuhn_poker(players=2, players=3)", "given twice"),
-        ("matrix", "needs parameter"),
+        ("matrix", "row: missing required field"),
     ],
 )
 def test_bad_strings_raise_one_clear_value_error(spec, fragment):

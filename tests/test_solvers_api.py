@@ -16,14 +16,14 @@ def test_registered_names():
 @pytest.mark.parametrize("name, game, kwargs, fragment", [
     ("cfr++", "kuhn_poker", {}, "did you mean 'cfr+'"),
     ("cfr", "kuhn_poker", {"regret_maching_plus": True}, "did you mean 'regret_matching_plus'"),
-    ("cfr", "kuhn_poker", {"alternating_updates": "yes"}, "must be bool"),
+    ("cfr", "kuhn_poker", {"alternating_updates": "yes"}, "alternating_updates: must be true or false"),
     ("lp", "prisoners_dilemma", {}, "two-player zero-sum"),
     ("extragradient", "random_general_sum(n=3, players=3)", {}, "two-player zero-sum"),
     ("cfr", "cooperative_navigation", {}, "sampled chance"),
     ("mwu", "leduc_poker", {}, "normal-form"),
     ("mmd", "kuhn_poker", {"alpha": 0.0}, "only with alpha > 0"),
     ("mccfr-outcome", "kuhn_poker", {"epsilon": 0.0}, "epsilon"),
-    ("mwu", "rock_paper_scissors", {"eta": -1}, "eta must be > 0"),
+    ("mwu", "rock_paper_scissors", {"eta": -1}, "eta: must be > 0"),
 ])
 def test_clear_errors(name, game, kwargs, fragment):
     with pytest.raises(ValueError, match=None) as err:

@@ -89,7 +89,7 @@ def test_tournament_kuhn_ranks_by_exploitability(tmp_path):
 
 
 def test_tournament_refuses_bad_lineups():
-    with pytest.raises(scenarios.ScenarioError, match="exactly one of solver, scripted, run or agent"):
+    with pytest.raises(scenarios.ConfigError, match="exactly one of solver, scripted, run or agent"):
         scenarios.load("tournament-kuhn", ["lineup=[{name: x}, {name: y, scripted: random}]"])
 
 

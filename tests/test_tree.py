@@ -69,5 +69,5 @@ def test_goofspiel_compiles_and_replays():
 def test_refuses_infinite_games():
     with pytest.raises(ValueError, match="not finite"):
         compile_tree(games.load("cooperative_navigation"))
-    with pytest.raises(ValueError, match="more than 100 nodes"):
+    with pytest.raises(ValueError, match="more than the compiled tree's limit of 100"):
         compile_tree(games.load("leduc_poker"), max_nodes=100)

@@ -329,12 +329,12 @@ def test_play_scenario_reports_win_rates_writes_replays_and_resumes(tmp_path, ex
 
 
 def test_play_scenario_refuses_bad_agent_lists():
-    with pytest.raises(scenarios.ScenarioError, match="fill 6 seats but the game has 7"):
+    with pytest.raises(scenarios.ConfigError, match="fill 6 seats but the game has 7"):
         scenarios.validate(scenarios.load("werewolf-scripted", ["agents=[{name: r, type: rule, count: 6}]"]))
-    with pytest.raises(scenarios.ScenarioError, match="agents.0.config: an openai agent needs base_url"):
+    with pytest.raises(scenarios.ConfigError, match="agents.0.config: an openai agent needs base_url"):
         scenarios.validate(scenarios.load("werewolf-scripted", [
             "agents=[{name: api, type: openai, config: {model: m}}, {name: r, type: rule, count: 6}]"]))
-    with pytest.raises(scenarios.ScenarioError, match="unknown agent type 'gpt'"):
+    with pytest.raises(scenarios.ConfigError, match="unknown agent type 'gpt'"):
         scenarios.load("werewolf-scripted", ["agents=[{name: r, type: gpt, count: 7}]"])
 
 

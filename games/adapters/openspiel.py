@@ -6,11 +6,15 @@ so states pass them through unchanged.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from collections.abc import Hashable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
+from common.config import ConfigError, suggest
 from games.core import CHANCE, SIMULTANEOUS, TERMINAL, Game, GameInfo, Policy, State, TabularPolicy
 from games.registry import register
 
@@ -127,14 +131,36 @@ class OpenSpielState(State):
         return self.s.action_to_string(player, action)
 
 
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """pyspiel prints each error to the process's stderr before raising it (for an unknown game,
+    the list of all 126 games); the exception carries the message, so keep the fd quiet."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def from_openspiel(game: Any, **params: Any) -> OpenSpielGame:
     """Wrap a pyspiel game, or load one by name ('liars_dice', 'goofspiel(num_cards=4)')."""
     pyspiel = _pyspiel()
     if isinstance(game, str):
+        name = game.split("(", 1)[0].strip()
+        known = pyspiel.registered_names()
+        if name not in known:
+            raise ConfigError(f"unknown OpenSpiel game {name!r}{suggest(name, known)} ({len(known)} games: "
+                              "pyspiel.registered_names() lists them)")
         try:
-            game = pyspiel.load_game(game, params) if params else pyspiel.load_game(game)
-        except Exception as err:  # pyspiel raises RuntimeError/SpielError with its own message
-            raise ValueError(f"OpenSpiel game {game!r}: {err}") from None
+            with _quiet_stderr():
+                game = pyspiel.load_game(game, params) if params else pyspiel.load_game(game)
+        except Exception as err:  # pyspiel raises SpielError with its own (multi-line) message
+            lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+            raise ConfigError(f"OpenSpiel game {game!r}: {'; '.join(lines[:2])[:300]}") from None
     return OpenSpielGame(game)
 
 

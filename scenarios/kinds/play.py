@@ -8,48 +8,55 @@ with the same seeds, so the totals equal an uninterrupted run's.
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import Field
 
-from scenarios.core import Interrupted, RunContext, Scenario, load_game, register_kind
-from scenarios.plots import interval_bars, pyplot, save
+from common.config import Config, Probability, count, suggest
+from scenarios.core import Interrupted, RunContext, RunFailed, Scenario, load_game, register_kind
+from scenarios.plots import interval_bars, interval_text, pyplot, save
 from solvers.ratings import wilson
 
+Seats = count(64)
 
-@dataclasses.dataclass
-class AgentEntry:
+
+class AgentEntry(Config):
     name: str
-    type: str  # random | rule | human | transformers | smollm2 | openai
-    count: int = 1  # seats this agent fills
-    config: dict = dataclasses.field(default_factory=dict)  # e.g. {base_url, model, api_key_env} for openai
+    """the agent's name in tables, plots and replays"""
+    type: str
+    """random | rule | human | transformers | smollm2 | openai"""
+    count: Seats = 1
+    """seats this agent fills"""
+    config: dict = Field(default_factory=dict)
+    """the agent's settings, e.g. {base_url, model, api_key_env} for openai"""
 
-    def validate(self) -> None:
+    def check(self) -> None:
         from llm_agents.werewolf_agents import AGENT_TYPES
 
         if self.type not in AGENT_TYPES:
-            raise ValueError(f"type: unknown agent type {self.type!r} (types: {', '.join(AGENT_TYPES)})")
-        if self.count < 1:
-            raise ValueError(f"count: must be >= 1, got {self.count}")
+            raise ValueError(f"type: unknown agent type {self.type!r}{suggest(self.type, AGENT_TYPES)} "
+                             f"(types: {', '.join(AGENT_TYPES)})")
 
 
-@dataclasses.dataclass
-class PlayConfig:
-    agents: list[AgentEntry]
-    games: int = 100
-    max_retries: int = 2  # re-asks after an unparseable or illegal answer, before the fallback
+class PlayConfig(Config):
+    agents: Annotated[list[AgentEntry], Field(min_length=1, max_length=64)]
+    """who plays, and how many seats each fills"""
+    games: count(10_000_000) = 100
+    """games to play, seats re-drawn each game"""
+    max_retries: Annotated[int, Field(ge=0, le=100)] = 2
+    """re-asks after an unparseable or illegal answer, before the fallback"""
     replays: Literal["all", "none"] = "all"
+    """a JSON replay per game in replays/"""
+    max_fallback_rate: Probability = 0.1
+    """an agent whose answers fell back more often than this is reported and the run exits with status 1
+    (1.0 allows any rate)"""
 
-    def validate(self) -> None:
-        if not self.agents:
-            raise ValueError("agents: give at least one agent")
+    def check(self) -> None:
         names = [a.name for a in self.agents]
         if len(set(names)) != len(names):
             raise ValueError("agents: names must be unique")
-        if self.games < 1 or self.max_retries < 0:
-            raise ValueError("games must be >= 1 and max_retries >= 0")
 
 
 def _build_agents(scenario: Scenario) -> list[tuple[str, Any]]:
@@ -68,7 +75,7 @@ def _build_agents(scenario: Scenario) -> list[tuple[str, Any]]:
 @register_kind("play", PlayConfig, description="games of Werewolf between agents: win rates, replays")
 def run_play(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
     from games.werewolf import WEREWOLF, Werewolf
-    from llm_agents.protocol import play_game
+    from llm_agents.protocol import AgentUnavailable, GameStopped, play_game
     from scenarios.core import atomic_write_bytes
 
     game = load_game(scenario)
@@ -101,7 +108,14 @@ def run_play(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
             seed = int(np.random.SeedSequence([scenario.seed, g]).generate_state(1)[0])
             order = np.random.default_rng([seed, 7]).permutation(len(agents))
             seated = [agents[i] for i in order]
-            record = play_game(game, [a for _, a in seated], seed, cfg.max_retries, labels=[n for n, _ in seated])
+            try:
+                record = play_game(game, [a for _, a in seated], seed, cfg.max_retries, labels=[n for n, _ in seated],
+                                   stop=lambda: ctx.stop_requested)
+            except GameStopped:  # Ctrl-C / SIGTERM between two decisions: the finished games are kept
+                raise Interrupted(ctx.run_dir, len(ctx.read_rows())) from None
+            except AgentUnavailable as err:
+                raise RunFailed(f"game {g}: {err}; the {len(ctx.read_rows())} finished games are kept in "
+                                f"{ctx.run_dir} (resume with: equilibria run --resume {ctx.run_dir})") from None
             if cfg.replays == "all":
                 atomic_write_bytes(ctx.run_dir / "replays" / f"game_{g:05d}.json", json.dumps(record, indent=1).encode())
             row: dict[str, Any] = {"game": g, "seed": seed, "winner": record["outcome"]["winner"],
@@ -117,7 +131,7 @@ def run_play(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
                 row[f"decisions_{name}"] = len(turns)
                 row[f"fallbacks_{name}"] = sum(t["fallback"] for t in turns)
                 attempts = [a.get("tokens", {}) for t in turns for a in t["attempts"]]
-                row[f"tokens_{name}"] = sum(u.get("completion_tokens", 0) for u in attempts)
+                row[f"tokens_{name}"] = sum(u.get("completion_tokens") or 0 for u in attempts)
                 # generation time only: scored choices take model time but generate no tokens
                 row[f"model_seconds_{name}"] = round(sum(u.get("seconds", 0.0) for u in attempts
                                                          if "scored_tokens" not in u), 4)
@@ -132,13 +146,13 @@ def _report(ctx: RunContext, scenario: Scenario, names: list[str]) -> dict[str, 
     rows = ctx.read_rows()  # strings: the winner column is text
     n = len(rows)
     out: dict[str, Any] = {"games": n}
-    table = ["| who | games or seats | win rate | 95% CI | fallbacks per decision | tokens/s |", "|---|---|---|---|---|---|"]
+    table = ["| who | games or seats | win rate [95% CI] | fallbacks per decision | tokens/s |", "|---|---|---|---|---|"]
     bars = []
     for side in ("werewolves", "villagers", "draw"):
         k = sum(r["winner"] == side for r in rows)
         p, lo, hi = wilson(k, n)
         out[f"{side}_win_rate"] = p
-        table.append(f"| side: {side} | {n} | {p:.3f} | [{lo:.3f}, {hi:.3f}] | | |")
+        table.append(f"| side: {side} | {n} | {interval_text(p, lo, hi, n, unit='games', min_samples=1)} | | |")
         bars.append((f"side: {side}", p, lo, hi))
     for name in names:
         seats = sum(int(r[f"seats_{name}"]) for r in rows)
@@ -153,8 +167,12 @@ def _report(ctx: RunContext, scenario: Scenario, names: list[str]) -> dict[str, 
         tps = f"{tokens / model_s:.1f}" if model_s > 0 else ""
         if model_s > 0:
             out[f"tokens_per_second_{name}"] = tokens / model_s
-        table.append(f"| agent: {name} | {seats} | {p:.3f} | [{lo:.3f}, {hi:.3f}] | "
+        table.append(f"| agent: {name} | {seats} | {interval_text(p, lo, hi, seats, unit='seats', min_samples=1)} | "
                      f"{out[f'fallback_rate_{name}']:.3f} | {tps} |")
+        if decisions and fallbacks / decisions > scenario.config.max_fallback_rate:
+            ctx.alarm(f"{name}'s answers fell back to the legal default in {fallbacks / decisions:.0%} of {decisions} "
+                      f"decisions (max_fallback_rate {scenario.config.max_fallback_rate:g}): its results measure the "
+                      "fallback, not the agent")
         bars.append((f"agent: {name}", p, lo, hi))
     (ctx.run_dir / "results.md").write_text("\n".join(table) + "\n")
     ctx.log("\n".join(table))

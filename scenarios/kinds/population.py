@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import Any
 
@@ -46,12 +45,10 @@ def _run_rl_psro(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
     if not isinstance(game, BatchedMarkovGame):
         raise scenario.error(f"psro-rl needs a batched Markov game (e.g. pursuit); {game.info.name} is not one "
                              "(finite games use solver psro)", "game")
-    spec = scenario.config.solver
-    fields = {f.name for f in dataclasses.fields(RLPSROConfig)}
-    scenario.check_keys(spec.config, fields, "solver", "config", what="parameter for psro-rl")
+    config = scenario.build(RLPSROConfig, scenario.config.solver.config, "solver", "config")
     try:
-        psro = RLPSRO(game, RLPSROConfig(**spec.config), seed=scenario.seed)
-    except (TypeError, ValueError) as err:
+        psro = RLPSRO(game, config, seed=scenario.seed)
+    except ValueError as err:
         raise scenario.error(str(err), "solver", "config") from None
     generations = scenario.budget.iterations
     if generations is None:
@@ -60,7 +57,7 @@ def _run_rl_psro(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
     state = ctx.load_torch_checkpoint()
     seconds = 0.0
     if state is not None:
-        psro.load_state_dict(state)
+        ctx.restore(psro, state, ctx.torch_checkpoint_path)
         seconds = float(state.get("seconds", 0.0))
         ctx.truncate_metrics("generation", psro.iteration)
         ctx.log(f"resumed {ctx.run_dir} at generation {psro.iteration}")

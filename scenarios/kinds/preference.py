@@ -10,49 +10,45 @@ Resumable at the granularity of (algorithm, seed) runs: finished ones are skippe
 
 from __future__ import annotations
 
-import dataclasses
 import time
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import Field
 
+from common.config import Config, PositiveFloat, PositiveInt, Seed, suggest
 from scenarios.core import Interrupted, RunContext, Scenario, register_kind
 from scenarios.plots import pyplot, save
-from scenarios.spec import suggest
 
 
-@dataclasses.dataclass
-class AlgorithmSpec:
+class AlgorithmSpec(Config):
     name: str
-    config: dict = dataclasses.field(default_factory=dict)
-    label: str | None = None  # legend label; default the name
-    report: Literal["paper", "current", "average"] = "paper"  # exact mode: which iterate to score
+    """a preference algorithm (sppo, inpo, egpo, nash-mp, nash-md, ...)"""
+    config: dict = Field(default_factory=dict)
+    """its parameters: the tabular solver's config (exact mode) or NeuralPreferenceConfig (sampled)"""
+    label: str | None = None
+    """legend label; default the name"""
+    report: Literal["paper", "current", "average"] = "paper"
+    """exact mode: which iterate to score"""
 
 
-@dataclasses.dataclass
-class PreferenceEval:
-    every: int = 10
-    gap: Literal["auto", "dg_beta", "dg0"] = "auto"  # auto: dg_beta when the game's beta > 0
-    target: float = 1e-6  # report queries and seconds to reach this gap
-
-    def validate(self) -> None:
-        if self.every < 1:
-            raise ValueError(f"every: must be >= 1, got {self.every}")
+class PreferenceEval(Config):
+    every: PositiveInt = 10
+    """iterations between evaluations"""
+    gap: Literal["auto", "dg_beta", "dg0"] = "auto"
+    """auto: dg_beta when the game's beta > 0"""
+    target: PositiveFloat = 1e-6
+    """report queries and seconds to reach this gap"""
 
 
-@dataclasses.dataclass
-class PreferenceScenarioConfig:
-    algorithms: list[AlgorithmSpec]
+class PreferenceScenarioConfig(Config):
+    algorithms: Annotated[list[AlgorithmSpec], Field(min_length=1, max_length=1000)]
     mode: Literal["exact", "sampled"] = "exact"
-    seeds: list[int] = dataclasses.field(default_factory=lambda: [0])
-    policy: Literal["tabular", "mlp", "tiny_lm"] = "tabular"  # sampled mode
-    eval: PreferenceEval = dataclasses.field(default_factory=PreferenceEval)
-
-    def validate(self) -> None:
-        if not self.algorithms:
-            raise ValueError("algorithms: give at least one algorithm")
-        if not self.seeds:
-            raise ValueError("seeds: give at least one seed")
+    """exact: tabular dynamics on the full matrix; sampled: sample losses on a torch policy"""
+    seeds: Annotated[list[Seed], Field(min_length=1, max_length=10_000)] = Field(default_factory=lambda: [0])
+    policy: Literal["tabular", "mlp", "tiny_lm"] = "tabular"
+    """sampled mode: the torch policy"""
+    eval: PreferenceEval = Field(default_factory=PreferenceEval)
 
 
 EXACT = ("sppo", "spo", "dno", "inpo", "online-ipo", "nash-md", "egpo", "nash-mp", "iterative-dpo")
@@ -69,14 +65,15 @@ def _check(scenario: Scenario) -> None:
         if a.name not in names:
             raise scenario.error(f"unknown {cfg.mode} algorithm {a.name!r}{suggest(a.name, list(names))} "
                                  f"(algorithms: {', '.join(names)})", "algorithms", str(i), "name")
+        where = ("algorithms", str(i), "config")
         if cfg.mode == "exact":
-            try:
-                solvers.build_config(a.name, **a.config)
-            except ValueError as err:
-                raise scenario.error(str(err), "algorithms", str(i), "config") from None
+            solvers.build_config(a.name, a.config, source=scenario.source, path=where)
         else:
-            fields = {f.name for f in dataclasses.fields(NeuralPreferenceConfig)} - {"algorithm", "iterations", "seed"}
-            scenario.check_keys(a.config, fields, "algorithms", str(i), "config")
+            for key in ("algorithm", "iterations", "seed"):  # set by the scenario itself
+                if key in a.config:
+                    raise scenario.error(f"set by the scenario ({'name' if key == 'algorithm' else key} at its top "
+                                         "level), not per algorithm", *where, key)
+            scenario.build(NeuralPreferenceConfig, {**a.config, "algorithm": a.name}, *where)
     if scenario.budget.iterations is None:
         raise scenario.error("a preference scenario needs budget.iterations", "budget")
 
@@ -143,8 +140,8 @@ def _run_sampled(game: Any, alg: AlgorithmSpec, iterations: int, every: int, see
         game = game_for_policy(game, policy)
     else:
         policy = TabularLogits(game.num_contexts, game.num_responses, torch.as_tensor(np.log(game.reference)))
-    cfg = NeuralPreferenceConfig(**{**alg.config, "algorithm": alg.name, "iterations": iterations,
-                                    "eval_every": every, "seed": seed})
+    cfg = NeuralPreferenceConfig.model_validate({**alg.config, "algorithm": alg.name, "iterations": iterations,
+                                                 "eval_every": every, "seed": seed})
     trainer = PreferenceTrainer(policy, game, cfg)
     rows, spent = [], 0.0
     first = {"iteration": 0, "seconds": 0.0, **trainer.metrics()}

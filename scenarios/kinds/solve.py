@@ -2,45 +2,41 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
+from common.config import Config, PositiveInt
 from scenarios.core import Interrupted, RunContext, Scenario, load_game, register_kind
 from scenarios.plots import pyplot, save
 
 
-@dataclasses.dataclass
-class SolverSpec:
+class SolverSpec(Config):
     name: str
-    config: dict = dataclasses.field(default_factory=dict)  # checked against the solver's typed config
+    """a registered solver (equilibria list solvers)"""
+    config: dict = Field(default_factory=dict)
+    """the solver's parameters, checked against its typed config"""
 
 
-@dataclasses.dataclass
-class SolveEval:
-    every: int = 10  # iterations between evaluations
+class SolveEval(Config):
+    every: PositiveInt = 10
+    """iterations between evaluations"""
     policy: Literal["average", "current", "both"] = "average"
-
-    def validate(self) -> None:
-        if self.every < 1:
-            raise ValueError(f"every: must be >= 1, got {self.every}")
+    """which policy's exploitability is measured"""
 
 
-@dataclasses.dataclass
-class SolveConfig:
+class SolveConfig(Config):
     solver: SolverSpec
-    eval: SolveEval = dataclasses.field(default_factory=SolveEval)
-    checkpoint_every: int = 100  # iterations between checkpoints
-
-    def validate(self) -> None:
-        if self.checkpoint_every < 1:
-            raise ValueError(f"checkpoint_every: must be >= 1, got {self.checkpoint_every}")
+    eval: SolveEval = Field(default_factory=SolveEval)
+    checkpoint_every: PositiveInt = 100
+    """iterations between checkpoints"""
 
 
 def _make_solver(scenario: Scenario, game: Any) -> Any:
     import solvers
+    from solvers.base import make_with
 
     spec = scenario.config.solver
     try:
@@ -48,12 +44,11 @@ def _make_solver(scenario: Scenario, game: Any) -> Any:
     except ValueError as err:
         raise scenario.error(str(err), "solver", "name") from None
     config = dict(spec.config)
-    fields = {f.name for f in dataclasses.fields(entry.config_cls)}
-    if "seed" in fields and "seed" not in config:
+    if "seed" in entry.config_cls.model_fields and "seed" not in config:
         config["seed"] = scenario.seed
-    scenario.check_keys(config, fields, "solver", "config", what=f"parameter for solver {spec.name!r}")
+    cfg = solvers.build_config(spec.name, config, source=scenario.source, path=("solver", "config"))
     try:
-        return solvers.make(spec.name, game, **config)
+        return make_with(entry, game, cfg)
     except ValueError as err:
         raise scenario.error(str(err), "solver") from None
 
@@ -88,8 +83,8 @@ def run_solve(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
     seconds = 0.0
     state = ctx.load_checkpoint()
     if state is not None:
-        seconds = float(state.pop("seconds"))
-        solver.load_state_dict(state)
+        seconds = float(state.pop("seconds", 0.0))
+        ctx.restore(solver, state)
         ctx.truncate_metrics("iteration", solver.iteration)
         ctx.log(f"resumed {ctx.run_dir} at iteration {solver.iteration}")
     elif ctx.resume_dir is not None:

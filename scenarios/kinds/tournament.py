@@ -16,31 +16,41 @@ win rates, Bradley-Terry strengths from seat-vs-seat comparisons and fallback ra
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from typing import Any, Literal
+import math
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import Field
 
-from scenarios.core import Interrupted, RunContext, Scenario, load_game, register_kind
-from scenarios.plots import heatmap, interval_bars, pyplot, save
+from common.config import Config, ConfigError, Probability, count
+from common.limits import MAX_MATCHES, check_count
+from scenarios.core import Interrupted, RunContext, RunFailed, Scenario, load_game, register_kind
+from scenarios.plots import heatmap, interval_bars, interval_text, pyplot, save
 
 
-@dataclasses.dataclass
-class LineupEntry:
+class LineupEntry(Config):
     name: str
-    solver: str | None = None  # a registered solver, run for `iterations` before the tournament
-    iterations: int = 0
-    config: dict = dataclasses.field(default_factory=dict)
+    """the entry's name in tables, plots and replays"""
+    solver: str | None = None
+    """a registered solver, run for `iterations` before the tournament"""
+    iterations: Annotated[int, Field(ge=0, le=100_000_000)] = 0
+    """solver iterations before the snapshot is taken"""
+    config: dict = Field(default_factory=dict)
+    """the solver's parameters"""
     policy: Literal["average", "current"] = "average"
+    """which policy of the solver plays"""
     scripted: Literal["random", "first_action", "last_action"] | None = None
-    run: str | None = None  # a train run directory: its MARL checkpoint plays (stochastic actor)
-    agent: str | dict | None = None  # a Werewolf agent: its type (rule, random, smollm2, ...) or {type: ..., ...}
+    """a scripted bot"""
+    run: str | None = None
+    """a train run directory: its MARL checkpoint plays (stochastic actor)"""
+    agent: str | dict | None = None
+    """a Werewolf agent: its type (rule, random, smollm2, ...) or {type: ..., ...}"""
 
     def agent_spec(self) -> dict[str, Any]:
         return {"type": self.agent} if isinstance(self.agent, str) else dict(self.agent or {})
 
-    def validate(self) -> None:
+    def check(self) -> None:
         if sum(x is not None for x in (self.solver, self.scripted, self.run, self.agent)) != 1:
             raise ValueError("give exactly one of solver, scripted, run or agent")
         if self.solver is not None and self.iterations < 1:
@@ -54,24 +64,29 @@ class LineupEntry:
                 raise ValueError(f"agent: {err}") from None
 
 
-@dataclasses.dataclass
-class TournamentConfig:
-    lineup: list[LineupEntry]
-    seating: Literal["rotate", "draw"] | None = None  # default: rotate for two players, draw for more
-    games_per_pairing: int = 100  # rotate: matches per ordered seat assignment
-    games: int = 1000  # draw: matches, each seat drawn from the lineup
-    batch: int = 200  # matches per job (a Ray task) and per database transaction
-    max_retries: int = 2  # agent games: re-asks after a refused answer, before the legal fallback
-    replays: Literal["none", "all"] = "none"  # agent games: a JSON replay per match in replays/
+class TournamentConfig(Config):
+    lineup: Annotated[list[LineupEntry], Field(min_length=2, max_length=10_000)]
+    """the entries (at least two)"""
+    seating: Literal["rotate", "draw"] | None = None
+    """rotate: round robin of distinct entries; draw: every seat drawn (default: rotate for two players)"""
+    games_per_pairing: count(MAX_MATCHES) = 100
+    """rotate: matches per ordered seat assignment"""
+    games: count(MAX_MATCHES) = 1000
+    """draw: matches, each seat drawn from the lineup"""
+    batch: count(1_000_000) = 200
+    """matches per job (a Ray task) and per database transaction"""
+    max_retries: Annotated[int, Field(ge=0, le=100)] = 2
+    """agent games: re-asks after a refused answer, before the legal fallback"""
+    replays: Literal["none", "all"] = "none"
+    """agent games: a JSON replay per match in replays/"""
+    max_fallback_rate: Probability = 0.1
+    """agent games: an entry whose answers fell back more often than this is reported, and the run exits
+    with status 1 (1.0 allows any rate)"""
 
-    def validate(self) -> None:
-        if len(self.lineup) < 2:
-            raise ValueError("lineup: needs at least two entries")
+    def check(self) -> None:
         names = [e.name for e in self.lineup]
         if len(set(names)) != len(names):
             raise ValueError("lineup: entry names must be unique")
-        if self.games_per_pairing < 1 or self.games < 1 or self.batch < 1 or self.max_retries < 0:
-            raise ValueError("games_per_pairing, games and batch must be >= 1, max_retries >= 0")
 
 
 class ScriptedPolicy:
@@ -125,7 +140,6 @@ def _trained_policy(scenario: Scenario, game: Any, run_dir: str, index: int) -> 
     from pathlib import Path
 
     from scenarios.kinds.train import load_trained
-    from scenarios.spec import ScenarioError
 
     path = Path(run_dir)
     if not path.is_absolute() and scenario.source.name not in ("<scenario>", ""):
@@ -133,7 +147,7 @@ def _trained_policy(scenario: Scenario, game: Any, run_dir: str, index: int) -> 
         path = candidate if candidate.exists() else path
     try:
         trained, trained_game, learner = load_trained(path)
-    except ScenarioError as err:
+    except ConfigError as err:
         raise scenario.error(str(err), "lineup", str(index), "run") from None
     if trained_game.info.parameters != game.info.parameters or trained_game.info.name != game.info.name:
         raise scenario.error(f"{path} was trained on {trained.game!r}, not on this tournament's game",
@@ -144,6 +158,7 @@ def _trained_policy(scenario: Scenario, game: Any, run_dir: str, index: int) -> 
 @register_kind("tournament", TournamentConfig, description="tournament between policies or agents: ratings, "
                "meta-game")
 def run_tournament(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
+    from llm_agents.protocol import AgentUnavailable
     from scenarios.executor import JobFailed, make_executor
     from scenarios.tournament import AgentSpec, ResultsDB, draw_schedule, run_matches, schedule
 
@@ -164,6 +179,13 @@ def run_tournament(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
             raise scenario.error(f"rotated seats need at least {game.num_players} distinct entries for "
                                  f"{game.num_players} players, the lineup has {len(lineup)}; use seating: draw",
                                  "seating")
+        seatings = math.perm(len(lineup), game.num_players)
+        try:
+            check_count("games_per_pairing", seatings * cfg.games_per_pairing, MAX_MATCHES,
+                        f"{seatings:,} seat assignments x {cfg.games_per_pairing:,} matches each; the schedule is "
+                        "built before the first match")
+        except ValueError as err:
+            raise scenario.error(str(err).partition(": ")[2], "games_per_pairing") from None
         matches = schedule(len(lineup), game.num_players, cfg.games_per_pairing, scenario.seed)
     else:
         matches = draw_schedule(len(lineup), game.num_players, cfg.games, scenario.seed)
@@ -177,8 +199,11 @@ def run_tournament(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
     replay_dir = ctx.run_dir / "replays" if cfg.replays == "all" else None
     if replay_dir is not None:
         replay_dir.mkdir(exist_ok=True)
-    db = ResultsDB(ctx.run_dir / "results.sqlite")
-    ids = db.register(names, [json.dumps(dataclasses.asdict(e)) for e in cfg.lineup])
+    db_path = ctx.run_dir / "results.sqlite"
+    if ctx.resume_dir is not None and not db_path.exists():
+        ctx.note(f"{db_path} is missing: all {len(matches)} matches will be played again")
+    db = ResultsDB(db_path, fresh_hint=f"equilibria run --resume {ctx.run_dir} --fresh")
+    ids = db.register(names, [json.dumps(e.model_dump()) for e in cfg.lineup])
     already = len(db.finished())
     if already:
         ctx.log(f"resumed {ctx.run_dir}: {already} of {len(matches)} matches already played")
@@ -195,6 +220,11 @@ def run_tournament(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
             db.close()
             raise scenario.error(f"{err}; the finished matches are stored, resume with --resume {ctx.run_dir}",
                                  "backend") from None
+        except AgentUnavailable as err:
+            stored = len(db.finished())
+            db.close()
+            raise RunFailed(f"{err}; the {stored} finished matches are stored, resume with: "
+                            f"equilibria run --resume {ctx.run_dir}") from None
         if len(db.finished()) < len(matches):
             stored = len(db.finished())
             db.close()
@@ -235,7 +265,7 @@ def _two_player_report(ctx: RunContext, scenario: Scenario, game: Any, lineup: l
                      "bt_strength": float(strength[i]), "elo": float(elo_mean[i]),
                      "elo_sd": float(elo_sd[i]), "meta_nash": float(nash[i]), "mean_return": float(payoff[i].mean()),
                      "exploitability": float(expl[i])})
-        ctx.log_metrics(rows[-1])
+    ctx.write_metrics(rows)  # the final table: a resumed finished run rewrites it, never appends
     table = _table(["rank", "policy", "return vs meta-Nash", "BT strength", "Elo (sd)", "meta-Nash weight",
                     "mean return", "exploitability"],
                    [[str(r["rank"]), r["policy"], f"{r['nash_averaged_return']:+.4f}", f"{r['bt_strength']:.3f}",
@@ -283,7 +313,7 @@ def _seat_report(ctx: RunContext, scenario: Scenario, game: Any, names: list[str
         ctx.log("not every entry has played every role yet, so there is no role-adjusted win rate: "
                 "ranked by mean return (play more matches)")
     order = np.lexsort((-strength, -np.nan_to_num(key, nan=-np.inf)))
-    cells = []
+    cells, metric_rows = [], []
     for rank, i in enumerate(order, 1):
         row: dict[str, Any] = {"rank": rank, "entry": names[i], "seats": int(sr.seats[i]),
                                "role_adjusted_win_rate": float(sr.role_adjusted[i]),
@@ -297,13 +327,21 @@ def _seat_report(ctx: RunContext, scenario: Scenario, game: Any, names: list[str
         for k, role in enumerate(sr.roles):
             n = sr.role_seats[i, k]
             row[f"win_rate_{role}"] = float(sr.role_wins[i, k] / n) if n else float("nan")
-        ctx.log_metrics(row)
+        metric_rows.append(row)
         cells.append([str(rank), names[i], str(row["seats"]),
-                      _interval(row, "role_adjusted_win_rate", "role_adjusted", "{:.3f}") if by_role else "",
-                      _interval(row, "win_rate", "win", "{:.3f}"), _interval(row, "mean_return", "return", "{:+.3f}"),
+                      _interval(row, "role_adjusted_win_rate", "role_adjusted", "{:.3f}", num_matches) if by_role else "",
+                      _interval(row, "win_rate", "win", "{:.3f}", num_matches),
+                      _interval(row, "mean_return", "return", "{:+.3f}", num_matches),
                       f"{strength[i]:+.3f}", f"{row['fallback_rate']:.3f}" if decisions[i] else ""]
                      + [f"{row[f'win_rate_{role}']:.3f} ({int(sr.role_seats[i, k])})"
                         for k, role in enumerate(sr.roles)])
+    ctx.write_metrics(metric_rows)  # the final table: a resumed finished run rewrites it, never appends
+    limit = scenario.config.max_fallback_rate
+    for i in range(len(names)):
+        if decisions[i] and fallbacks[i] / decisions[i] > limit:
+            ctx.alarm(f"{names[i]}'s answers fell back to the legal default in {fallbacks[i] / decisions[i]:.0%} of "
+                      f"{int(decisions[i])} decisions (max_fallback_rate {limit:g}): its results measure the fallback, "
+                      "not the agent")
     table = _table(["rank", "entry", "seats", "role-adjusted win rate [95%]", "win rate [95%]",
                     "mean return [95%]", "BT strength", "fallbacks per decision"]
                    + [f"as {role} (seats)" for role in sr.roles], cells)
@@ -329,8 +367,8 @@ def _seat_report(ctx: RunContext, scenario: Scenario, game: Any, names: list[str
     return out
 
 
-def _interval(row: dict[str, Any], value: str, prefix: str, fmt: str) -> str:
-    return f"{fmt.format(row[value])} [{fmt.format(row[prefix + '_lo'])}, {fmt.format(row[prefix + '_hi'])}]"
+def _interval(row: dict[str, Any], value: str, prefix: str, fmt: str, matches: int) -> str:
+    return interval_text(row[value], row[prefix + "_lo"], row[prefix + "_hi"], matches, fmt)
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:

@@ -3,58 +3,54 @@ events, checkpoints (tensors only, loaded with weights_only=True) and resume."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
+from common.config import Config, ConfigError, PositiveInt, count, suggest
 from scenarios.core import Interrupted, RunContext, Scenario, load_game, register_kind
 from scenarios.executor import ray_init
-from scenarios.plots import pyplot, save
-from scenarios.spec import suggest
+from scenarios.plots import interval_text, pyplot, save
 
 
-@dataclasses.dataclass
-class LearnerSpec:
+class LearnerSpec(Config):
     name: str = "mappo"
-    config: dict = dataclasses.field(default_factory=dict)  # checked against marl.mappo.MAPPOConfig
+    """a registered learner: mappo or ippo"""
+    config: dict = Field(default_factory=dict)
+    """the learner's parameters, checked against marl.mappo.MAPPOConfig"""
 
 
-@dataclasses.dataclass
-class TrainEval:
-    every_steps: int = 20_000  # environment steps between evaluations
-    episodes: int = 32  # deterministic evaluation episodes
-
-    def validate(self) -> None:
-        if self.every_steps < 1 or self.episodes < 1:
-            raise ValueError("every_steps and episodes must be >= 1")
+class TrainEval(Config):
+    every_steps: PositiveInt = 20_000
+    """environment steps between evaluations"""
+    episodes: count(100_000) = 32
+    """deterministic evaluation episodes (run at once, one environment each)"""
 
 
-@dataclasses.dataclass
-class TrainConfig:
-    algorithm: LearnerSpec = dataclasses.field(default_factory=LearnerSpec)
-    eval: TrainEval = dataclasses.field(default_factory=TrainEval)
-    checkpoint_every_steps: int = 20_000
+class TrainConfig(Config):
+    algorithm: LearnerSpec = Field(default_factory=LearnerSpec)
+    eval: TrainEval = Field(default_factory=TrainEval)
+    checkpoint_every_steps: PositiveInt = 20_000
+    """environment steps between checkpoints"""
 
 
 def build_learner(scenario: Scenario, game: Any) -> Any:
+    from games.markov import BatchedMarkovGame
     from marl import mappo
 
     spec = scenario.config.algorithm
     if spec.name not in mappo.ALGORITHMS:
         raise scenario.error(f"unknown learner {spec.name!r}{suggest(spec.name, list(mappo.ALGORITHMS))} "
                              f"(learners: {', '.join(mappo.ALGORITHMS)})", "algorithm", "name")
-    fields = {f.name for f in dataclasses.fields(mappo.MAPPOConfig)}
-    scenario.check_keys(spec.config, fields, "algorithm", "config")
-    from games.markov import BatchedMarkovGame
-
+    config = scenario.build(mappo.MAPPOConfig, {**mappo.ALGORITHMS[spec.name], **spec.config}, "algorithm", "config")
     if not isinstance(game, BatchedMarkovGame):
         raise scenario.error(f"train needs a batched Markov game (e.g. cooperative_navigation); {game.info.name} is not one",
                              "game")
     try:
-        return mappo.make(spec.name, game, seed=scenario.seed, **spec.config)
-    except (TypeError, ValueError) as err:
+        return mappo.MAPPO(game, config, seed=scenario.seed)
+    except ValueError as err:
         raise scenario.error(str(err), "algorithm", "config") from None
 
 
@@ -72,7 +68,7 @@ def run_train(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
     ctx.begin()
     state = ctx.load_torch_checkpoint()
     if state is not None:
-        learner.load_state_dict(state)
+        ctx.restore(learner, state, ctx.torch_checkpoint_path)
         ctx.truncate_metrics("env_steps", learner.env_steps)
         ctx.log(f"resumed {ctx.run_dir} at {learner.env_steps} environment steps")
     writer = _tensorboard(ctx.run_dir / "tensorboard")
@@ -104,7 +100,7 @@ def run_train(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
                 ctx.log_metrics(row)
                 if writer is not None:
                     writer.add_scalar("eval/return", mean, learner.env_steps)
-                update(learner.env_steps, f"eval return {mean:.2f} ± {ci:.2f}")
+                update(learner.env_steps, f"eval return {_mean_ci_text(mean, ci, cfg.eval.episodes)}")
                 next_eval += cfg.eval.every_steps
             if learner.env_steps >= next_ckpt or final:
                 save()
@@ -119,6 +115,10 @@ def run_train(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
         rows = ctx.read_metrics()
         row = rows[-1] if rows else {}
     return {"env_steps": learner.env_steps, "eval_return": row.get("eval_return"), "eval_ci95": row.get("eval_ci95")}
+
+
+def _mean_ci_text(mean: float, half_width: float, episodes: int) -> str:
+    return interval_text(mean, mean - half_width, mean + half_width, episodes, "{:.2f}", "episodes")
 
 
 def _tensorboard(path: Path) -> Any:
@@ -151,22 +151,17 @@ def _plot(ctx: RunContext, scenario: Scenario) -> None:
 def load_trained(run_dir: Path) -> tuple[Scenario, Any, Any]:
     """(scenario, game, learner) of a train run, with the learner's latest checkpoint loaded."""
     from scenarios.core import _prepare_resume
-    from scenarios.spec import ScenarioError
 
     run_dir = Path(run_dir)
     scenario = _prepare_resume(run_dir)
     if scenario.kind != "train":
-        raise ScenarioError(f"{run_dir} is a '{scenario.kind}' run, not a train run")
+        raise ConfigError(f"{run_dir} is a '{scenario.kind}' run, not a train run")
     ctx = RunContext(scenario, resume=run_dir)
     if not ctx.torch_checkpoint_path.exists():
-        raise ScenarioError(f"{run_dir} has no checkpoint yet ({ctx.torch_checkpoint_path})")
+        raise ConfigError(f"{run_dir} has no checkpoint yet ({ctx.torch_checkpoint_path})")
     game = load_game(scenario)
     learner = build_learner(scenario, game)
-    state = ctx.load_torch_checkpoint()
-    try:
-        learner.load_state_dict(state)
-    except (KeyError, RuntimeError, ValueError) as err:
-        raise ScenarioError(f"checkpoint {ctx.torch_checkpoint_path} does not fit this learner: {err}") from None
+    ctx.restore(learner, ctx.load_torch_checkpoint(), ctx.torch_checkpoint_path)
     return scenario, game, learner
 
 
@@ -238,7 +233,7 @@ def _run_rllib(scenario: Scenario, ctx: RunContext, game: Any, learner: Any) -> 
                 row = {"env_steps": steps, "eval_return": mean, "eval_ci95": ci,
                        "train_return": er / game.num_agents}
                 ctx.log_metrics(row)
-                update(steps, f"eval return {mean:.2f} ± {ci:.2f}")
+                update(steps, f"eval return {_mean_ci_text(mean, ci, cfg.eval.episodes)}")
                 next_eval += cfg.eval.every_steps
             if ctx.stop_requested and not final:
                 raise Interrupted(ctx.run_dir, steps)
