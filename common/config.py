@@ -230,6 +230,13 @@ _EXPECTED = {
 _BOUNDS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
 
 
+def _num(x: Any) -> str:
+    """A bound as the user would type it: 10000000, 0.5, 1e-08."""
+    if isinstance(x, float) and x.is_integer() and abs(x) < 1e15:
+        return str(int(x))
+    return str(x) if isinstance(x, int) else f"{x:g}"
+
+
 def _show(value: Any, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + "..."
@@ -300,10 +307,10 @@ def _reason(cls: Any, error: Mapping[str, Any], path: FieldPath) -> str:
         _, ann = _walk(cls, tuple(path))
         low, high = _bounds(ann)
         if low is not None and high is not None:
-            return f"must lie in {'[' if low[0] == '>=' else '('}{low[1]:g}, {high[1]:g}{']' if high[0] == '<=' else ')'}, " \
-                   f"got {_show(value)}"
+            return f"must lie in {'[' if low[0] == '>=' else '('}{_num(low[1])}, {_num(high[1])}" \
+                   f"{']' if high[0] == '<=' else ')'}, got {_show(value)}"
         bound = next(iter(ctx.values()))
-        return f"must be {_BOUNDS[kind]} {bound:g}, got {_show(value)}"
+        return f"must be {_BOUNDS[kind]} {_num(bound)}, got {_show(value)}"
     if kind == "finite_number":
         return f"must be a finite number, got {_show(value)}"
     if kind == "literal_error":
@@ -377,9 +384,9 @@ def type_name(annotation: Any) -> str:
     """A readable name for a field's type, bounds included ('int >= 1', 'float in [0, 1]')."""
     low, high = _bounds(annotation)
     if low and high:
-        bound = f"in {'[' if low[0] == '>=' else '('}{low[1]:g}, {high[1]:g}{']' if high[0] == '<=' else ')'}"
+        bound = f"in {'[' if low[0] == '>=' else '('}{_num(low[1])}, {_num(high[1])}{']' if high[0] == '<=' else ')'}"
     else:
-        bound = " ".join(f"{b[0]} {b[1]:g}" for b in (low, high) if b)
+        bound = " ".join(f"{b[0]} {_num(b[1])}" for b in (low, high) if b)
     annotation = _base_type(annotation)
     origin = typing.get_origin(annotation)
     if origin is typing.Literal:

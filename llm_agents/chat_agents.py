@@ -129,12 +129,13 @@ class OpenAIChat:
         deadline = time.monotonic() + self.timeout
         conn = cls(u.hostname, u.port, timeout=min(self.timeout, self.connect_timeout))
         conn.connect()
+        sock = conn.sock  # kept: http.client hands it to the response (conn.sock becomes None)
         expired = threading.Event()
 
         def cut() -> None:  # the deadline passed: wake any blocked read
             expired.set()
             try:
-                conn.sock.shutdown(socket.SHUT_RDWR)
+                sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
 
@@ -142,7 +143,7 @@ class OpenAIChat:
         timer.daemon = True
         timer.start()
         try:
-            conn.sock.settimeout(max(deadline - time.monotonic(), 0.001))
+            sock.settimeout(max(deadline - time.monotonic(), 0.001))
             conn.request("POST", u.path + (f"?{u.query}" if u.query else ""), body=body, headers=headers)
             resp = conn.getresponse()
             chunks, size = [], 0

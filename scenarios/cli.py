@@ -33,7 +33,7 @@ def _fmt(x: float) -> str:
 
 def _example_spec(name: str) -> str:
     """Games with required parameters are listed through a representative instance."""
-    return {"matrix": "matrix(row=[[1, -1], [-1, 1]])", "openspiel": "openspiel(game=kuhn_poker)"}.get(name, name)
+    return {"matrix": "matrix(row=[[1, -1], [-1, 1]])"}.get(name, name)
 
 
 def list_games(console: Console) -> None:
@@ -45,6 +45,10 @@ def list_games(console: Console) -> None:
         table.add_column(col)
     for name in games.registered():
         entry = games.registry.entry(name)
+        if name == "openspiel":  # an adapter, not a game: its GameInfo is the wrapped game's
+            table.add_row(name, "any", "any", "any", "any", "any", "any", "any", "any",
+                          f"{entry.description} ({_openspiel_count()} games)")
+            continue
         try:
             info = games.load(_example_spec(name)).info
         except Exception as err:  # a game that fails to build is still listed, with the reason
@@ -58,6 +62,12 @@ def list_games(console: Console) -> None:
     console.print(table)
 
 
+def _openspiel_count() -> int:
+    import pyspiel
+
+    return len(pyspiel.registered_names())
+
+
 def list_solvers(console: Console) -> None:
     import solvers
 
@@ -68,7 +78,8 @@ def list_solvers(console: Console) -> None:
         e = solvers.entry(name)
         cfg = solvers.build_config(name)
         params = ", ".join(f"{k}={v!r}" for k, v in cfg)
-        applies = {"tree": "finite extensive-form", "normal_form": "normal-form", "any": "normal or extensive"}[e.kind]
+        applies = {"tree": "finite extensive-form", "normal_form": "normal-form", "any": "normal or extensive",
+                   "preference": "preference games"}[e.kind]
         table.add_row(name, applies, "yes" if e.requires_zero_sum else "no", params, e.description)
     console.print(table)
 
@@ -133,8 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --resume: start that run over (its checkpoints, metrics and results are removed)")
     p.add_argument("--quiet", action="store_true", help="plain progress lines instead of a progress bar")
     p.add_argument("--address", help="Ray cluster to join for backend: ray (default: start Ray on this machine)")
-    p = sub.add_parser("eval", help="reload a train run's checkpoint and evaluate it")
-    p.add_argument("run_dir", type=Path)
+    p = sub.add_parser("eval", help="reload train runs' checkpoints and evaluate them")
+    p.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
     p.add_argument("--episodes", type=int, default=32)
     p = sub.add_parser("replay", help="render a Werewolf game replay (JSON) as a night/day transcript")
     p.add_argument("file", type=Path)
@@ -186,15 +197,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise scenarios.ConfigError(f"--episodes must be >= 1, got {args.episodes}")
             if args.episodes > 100_000:
                 raise scenarios.ConfigError(f"--episodes runs every episode at once; at most 100000, got {args.episodes}")
-            if not (args.run_dir / "config.yaml").exists():
-                raise scenarios.ConfigError(f"{args.run_dir} is not a run directory (no config.yaml)")
-            r = evaluate_run(args.run_dir, args.episodes)
             from scenarios.plots import interval_text
 
-            estimate = interval_text(r["mean_return"], r["mean_return"] - r["ci95"], r["mean_return"] + r["ci95"],
-                                     r["episodes"], "{:.3f}", "episodes")
-            console.print(f"{args.run_dir}: mean episode return {estimate} (95% CI, {r['episodes']} deterministic "
-                          f"episodes, checkpoint at {r['env_steps']} steps)")
+            for run_dir in args.run_dirs:
+                if not (run_dir / "config.yaml").exists():
+                    raise scenarios.ConfigError(f"{run_dir} is not a run directory (no config.yaml)")
+            for run_dir in args.run_dirs:
+                r = evaluate_run(run_dir, args.episodes)
+                estimate = interval_text(r["mean_return"], r["mean_return"] - r["ci95"], r["mean_return"] + r["ci95"],
+                                         r["episodes"], "{:.3f}", "episodes")
+                console.print(f"{run_dir}: mean episode return {estimate} (95% CI, {r['episodes']} deterministic "
+                              f"episodes, checkpoint at {r['env_steps']} steps)")
         elif args.command == "replay":
             from llm_agents.replay import ReplayError, load_replay, render
 

@@ -330,13 +330,15 @@ class RunContext:
             base = self._out if self._out is not None else Path(self.scenario.output)
             stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
             run_dir = base / f"{self.scenario.name}-{stamp}"
+            full = run_dir.absolute()
+            if len(str(full)) > MAX_PATH or any(len(part) > 255 for part in full.parts):
+                raise self.scenario.error(f"the run directory would be longer than {MAX_PATH} characters (or have a "
+                                          f"part over 255): {str(full)[:80]}...; choose a shorter --out or name",
+                                          "output")
             n = 1
             while run_dir.exists():
                 n += 1
                 run_dir = base / f"{self.scenario.name}-{stamp}-{n}"
-            if len(str(run_dir.absolute())) > MAX_PATH:
-                raise self.scenario.error(f"the run directory {run_dir.absolute()} would be longer than {MAX_PATH} "
-                                          "characters; choose a shorter --out or name", "output")
             try:
                 (run_dir / "checkpoints").mkdir(parents=True)
                 (run_dir / "plots").mkdir()
@@ -615,6 +617,7 @@ def load_torch_file(path: Path, error: Callable[[str], Exception]) -> dict[str, 
     weights_only=False, which would unpickle (run code from) a file of unknown origin: we never
     do, and never suggest it."""
     import pickle
+    import warnings
     import zipfile
 
     import torch
@@ -622,7 +625,9 @@ def load_torch_file(path: Path, error: Callable[[str], Exception]) -> dict[str, 
     if path.stat().st_size == 0:
         raise error("is empty")
     try:
-        return torch.load(path, weights_only=True)
+        with warnings.catch_warnings():  # torch warns about the pickle protocol of foreign files
+            warnings.simplefilter("ignore")
+            return torch.load(path, weights_only=True)
     except pickle.UnpicklingError:
         raise error("holds objects other than tensors and plain containers; equilibria loads only those "
                     "(it never unpickles a file of unknown origin)") from None

@@ -34,31 +34,58 @@ def pyplot() -> Any:
     return plt
 
 
+def major_log_labels(ax: Any) -> None:
+    """Readable log axes: decades only when an axis spans two or more, else 1-2-5 steps written
+    as plain numbers (matplotlib's own minor labels on short spans run into each other)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    for axis, scale, limits in ((ax.xaxis, ax.get_xscale(), ax.get_xlim()),
+                                (ax.yaxis, ax.get_yscale(), ax.get_ylim())):
+        if scale != "log":
+            continue
+        lo, hi = sorted(limits)
+        if lo > 0 and np.log10(hi / lo) < 2:
+            axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=12))
+            axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        else:
+            axis.set_major_locator(LogLocator(base=10, numticks=12))
+        axis.set_minor_formatter(NullFormatter())
+
+
 def save(fig: Any, path: Path, dpi: int = 110) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=dpi)
     pyplot().close(fig)
 
 
-def heatmap(fig: Any, ax: Any, values: np.ndarray, rows: Sequence[str], cols: Sequence[str], *,
+def heatmap(fig: Any, ax: Any, values: np.ndarray, rows: Sequence[str], cols: Sequence[str], *, label: str,
             signed: bool = True, fmt: str = "{:+.2f}", annotate: bool = True) -> None:
     """`values[i, j]` as colours (red-blue around zero when signed, 0..1 otherwise), written in
-    each cell when `annotate`; nan cells stay blank."""
+    each cell when `annotate` (white on dark cells); nan cells (never played) stay grey with a
+    dash. `label` names the colour scale."""
+    import matplotlib
+
     v = np.asarray(values, dtype=np.float64)
+    cmap = matplotlib.colormaps["RdBu" if signed else "viridis"].with_extremes(bad="#d9d9d9")
     if signed:
         lim = float(np.nanmax(np.abs(v))) if np.isfinite(v).any() else 1.0
-        im = ax.imshow(v, cmap="RdBu", vmin=-(lim or 1.0), vmax=lim or 1.0)
+        norm = matplotlib.colors.Normalize(-(lim or 1.0), lim or 1.0)
     else:
-        im = ax.imshow(v, cmap="viridis", vmin=0.0, vmax=1.0)
+        norm = matplotlib.colors.Normalize(0.0, 1.0)
+    im = ax.imshow(np.ma.masked_invalid(v), cmap=cmap, norm=norm)
     ax.set_xticks(range(len(cols)), cols, rotation=45 if max(map(len, cols), default=0) > 3 else 0, ha="right")
     ax.set_yticks(range(len(rows)), rows)
     if annotate:
         for i in range(v.shape[0]):
             for j in range(v.shape[1]):
-                if np.isfinite(v[i, j]):
-                    ax.text(j, i, fmt.format(v[i, j]), ha="center", va="center", fontsize=8,
-                            color="white" if not signed and v[i, j] < 0.5 else "black")
-    fig.colorbar(im, ax=ax, shrink=0.8)
+                if not np.isfinite(v[i, j]):
+                    ax.text(j, i, "-", ha="center", va="center", fontsize=8, color="#666666")
+                    continue
+                r, g, b, _ = cmap(norm(v[i, j]))
+                dark = 0.299 * r + 0.587 * g + 0.114 * b < 0.5
+                ax.text(j, i, fmt.format(v[i, j]), ha="center", va="center", fontsize=8,
+                        color="white" if dark else "black")
+    fig.colorbar(im, ax=ax, shrink=0.8, label=label)
 
 
 def interval_bars(ax: Any, labels: Sequence[str], values: Sequence[float], lo: Sequence[float],

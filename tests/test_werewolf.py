@@ -5,13 +5,12 @@ import io
 import json
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
+from chat_server import ChatServer
 
 import games
 import scenarios
@@ -206,58 +205,9 @@ def test_human_agent_reads_the_terminal():
 
 
 # ----------------------------------------------------------------------------- OpenAI-compatible agent
-class ChatServer:
-    """A scripted OpenAI-compatible endpoint on 127.0.0.1: answers the first option it is offered
-    (or a line of speech), fails the first request with HTTP 500, and records every request."""
-
-    def __init__(self, fail_first: bool = True, delay: float = 0.0):
-        self.requests = []
-        self.in_flight = self.max_in_flight = 0
-        lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with lock:
-                    server.requests.append({"path": self.path, "auth": self.headers.get("Authorization"),
-                                            "body": body})
-                    server.in_flight += 1
-                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
-                time.sleep(delay)
-                with lock:
-                    server.in_flight -= 1
-                if fail_first and len(server.requests) == 1:
-                    self.send_response(500)
-                    self.end_headers()
-                    return
-                prompt = body["messages"][-1]["content"]
-                if "Options:" in prompt:
-                    answer = prompt.split("Options:")[1].split(",")[0].split(".")[0].strip()
-                else:
-                    answer = "I am a villager, and I trust the seer."
-                data = json.dumps({"choices": [{"message": {"role": "assistant", "content": answer}}],
-                                   "usage": {"prompt_tokens": 50, "completion_tokens": 5}}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-
-
 def test_openai_compatible_agent_plays_through_a_local_server(monkeypatch):
     monkeypatch.setenv("EQ_TEST_KEY", "sk-secret-123")
-    server = ChatServer()
+    server = ChatServer(fail_first=True)
     try:
         agent = make_agent({"type": "openai", "base_url": server.url, "model": "scripted", "api_key_env": "EQ_TEST_KEY",
                             "timeout": 5, "retries": 2, "name": "api"})
@@ -276,7 +226,7 @@ def test_openai_compatible_agent_plays_through_a_local_server(monkeypatch):
 
 
 def test_api_agents_vote_concurrently_with_the_same_result():
-    server = ChatServer(fail_first=False, delay=0.05)
+    server = ChatServer(delay=0.05)
 
     def play(concurrent: bool):
         agents = [make_agent({"type": "openai", "base_url": server.url, "model": "m", "name": f"api{i}"})
@@ -297,14 +247,17 @@ def test_api_agents_vote_concurrently_with_the_same_result():
     assert concurrent["outcome"] == sequential["outcome"] and concurrent["fallbacks"] == 0
 
 
-def test_openai_agent_unreachable_endpoint_falls_back(monkeypatch):
-    agent = make_agent({"type": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "x", "timeout": 1,
-                        "retries": 0})
-    _, s = dealt(FIVE)
-    from llm_agents.protocol import ask
+def test_openai_agent_unreachable_endpoint_ends_the_match_at_once():
+    """Not a game of fallbacks: an unreachable server raises AgentUnavailable on the first ask."""
+    from llm_agents.protocol import AgentUnavailable, ask
 
-    action, rec = ask(agent, observe(s, 0), max_retries=1)
-    assert rec["fallback"] and "unreachable" in rec["attempts"][0]["error"]
+    agent = make_agent({"type": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "x", "timeout": 1,
+                        "retries": 2})
+    _, s = dealt(FIVE)
+    t0 = time.monotonic()
+    with pytest.raises(AgentUnavailable, match="unreachable"):
+        ask(agent, observe(s, 0), max_retries=1)
+    assert time.monotonic() - t0 < 5
 
 
 # ----------------------------------------------------------------------------- play kind and replays

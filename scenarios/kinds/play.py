@@ -136,7 +136,7 @@ def run_play(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
                 row[f"model_seconds_{name}"] = round(sum(u.get("seconds", 0.0) for u in attempts
                                                          if "scored_tokens" not in u), 4)
             ctx.log_metrics(row)
-            update(g + 1, f"{row['winner']} win game {g + 1}")
+            update(g + 1, f"game {g}: {row['winner']} win (replays/game_{g:05d}.json)")
             if ctx.stop_requested and g + 1 < cfg.games:
                 raise Interrupted(ctx.run_dir, g + 1)
     return _report(ctx, scenario, names)

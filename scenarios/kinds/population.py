@@ -17,7 +17,7 @@ import numpy as np
 
 from scenarios.core import Interrupted, RunContext, Scenario, load_game, register_kind
 from scenarios.kinds.solve import SolveConfig, run_solve
-from scenarios.plots import pyplot, save
+from scenarios.plots import heatmap, pyplot, save
 
 POPULATION_SOLVERS = ("psro", "psro-rl")
 
@@ -91,20 +91,19 @@ def _plot(ctx: RunContext, scenario: Scenario, payoff: np.ndarray, meta: list[np
     if not rows:
         return
     gen = [r["generation"] for r in rows]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
     axes[0].plot(gen, [r["nash_conv_estimate"] for r in rows], "o-", label="best-response gain (both players)")
     axes[0].plot(gen, [r["meta_value"] for r in rows], "s--", label="meta-game value (player 0)")
     axes[0].set_xlabel("generation")
+    axes[0].set_ylabel("return per episode")
     axes[0].set_xticks(gen)
     axes[0].grid(True, alpha=0.3)
     axes[0].legend()
-    lim = float(np.abs(payoff).max()) or 1.0
-    im = axes[1].imshow(payoff, cmap="RdBu", vmin=-lim, vmax=lim)
-    axes[1].set_xlabel("player 1 policy (generation)")
-    axes[1].set_ylabel("player 0 policy (generation)")
-    axes[1].set_title("meta-game: player 0 return; meta-Nash weights in the labels", fontsize=8)
-    axes[1].set_xticks(range(payoff.shape[1]), [f"{k}\n{w:.2f}" for k, w in enumerate(meta[1])], fontsize=7)
-    axes[1].set_yticks(range(payoff.shape[0]), [f"{k} ({w:.2f})" for k, w in enumerate(meta[0])], fontsize=7)
-    fig.colorbar(im, ax=axes[1], shrink=0.8)
+    heatmap(fig, axes[1], payoff, [f"{k} ({w:.2f})" for k, w in enumerate(meta[0])],
+            [f"{k} ({w:.2f})" for k, w in enumerate(meta[1])], label="player 0's mean return",
+            annotate=max(payoff.shape) <= 10, fmt="{:+.1f}")
+    axes[1].set_xlabel("player 1 policy of generation k (meta-Nash weight)")
+    axes[1].set_ylabel("player 0 policy, k (weight)")
+    axes[1].set_title("meta-game: player 0's return, row vs column", fontsize=9)
     fig.suptitle(f"{scenario.name}: PSRO with PPO best responses on {scenario.game}", fontsize=10)
     save(fig, ctx.plot_path("population.png"))

@@ -142,7 +142,7 @@ def _trained_policy(scenario: Scenario, game: Any, run_dir: str, index: int) -> 
     from scenarios.kinds.train import load_trained
 
     path = Path(run_dir)
-    if not path.is_absolute() and scenario.source.name not in ("<scenario>", ""):
+    if not path.is_absolute() and scenario.source.name not in ("scenario", ""):
         candidate = Path(scenario.source.name).parent / path
         path = candidate if candidate.exists() else path
     try:
@@ -258,12 +258,14 @@ def _two_player_report(ctx: RunContext, scenario: Scenario, game: Any, lineup: l
         except Exception:  # games without a compiled tree: exploitability is not computable
             expl.append(float("nan"))
     nash_avg = payoff @ nash  # return against the meta-Nash mixture
-    order = np.lexsort((-payoff.mean(axis=1), -np.round(nash_avg, 12)))
+    played = (wins + wins.T) > 0  # rotated seats never pair an entry with itself
+    mean_return = np.array([payoff[i, played[i]].mean() if played[i].any() else np.nan for i in range(len(names))])
+    order = np.lexsort((-np.nan_to_num(mean_return), -np.round(nash_avg, 12)))
     rows = []
     for rank, i in enumerate(order, 1):
         rows.append({"rank": rank, "policy": names[i], "nash_averaged_return": float(nash_avg[i]),
                      "bt_strength": float(strength[i]), "elo": float(elo_mean[i]),
-                     "elo_sd": float(elo_sd[i]), "meta_nash": float(nash[i]), "mean_return": float(payoff[i].mean()),
+                     "elo_sd": float(elo_sd[i]), "meta_nash": float(nash[i]), "mean_return": float(mean_return[i]),
                      "exploitability": float(expl[i])})
     ctx.write_metrics(rows)  # the final table: a resumed finished run rewrites it, never appends
     table = _table(["rank", "policy", "return vs meta-Nash", "BT strength", "Elo (sd)", "meta-Nash weight",
@@ -274,17 +276,26 @@ def _two_player_report(ctx: RunContext, scenario: Scenario, game: Any, lineup: l
     (ctx.run_dir / "ranking.md").write_text(table + "\n")
     ctx.log(table)
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2, 1.0 * len(names) + 1.5))
-    heatmap(fig, ax, payoff, names, names)
-    ax.set_title(f"{scenario.name}: mean return of row vs column", fontsize=9)
+    ranked = [names[i] for i in order]  # rows and columns in ranking order
+    fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2.5, 1.0 * len(names) + 1.5))
+    heatmap(fig, ax, np.where(played, payoff, np.nan)[np.ix_(order, order)], ranked, ranked,
+            label="mean return of the row entry")
+    ax.set_title(f"{scenario.name}: mean return of row vs column (rows ranked; '-' never played)", fontsize=9)
     save(fig, ctx.plot_path("payoff_heatmap.png"))
-    by_elo = np.argsort(-elo_mean)
-    fig, ax = plt.subplots(figsize=(7, 0.5 * len(names) + 1.5))
-    ax.errorbar(elo_mean[by_elo], range(len(names)), xerr=2 * elo_sd[by_elo], fmt="o", capsize=3)
-    ax.set_yticks(range(len(names)), [names[i] for i in by_elo])
-    ax.invert_yaxis()
-    ax.grid(True, alpha=0.3)
-    ax.set_xlabel("Elo (mean and 2 sd over match orderings)")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 0.5 * len(names) + 2), sharey=True)
+    y = np.arange(len(names))
+    axes[0].barh(y, nash_avg[order], color="#3b75af")
+    axes[0].axvline(0, color="#666666", lw=0.8)
+    axes[0].set_xlabel("return against the meta-Nash mixture")
+    axes[0].set_title("ranking: Nash averaging", fontsize=9)
+    axes[1].errorbar(elo_mean[order], y, xerr=2 * elo_sd[order], fmt="o", capsize=3, color="#7a7a7a")
+    axes[1].set_xlabel("Elo (mean, 2 sd over match orderings)")
+    axes[1].set_title("Elo, for comparison (a win-count rating)", fontsize=9)
+    axes[0].set_yticks(y, ranked)
+    axes[0].invert_yaxis()
+    for ax in axes:
+        ax.grid(True, axis="x", alpha=0.3)
+    fig.suptitle(f"{scenario.name}: {num_matches} matches of {game.info.name}, entries in ranking order", fontsize=10)
     save(fig, ctx.plot_path("ratings.png"))
     finite = [r["exploitability"] for r in rows if np.isfinite(r["exploitability"])]
     return {"matches": num_matches, "top": rows[0]["policy"],
@@ -333,8 +344,8 @@ def _seat_report(ctx: RunContext, scenario: Scenario, game: Any, names: list[str
                       _interval(row, "win_rate", "win", "{:.3f}", num_matches),
                       _interval(row, "mean_return", "return", "{:+.3f}", num_matches),
                       f"{strength[i]:+.3f}", f"{row['fallback_rate']:.3f}" if decisions[i] else ""]
-                     + [f"{row[f'win_rate_{role}']:.3f} ({int(sr.role_seats[i, k])})"
-                        for k, role in enumerate(sr.roles)])
+                     + [f"{row[f'win_rate_{role}']:.3f} ({int(sr.role_seats[i, k])})" if sr.role_seats[i, k]
+                        else "n/a (never dealt)" for k, role in enumerate(sr.roles)])
     ctx.write_metrics(metric_rows)  # the final table: a resumed finished run rewrites it, never appends
     limit = scenario.config.max_fallback_rate
     for i in range(len(names)):
@@ -351,13 +362,13 @@ def _seat_report(ctx: RunContext, scenario: Scenario, game: Any, names: list[str
     ctx.log(table)
     plt = pyplot()
     ranked = [names[i] for i in order]
-    fig, axes = plt.subplots(1, 2 if sr.roles else 1, figsize=(12 if sr.roles else 7, 0.5 * len(names) + 2),
-                             squeeze=False)
+    fig, axes = plt.subplots(1, 2 if sr.roles else 1, figsize=(11 if sr.roles else 7, 0.5 * len(names) + 2),
+                             squeeze=False, gridspec_kw={"width_ratios": [3, 2]} if sr.roles else None)
     interval_bars(axes[0, 0], ranked, key[order], lo[order], hi[order])
     axes[0, 0].set_xlabel(("role-adjusted win rate" if by_role else "mean return") + " (95% bootstrap interval)")
     if sr.roles:
         rate = np.divide(sr.role_wins, sr.role_seats, out=np.full_like(sr.role_wins, np.nan), where=sr.role_seats > 0)
-        heatmap(fig, axes[0, 1], rate[order], ranked, sr.roles, signed=False, fmt="{:.2f}")
+        heatmap(fig, axes[0, 1], rate[order], ranked, sr.roles, signed=False, fmt="{:.2f}", label="win rate")
         axes[0, 1].set_title("win rate by role", fontsize=9)
     fig.suptitle(f"{scenario.name}: {num_matches} matches of {game.info.name}", fontsize=10)
     save(fig, ctx.plot_path("ratings.png"))
