@@ -128,7 +128,7 @@ def _as_matrix(name: str, values: list) -> np.ndarray:
     return arr
 
 
-@register("matrix")
+@register("matrix", example="matrix(row=[[1, -1], [-1, 1]])")
 def matrix(row: Strategies, col: Strategies | None = None) -> NormalFormGame:
     """Two-player bimatrix game from payoff arrays; `col` defaults to -row (zero-sum)."""
     r = _as_matrix("row", row)

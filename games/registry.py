@@ -38,6 +38,7 @@ class GameEntry:
     factory: Callable[..., Game]
     description: str
     size: Callable[..., SizeEstimate] | None = None  # the same parameters -> an estimate, before building
+    example: str = ""  # a loadable instance, for games with required parameters
 
     def parameters(self) -> dict[str, inspect.Parameter]:
         return dict(inspect.signature(self.factory).parameters)
@@ -47,16 +48,17 @@ _REGISTRY: dict[str, GameEntry] = {}
 
 
 def register(name: str, factory: Callable[..., Game] | None = None, *, description: str = "",
-             size: Callable[..., SizeEstimate] | None = None):
+             size: Callable[..., SizeEstimate] | None = None, example: str | None = None):
     """Register a game factory under `name` (usable as a decorator). `size`, called with the
     factory's checked parameters, estimates what building the game and compiling its tree
-    would take, so `load` can refuse a game far too large before allocating it."""
+    would take, so `load` can refuse a game far too large before allocating it. `example` is a
+    loadable string for games whose parameters are required (default: the name)."""
 
     def _do(f: Callable[..., Game]) -> Callable[..., Game]:
         if name in _REGISTRY and _REGISTRY[name].factory is not f:
             raise ValueError(f"game {name!r} is registered twice")
         doc = description or (inspect.getdoc(f) or "").split("\n")[0]
-        _REGISTRY[name] = GameEntry(name, f, doc, size)
+        _REGISTRY[name] = GameEntry(name, f, doc, size, example or name)
         return f
 
     return _do(factory) if factory is not None else _do

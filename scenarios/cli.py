@@ -31,11 +31,6 @@ def _fmt(x: float) -> str:
     return f"{x:g}"
 
 
-def _example_spec(name: str) -> str:
-    """Games with required parameters are listed through a representative instance."""
-    return {"matrix": "matrix(row=[[1, -1], [-1, 1]])"}.get(name, name)
-
-
 def list_games(console: Console) -> None:
     import games
 
@@ -50,7 +45,7 @@ def list_games(console: Console) -> None:
                           f"{entry.description} ({_openspiel_count()} games)")
             continue
         try:
-            info = games.load(_example_spec(name)).info
+            info = games.load(entry.example).info
         except Exception as err:  # a game that fails to build is still listed, with the reason
             table.add_row(name, *["?"] * 8, f"(unavailable: {err})")
             continue

@@ -7,12 +7,11 @@ import games
 from games.adapters.openspiel import from_openspiel
 from games.core import CHANCE, SIMULTANEOUS, TERMINAL
 from games.testing import ApiTestError, api_test
-from scenarios.cli import _example_spec
 
 
 @pytest.mark.parametrize("name", games.registered())
 def test_api_on_every_registered_game(name):
-    api_test(games.load(_example_spec(name)), num_games=10)
+    api_test(games.load(games.registry.entry(name).example), num_games=10)
 
 
 @pytest.mark.parametrize("spec", ["kuhn_poker(players=3)", "goofspiel(num_cards=5, points_order='descending')",

@@ -164,7 +164,7 @@ def from_openspiel(game: Any, **params: Any) -> OpenSpielGame:
     return OpenSpielGame(game)
 
 
-@register("openspiel")
+@register("openspiel", example="openspiel(game=kuhn_poker)")
 def openspiel(game: str) -> OpenSpielGame:
     """Any OpenSpiel game by its pyspiel name, e.g. openspiel(game='liars_dice')."""
     return from_openspiel(game)
