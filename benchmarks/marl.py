@@ -14,7 +14,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import games  # noqa: E402
+from equilibria import games  # noqa: E402
 
 
 def env_speed(seconds: float = 5.0) -> list[tuple[str, float]]:
@@ -49,8 +49,7 @@ def env_speed(seconds: float = 5.0) -> list[tuple[str, float]]:
 
 def ours(seconds: float) -> dict:
     import torch
-
-    from marl import mappo
+    from equilibria.marl import mappo
 
     torch.set_num_threads(2)  # both cores, as RLlib's ray.init(num_cpus=2)
     t_start = time.perf_counter()
@@ -67,9 +66,8 @@ def ours(seconds: float) -> dict:
 
 def rllib(seconds: float) -> dict:
     import ray
-
-    from marl import mappo
-    from scenarios.kinds.train import rllib_evaluate, rllib_ppo_config
+    from equilibria.marl import mappo
+    from equilibria.scenarios.kinds.train import rllib_evaluate, rllib_ppo_config
 
     t_start = time.perf_counter()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)

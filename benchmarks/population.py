@@ -20,12 +20,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import games  # noqa: E402
-import scenarios  # noqa: E402
-from scenarios.core import load_game  # noqa: E402
-from scenarios.executor import LocalExecutor, RayExecutor  # noqa: E402
-from scenarios.kinds.tournament import build_lineup  # noqa: E402
-from scenarios.tournament import ResultsDB, draw_schedule, run_matches, schedule  # noqa: E402
+from equilibria.scenarios.core import load_game  # noqa: E402
+from equilibria.scenarios.executor import LocalExecutor, RayExecutor  # noqa: E402
+from equilibria.scenarios.kinds.tournament import build_lineup  # noqa: E402
+from equilibria.scenarios.tournament import ResultsDB, draw_schedule, run_matches, schedule  # noqa: E402
+
+from equilibria import (
+    games,  # noqa: E402
+    scenarios,  # noqa: E402
+)
 
 
 def builtin_lineup(name: str):
@@ -36,10 +39,9 @@ def builtin_lineup(name: str):
 
 def pursuit_lineup():
     import numpy as np
-
-    from marl.mappo import MARLPolicy
-    from marl.population import actor_for, train_best_response
-    from scenarios.kinds.tournament import ScriptedPolicy
+    from equilibria.marl.mappo import MARLPolicy
+    from equilibria.marl.population import actor_for, train_best_response
+    from equilibria.scenarios.kinds.tournament import ScriptedPolicy
 
     game = games.load("pursuit")
     br = train_best_response(game, 0, [None], np.ones(1), 20_000, {}, 0)
@@ -63,7 +65,7 @@ def matches_per_second(game, lineup, num_matches: int, executor, chunk: int) -> 
 
 
 def psro_generation_seconds(executor, steps: int) -> tuple[float, float]:
-    from marl.population import RLPSRO, RLPSROConfig
+    from equilibria.marl.population import RLPSRO, RLPSROConfig
 
     psro = RLPSRO(games.load("pursuit"), RLPSROConfig(best_response_steps=steps, eval_episodes=200), seed=0)
     t0 = time.perf_counter()

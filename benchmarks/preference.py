@@ -13,9 +13,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import games  # noqa: E402
-import solvers  # noqa: E402
-from solvers.preference import kl_to_equilibrium, regularized_equilibrium, regularized_gap  # noqa: E402
+from equilibria.solvers.preference import kl_to_equilibrium, regularized_equilibrium, regularized_gap  # noqa: E402
+
+from equilibria import (
+    games,  # noqa: E402
+    solvers,  # noqa: E402
+)
 
 TARGET = 1e-6
 EXACT = [("inpo", {}), ("online-ipo", {}), ("egpo", {}), ("nash-mp", {}), ("nash-md", {}),
@@ -75,9 +78,8 @@ def nash_mp_rate(beta: float, seeds: list[int], eta: float) -> dict:
 
 def tiny_lm_rows() -> list[dict]:
     import torch
-
-    from llm_agents.policies import TinyCausalLM
-    from llm_agents.preference_trainer import NeuralPreferenceConfig, PreferenceTrainer, game_for_policy
+    from equilibria.llm_agents.policies import TinyCausalLM
+    from equilibria.llm_agents.preference_trainer import NeuralPreferenceConfig, PreferenceTrainer, game_for_policy
 
     torch.set_num_threads(1)
     rows = []

@@ -3,7 +3,7 @@
 Importing this package registers every built-in game, so `games.load(...)` works at once.
 """
 
-from games.core import (
+from equilibria.games.core import (
     CHANCE,
     SIMULTANEOUS,
     TERMINAL,
@@ -15,11 +15,11 @@ from games.core import (
     TabularPolicy,
     UniformRandomPolicy,
 )
-from games.registry import load, register, registered
+from equilibria.games.registry import load, register, registered
 
 # Built-in games register themselves on import.
-from games import goofspiel, navigation, normal_form, poker, preference, pursuit, werewolf  # noqa: E402,F401  isort: skip
-from games.adapters import openspiel as _openspiel_adapter  # noqa: E402,F401  registers 'openspiel'
+from equilibria.games import goofspiel, navigation, normal_form, poker, preference, pursuit, werewolf  # noqa: E402,F401  isort: skip
+from equilibria.games.adapters import openspiel as _openspiel_adapter  # noqa: E402,F401  registers 'openspiel'
 
 __all__ = [
     "CHANCE", "SIMULTANEOUS", "TERMINAL", "Game", "GameInfo", "Policy", "SizeEstimate", "State", "TabularPolicy",

@@ -13,10 +13,9 @@ from collections.abc import Sequence
 from typing import Annotated, Literal
 
 import numpy as np
+from equilibria.games.core import CHANCE, SIMULTANEOUS, TERMINAL, Game, GameInfo, SizeEstimate, State
+from equilibria.games.registry import register
 from pydantic import Field
-
-from games.core import CHANCE, SIMULTANEOUS, TERMINAL, Game, GameInfo, SizeEstimate, State
-from games.registry import register
 
 
 class Goofspiel(Game):

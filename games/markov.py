@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
-from games.core import SIMULTANEOUS, TERMINAL, Game, State
+from equilibria.games.core import SIMULTANEOUS, TERMINAL, Game, State
 
 
 @dataclass

@@ -9,11 +9,10 @@ reward = 0.5 * global coverage term + 0.5 * local collision penalty, 25 steps pe
 from __future__ import annotations
 
 import numpy as np
-
-from common.config import PositiveInt, Probability
-from games.core import GameInfo, SizeEstimate
-from games.markov import BatchedMarkovGame
-from games.registry import register
+from equilibria.common.config import PositiveInt, Probability
+from equilibria.games.core import GameInfo, SizeEstimate
+from equilibria.games.markov import BatchedMarkovGame
+from equilibria.games.registry import register
 
 _DT = 0.1
 _DAMPING = 0.25

@@ -10,11 +10,10 @@ from collections.abc import Sequence
 from typing import Annotated
 
 import numpy as np
+from equilibria.common.config import PositiveInt, Seed, Strategies
+from equilibria.games.core import SIMULTANEOUS, TERMINAL, Game, GameInfo, SizeEstimate, State
+from equilibria.games.registry import register
 from pydantic import Field
-
-from common.config import PositiveInt, Seed, Strategies
-from games.core import SIMULTANEOUS, TERMINAL, Game, GameInfo, SizeEstimate, State
-from games.registry import register
 
 
 class NormalFormGame(Game):

@@ -10,10 +10,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import numpy as np
+from equilibria.games.core import CHANCE, TERMINAL, Game, GameInfo, SizeEstimate, State
+from equilibria.games.registry import register
 from pydantic import Field
-
-from games.core import CHANCE, TERMINAL, Game, GameInfo, SizeEstimate, State
-from games.registry import register
 
 # ----------------------------------------------------------------------------- Kuhn
 PASS, BET = 0, 1

@@ -23,11 +23,10 @@ from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 import numpy as np
+from equilibria.common.config import NonNegativeFloat, PositiveInt, Seed
+from equilibria.games.core import CHANCE, SIMULTANEOUS, TERMINAL, Game, GameInfo, SizeEstimate, State
+from equilibria.games.registry import register
 from pydantic import Field
-
-from common.config import NonNegativeFloat, PositiveInt, Seed
-from games.core import CHANCE, SIMULTANEOUS, TERMINAL, Game, GameInfo, SizeEstimate, State
-from games.registry import register
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:

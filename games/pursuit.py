@@ -12,11 +12,10 @@ velocity, the other's position relative to oneself and the other's velocity.
 from __future__ import annotations
 
 import numpy as np
-
-from common.config import PositiveInt
-from games.core import GameInfo
-from games.markov import BatchedMarkovGame
-from games.registry import register
+from equilibria.common.config import PositiveInt
+from equilibria.games.core import GameInfo
+from equilibria.games.markov import BatchedMarkovGame
+from equilibria.games.registry import register
 
 _DT = 0.1
 _DAMPING = 0.25

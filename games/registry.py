@@ -17,9 +17,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from common.config import ConfigError, check_call, suggest
-from common.limits import check_memory
-from games.core import Game, SizeEstimate
+from equilibria.common.config import ConfigError, check_call, suggest
+from equilibria.common.limits import check_memory
+from equilibria.games.core import Game, SizeEstimate
 
 _TOKEN = re.compile(
     r"""\s*(?:

@@ -11,8 +11,7 @@ from collections.abc import Hashable
 from typing import Any
 
 import numpy as np
-
-from games.core import CHANCE, SIMULTANEOUS, TERMINAL, Game, State
+from equilibria.games.core import CHANCE, SIMULTANEOUS, TERMINAL, Game, State
 
 
 class ApiTestError(AssertionError):

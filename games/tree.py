@@ -25,9 +25,8 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from common.limits import check_memory
-from games.core import CHANCE, SIMULTANEOUS, TERMINAL, Game, Policy, State
+from equilibria.common.limits import check_memory
+from equilibria.games.core import CHANCE, SIMULTANEOUS, TERMINAL, Game, Policy, State
 
 
 @dataclass

@@ -28,11 +28,10 @@ from collections import Counter
 from typing import Annotated, Any, Literal
 
 import numpy as np
+from equilibria.common.config import PositiveInt
+from equilibria.games.core import CHANCE, SIMULTANEOUS, TERMINAL, Action, Game, GameInfo, State
+from equilibria.games.registry import register
 from pydantic import Field
-
-from common.config import PositiveInt
-from games.core import CHANCE, SIMULTANEOUS, TERMINAL, Action, Game, GameInfo, State
-from games.registry import register
 
 WEREWOLF, SEER, DOCTOR, VILLAGER = "werewolf", "seer", "doctor", "villager"
 ROLES = (WEREWOLF, SEER, DOCTOR, VILLAGER)

@@ -28,8 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-
-from llm_agents.protocol import Observation
+from equilibria.llm_agents.protocol import Observation
 
 
 class ChatBackend(Protocol):
@@ -48,7 +47,7 @@ class TransformersChat:
 
     def score(self, messages: list[dict[str, str]], options: list[str]) -> tuple[list[float], dict]:
         """log P(the assistant answers exactly `option`, end of turn included) for each option."""
-        from llm_agents.hf import chat_ids, shared_prompt_log_probs
+        from equilibria.llm_agents.hf import chat_ids, shared_prompt_log_probs
 
         t0 = time.perf_counter()
         prompt = chat_ids(self.tokenizer, messages)
@@ -67,8 +66,7 @@ class TransformersChat:
 
     def complete(self, messages: list[dict[str, str]], max_tokens: int, temperature: float) -> tuple[str, dict]:
         import torch
-
-        from llm_agents.hf import chat_ids
+        from equilibria.llm_agents.hf import chat_ids
 
         tok = self.tokenizer
         ids = torch.tensor([chat_ids(tok, messages)])
@@ -164,7 +162,7 @@ class OpenAIChat:
             conn.close()
 
     def complete(self, messages: list[dict[str, str]], max_tokens: int, temperature: float) -> tuple[str, dict]:
-        from llm_agents.protocol import AgentUnavailable
+        from equilibria.llm_agents.protocol import AgentUnavailable
 
         body = json.dumps({"model": self.model, "messages": messages, "max_tokens": max_tokens,
                            "temperature": temperature}).encode()
@@ -317,9 +315,9 @@ def _local_model(path: str | None) -> tuple[Any, Any]:
     """(model, tokenizer) loaded once per process: SmolLM2 when `path` is None, else a local
     directory. Every seat a model fills shares these weights (inference only)."""
     if path is None:
-        from llm_agents.hf import load_smollm2
+        from equilibria.llm_agents.hf import load_smollm2
 
         return load_smollm2()
-    from llm_agents.hf import load_causal_lm
+    from equilibria.llm_agents.hf import load_causal_lm
 
     return load_causal_lm(path)

@@ -15,13 +15,18 @@ from typing import Annotated, Literal
 
 import numpy as np
 import torch
+from equilibria.common.config import Config, NonNegativeFloat, PositiveFloat, PositiveInt, Probability, Seed, count
+from equilibria.games.preference import NoisyOracle, PreferenceGame
+from equilibria.llm_agents import preference_losses as L
+from equilibria.llm_agents.policies import ResponsePolicy
+from equilibria.solvers.preference import (
+    duality_gap,
+    kl_to_equilibrium,
+    regularized_equilibrium,
+    regularized_gap,
+    win_rate,
+)
 from pydantic import Field
-
-from common.config import Config, NonNegativeFloat, PositiveFloat, PositiveInt, Probability, Seed, count
-from games.preference import NoisyOracle, PreferenceGame
-from llm_agents import preference_losses as L
-from llm_agents.policies import ResponsePolicy
-from solvers.preference import duality_gap, kl_to_equilibrium, regularized_equilibrium, regularized_gap, win_rate
 
 Algorithm = Literal["sppo", "spo", "dno", "inpo", "online-ipo", "egpo", "nash-mp", "nash-md", "dpo", "ipo"]
 

@@ -21,9 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 import numpy as np
-
-from games.core import CHANCE, SIMULTANEOUS, sample_chance
-from games.werewolf import WEREWOLF, Werewolf, WerewolfState, player_name
+from equilibria.games.core import CHANCE, SIMULTANEOUS, sample_chance
+from equilibria.games.werewolf import WEREWOLF, Werewolf, WerewolfState, player_name
 
 REPLAY_FORMAT = "equilibria.werewolf.replay/1"
 

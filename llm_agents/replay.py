@@ -7,10 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from equilibria.games.werewolf import player_name
+from equilibria.llm_agents.protocol import REPLAY_FORMAT
 from rich.markup import escape
-
-from games.werewolf import player_name
-from llm_agents.protocol import REPLAY_FORMAT
 
 
 class ReplayError(ValueError):

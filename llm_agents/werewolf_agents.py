@@ -15,9 +15,8 @@ import sys
 from typing import Any, TextIO
 
 import numpy as np
-
-from games.werewolf import SEER, WEREWOLF, player_name
-from llm_agents.protocol import Observation
+from equilibria.games.werewolf import SEER, WEREWOLF, player_name
+from equilibria.llm_agents.protocol import Observation
 
 _CLAIM = re.compile(r"seer\W+player\s*(\d+)\s+is\s+(not\s+)?a\s+werewolf", re.IGNORECASE)
 
@@ -162,7 +161,7 @@ def check_agent_spec(spec: dict[str, Any]) -> None:
     spec = dict(spec)
     kind = spec.pop("type", None)
     if kind in ("smollm2", "transformers"):
-        from llm_agents.chat_agents import split_llm_spec
+        from equilibria.llm_agents.chat_agents import split_llm_spec
 
         split_llm_spec(kind, spec)
         return
@@ -182,7 +181,7 @@ def make_agent(spec: dict[str, Any]) -> Any:
     if kind == "human":
         return HumanAgent()
     if kind in ("transformers", "smollm2", "openai"):
-        from llm_agents.chat_agents import make_llm_agent
+        from equilibria.llm_agents.chat_agents import make_llm_agent
 
         return make_llm_agent(kind, **spec)
     raise ValueError(f"unknown agent type {kind!r} (types: {', '.join(AGENT_TYPES)})")

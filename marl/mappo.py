@@ -15,14 +15,13 @@ from typing import Annotated, Any
 
 import numpy as np
 import torch
+from equilibria.common.config import Config, NonNegativeFloat, PositiveFloat, Probability, build, count
+from equilibria.common.limits import check_memory
+from equilibria.games.core import State
+from equilibria.games.markov import BatchedMarkovGame
+from equilibria.marl.runtime import Actor, Critic, ValueNorm, evaluate_episodes, gae
 from pydantic import Field
 from torch import nn
-
-from common.config import Config, NonNegativeFloat, PositiveFloat, Probability, build, count
-from common.limits import check_memory
-from games.core import State
-from games.markov import BatchedMarkovGame
-from marl.runtime import Actor, Critic, ValueNorm, evaluate_episodes, gae
 
 
 class MAPPOConfig(Config):

@@ -24,13 +24,12 @@ from typing import Annotated, Any
 
 import numpy as np
 import torch
+from equilibria.common.config import Config, PositiveInt, build
+from equilibria.games.markov import BatchedMarkovGame, StepResult
+from equilibria.marl.mappo import MAPPO, MAPPOConfig
+from equilibria.marl.runtime import Actor, play_episodes
+from equilibria.solvers.normal_form import solve_zero_sum
 from pydantic import Field
-
-from common.config import Config, PositiveInt, build
-from games.markov import BatchedMarkovGame, StepResult
-from marl.mappo import MAPPO, MAPPOConfig
-from marl.runtime import Actor, play_episodes
-from solvers.normal_form import solve_zero_sum
 
 ActorWeights = dict[str, torch.Tensor] | None  # None is the uniform random policy
 
@@ -193,7 +192,7 @@ class RLPSRO:
         return float(self.meta[0] @ self.payoff @ self.meta[1])
 
     def step(self, executor: Any = None) -> dict[str, float]:
-        from scenarios.executor import LocalExecutor
+        from equilibria.scenarios.executor import LocalExecutor
 
         executor = executor or LocalExecutor()
         self.iteration += 1

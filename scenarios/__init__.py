@@ -1,12 +1,12 @@
 """equilibria.scenarios: YAML scenarios, run directories that resume, and the `equilibria` CLI.
 
-    import scenarios
+    from equilibria import scenarios
     s = scenarios.load("quickstart")          # a built-in name or a YAML path
     result = scenarios.run(s)                 # RunResult(run_dir, metrics, summary_path, plots)
 """
 
-from common.config import ConfigError
-from scenarios.core import (
+from equilibria.common.config import ConfigError
+from equilibria.scenarios.core import (
     Budget,
     Interrupted,
     RunContext,

@@ -32,7 +32,7 @@ def _fmt(x: float) -> str:
 
 
 def list_games(console: Console) -> None:
-    import games
+    from equilibria import games
 
     table = Table(title="registered games")
     for col in ("name", "players", "dynamics", "chance", "information", "utility", "utility range",
@@ -64,7 +64,7 @@ def _openspiel_count() -> int:
 
 
 def list_solvers(console: Console) -> None:
-    import solvers
+    from equilibria import solvers
 
     table = Table(title="registered solvers")
     for col in ("name", "applies to", "zero-sum only", "config (defaults)", "description"):
@@ -80,7 +80,7 @@ def list_solvers(console: Console) -> None:
 
 
 def list_scenarios(console: Console) -> None:
-    import scenarios
+    from equilibria import scenarios
 
     table = Table(title="built-in scenarios (equilibria run NAME)")
     for col in ("name", "kind", "game", "description"):
@@ -95,8 +95,8 @@ def list_scenarios(console: Console) -> None:
 
 
 def list_kinds(console: Console) -> None:
-    from scenarios import kinds as _  # noqa: F401
-    from scenarios.core import (
+    from equilibria.scenarios import kinds as _  # noqa: F401
+    from equilibria.scenarios.core import (
         from_data,  # noqa: F401  ensures built-in kinds are registered
         registered_kinds,
     )
@@ -155,8 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console = _console()
-    import scenarios
-    from scenarios.core import Interrupted
+    from equilibria.scenarios.core import Interrupted
+
+    from equilibria import scenarios
 
     try:
         if args.command == "list":
@@ -186,13 +187,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print(f"warning: {alarm}", file=sys.stderr)
                 return EXIT_FAILED
         elif args.command == "eval":
-            from scenarios.kinds.train import evaluate_run
+            from equilibria.scenarios.kinds.train import evaluate_run
 
             if args.episodes < 1:
                 raise scenarios.ConfigError(f"--episodes must be >= 1, got {args.episodes}")
             if args.episodes > 100_000:
                 raise scenarios.ConfigError(f"--episodes runs every episode at once; at most 100000, got {args.episodes}")
-            from scenarios.plots import interval_text
+            from equilibria.scenarios.plots import interval_text
 
             for run_dir in args.run_dirs:
                 if not (run_dir / "config.yaml").exists():
@@ -204,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 console.print(f"{run_dir}: mean episode return {estimate} (95% CI, {r['episodes']} deterministic "
                               f"episodes, checkpoint at {r['env_steps']} steps)")
         elif args.command == "replay":
-            from llm_agents.replay import ReplayError, load_replay, render
+            from equilibria.llm_agents.replay import ReplayError, load_replay, render
 
             try:
                 record = load_replay(args.file)
@@ -214,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for line in render(record, prompts=args.prompts):
                 console.print(line, highlight=False)
         elif args.command == "bench":
-            from solvers.benchmark import run as bench
+            from equilibria.solvers.benchmark import run as bench
 
             console.print(bench(args.out, quick=args.quick, progress=lambda m: console.print(f".. {m}")))
     except scenarios.ConfigError as err:

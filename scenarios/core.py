@@ -29,9 +29,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import numpy as np
-from pydantic import Field
-
-from common.config import (
+from equilibria.common.config import (
     Config,
     ConfigError,
     FieldPath,
@@ -43,10 +41,13 @@ from common.config import (
     suggest,
     to_plain,
 )
-from common.limits import MAX_PATH, MAX_RUN_NAME
-from common.yamlio import dump_yaml, load_yaml_file, parse_value
+from equilibria.common.limits import MAX_PATH, MAX_RUN_NAME
+from equilibria.common.yamlio import dump_yaml, load_yaml_file, parse_value
+from pydantic import Field
 
-VERSION = "0.1.0"
+from equilibria import __version__
+
+VERSION = __version__
 C = TypeVar("C", bound=Config)
 
 
@@ -146,14 +147,14 @@ def register_kind(name: str, config_cls: type, *, description: str):
 
 
 def registered_kinds() -> dict[str, Kind]:
-    import scenarios.kinds  # noqa: F401  built-in kinds register on import
+    import equilibria.scenarios.kinds  # noqa: F401  built-in kinds register on import
 
     return dict(_KINDS)
 
 
 # ----------------------------------------------------------------------------- loading
 def builtin_dir() -> Path:
-    return Path(str(resources.files("scenarios") / "builtin"))
+    return Path(str(resources.files("equilibria.scenarios") / "builtin"))
 
 
 def builtins() -> dict[str, Path]:
@@ -210,7 +211,7 @@ def load(path_or_name: str | os.PathLike, overrides: list[str] | None = None) ->
 
 
 def from_data(data: dict, source: Source) -> Scenario:
-    import scenarios.kinds  # noqa: F401  built-in kinds register on import
+    import equilibria.scenarios.kinds  # noqa: F401  built-in kinds register on import
 
     kind_name = data.get("kind")
     if kind_name is None:
@@ -232,7 +233,7 @@ def from_data(data: dict, source: Source) -> Scenario:
 
 
 def load_game(scenario: Scenario) -> Any:
-    import games
+    from equilibria import games
 
     try:
         return games.load(scenario.game)

@@ -28,9 +28,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
-
-from common.config import ConfigError
-from games.core import CHANCE, SIMULTANEOUS, Game, Policy, sample_action, sample_chance
+from equilibria.common.config import ConfigError
+from equilibria.games.core import CHANCE, SIMULTANEOUS, Game, Policy, sample_action, sample_chance
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS policies (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, spec TEXT);
@@ -108,7 +107,7 @@ class AgentSpec:
     label: str  # the lineup's name for the entry, written into replays
 
     def build(self) -> Any:
-        from llm_agents.werewolf_agents import make_agent
+        from equilibria.llm_agents.werewolf_agents import make_agent
 
         return make_agent(json.loads(self.spec))
 
@@ -205,7 +204,7 @@ def play_agent_match(game: Game, seats: Sequence[AgentSpec], seed: int, max_retr
                      keep_record: bool = False, stop: Callable[[], bool] | None = None
                      ) -> tuple[np.ndarray, list[SeatDetail], dict | None]:
     """One game between text-game agents through the validating engine (llm_agents.protocol)."""
-    from llm_agents.protocol import play_game
+    from equilibria.llm_agents.protocol import play_game
 
     record = play_game(game, [entry.build() for entry in seats], seed, max_retries, labels=[e.label for e in seats],
                        stop=stop)
@@ -220,7 +219,7 @@ def play_chunk(game: Game, lineup: Sequence[Any], matches: Sequence[Match], max_
                keep_records: bool = False, stop: Callable[[], bool] | None = None) -> list[Played]:
     """Play `matches` in order; a pure function of its arguments (the unit of work of every backend).
     `stop` (this process only) ends the chunk between decisions; the finished matches are returned."""
-    from llm_agents.protocol import GameStopped
+    from equilibria.llm_agents.protocol import GameStopped
 
     out = []
     for m in matches:
@@ -250,8 +249,8 @@ def run_matches(game: Game, lineup: Sequence[Any], matches: Sequence[Match], db:
     called with the number of matches stored after each chunk. Agent games write a JSON replay
     per match into `replay_dir` when given (before the chunk is stored, so a match replayed
     after a kill overwrites its replay with an identical one)."""
-    from scenarios.core import atomic_write_bytes
-    from scenarios.executor import LocalExecutor
+    from equilibria.scenarios.core import atomic_write_bytes
+    from equilibria.scenarios.executor import LocalExecutor
 
     executor = executor or LocalExecutor()
     done = db.finished()

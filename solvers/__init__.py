@@ -1,17 +1,17 @@
 """equilibria.solvers: equilibrium computation on the shared game abstraction.
 
-    import games, solvers
+    from equilibria import games, solvers
     game = games.load("leduc_poker")
     solver = solvers.make("cfr+", game)
     solver.run(100)
     solvers.exploitability(game, solver.average_policy())
 """
 
-from solvers.base import NormalFormPolicy, Solver, TreePolicy, build_config, entry, make, registered
-from solvers.exploitability import best_response, exploitability, nash_conv, policy_value
+from equilibria.solvers.base import NormalFormPolicy, Solver, TreePolicy, build_config, entry, make, registered
+from equilibria.solvers.exploitability import best_response, exploitability, nash_conv, policy_value
 
 # Solver families register themselves on import.
-from solvers import cfr, mmd, normal_form, preference, psro  # noqa: E402,F401  isort: skip
+from equilibria.solvers import cfr, mmd, normal_form, preference, psro  # noqa: E402,F401  isort: skip
 
 __all__ = ["Solver", "TreePolicy", "NormalFormPolicy", "make", "registered", "entry", "build_config",
            "nash_conv", "exploitability", "best_response", "policy_value"]

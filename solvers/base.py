@@ -18,10 +18,9 @@ from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 import numpy as np
-
-from common.config import Config, ConfigError, FieldPath, Source, build, suggest
-from games.core import SIMULTANEOUS, Game, Policy, State
-from games.tree import CompiledTree, compile_tree
+from equilibria.common.config import Config, ConfigError, FieldPath, Source, build, suggest
+from equilibria.games.core import SIMULTANEOUS, Game, Policy, State
+from equilibria.games.tree import CompiledTree, compile_tree
 
 # ----------------------------------------------------------------------------- compiled-tree cache
 _TREES: weakref.WeakKeyDictionary[Game, CompiledTree] = weakref.WeakKeyDictionary()
@@ -63,7 +62,7 @@ class TreePolicy:
     def from_mass(cls, tree: CompiledTree, mass: np.ndarray) -> TreePolicy:
         """Normalise accumulated per-slot mass (average-policy sums) infoset by infoset;
         uniform where nothing was accumulated."""
-        from solvers import kernels
+        from equilibria.solvers import kernels
 
         out = np.empty(tree.num_slots)
         kernels.normalize_per_infoset(mass, tree.infoset_offset, tree.infoset_num_actions, out)
@@ -74,7 +73,7 @@ class TreePolicy:
 
     def to_openspiel(self) -> Any:
         """This policy as an OpenSpiel TabularPolicy (for games with an OpenSpiel equivalent)."""
-        from games.adapters.openspiel import to_openspiel_policy
+        from equilibria.games.adapters.openspiel import to_openspiel_policy
 
         return to_openspiel_policy(self.tree.game, self)
 

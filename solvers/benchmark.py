@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from equilibria.games.tree import compile_tree
 
-import games
-import solvers
-from games.tree import compile_tree
+from equilibria import games, solvers
 
 
 @dataclass
@@ -121,7 +120,7 @@ def lp_vs_first_order(n: int, target: float, max_seconds: float, progress: Calla
 
 
 def scale_table(specs: list[str], progress: Callable[[str], None], seconds_per_solver: float = 5.0) -> list[dict]:
-    from games.adapters.openspiel import from_openspiel
+    from equilibria.games.adapters.openspiel import from_openspiel
 
     rows = []
     for spec in specs:
@@ -131,7 +130,7 @@ def scale_table(specs: list[str], progress: Callable[[str], None], seconds_per_s
         tree = compile_tree(game)
         compile_s = time.perf_counter() - t0
         tree_mb = sum(v.nbytes for v in vars(tree).values() if isinstance(v, np.ndarray)) / 2**20
-        from solvers.base import _TREES
+        from equilibria.solvers.base import _TREES
 
         _TREES[game] = tree
         row: dict[str, Any] = {"game": spec, "nodes": tree.num_nodes, "infosets": tree.num_infosets,

@@ -15,12 +15,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import numpy as np
+from equilibria.common.config import Config, NonNegativeFloat, Seed
+from equilibria.games.core import Game, Policy
+from equilibria.solvers import kernels
+from equilibria.solvers.base import Solver, TreePolicy, register_solver, tree_of
 from pydantic import Field
-
-from common.config import Config, NonNegativeFloat, Seed
-from games.core import Game, Policy
-from solvers import kernels
-from solvers.base import Solver, TreePolicy, register_solver, tree_of
 
 
 class CFRConfig(Config):

@@ -11,11 +11,10 @@ stepsize, alpha / max|A|^2 over the sequence-form payoff matrix A, is kept.
 from __future__ import annotations
 
 import numpy as np
-
-from games.core import Game, Policy
-from solvers import kernels
-from solvers.base import Solver, TreePolicy, has_payoff_tensor, register_solver, tree_of
-from solvers.normal_form import MirrorConfig, MirrorSolver
+from equilibria.games.core import Game, Policy
+from equilibria.solvers import kernels
+from equilibria.solvers.base import Solver, TreePolicy, has_payoff_tensor, register_solver, tree_of
+from equilibria.solvers.normal_form import MirrorConfig, MirrorSolver
 
 
 class DilatedMMDSolver(Solver):

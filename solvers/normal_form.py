@@ -22,11 +22,10 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-
-from common.config import Config, NonNegativeFloat, PositiveFloat, Strategies
-from games.core import Game, Policy
-from solvers.base import NormalFormPolicy, Solver, register_solver
-from solvers.exploitability import _action_values
+from equilibria.common.config import Config, NonNegativeFloat, PositiveFloat, Strategies
+from equilibria.games.core import Game, Policy
+from equilibria.solvers.base import NormalFormPolicy, Solver, register_solver
+from equilibria.solvers.exploitability import _action_values
 
 
 # ----------------------------------------------------------------------------- pure updates

@@ -25,11 +25,10 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-
-from common.config import Config, NonNegativeFloat, PositiveFloat
-from games.core import Game, State
-from solvers.base import Solver, register_solver
-from solvers.normal_form import entropy_step
+from equilibria.common.config import Config, NonNegativeFloat, PositiveFloat
+from equilibria.games.core import Game, State
+from equilibria.solvers.base import Solver, register_solver
+from equilibria.solvers.normal_form import entropy_step
 
 
 # ----------------------------------------------------------------------------- helpers

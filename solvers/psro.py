@@ -10,13 +10,12 @@ exploitability of the meta-Nash mixture is exact at every generation.
 from __future__ import annotations
 
 import numpy as np
-
-from common.config import Config, PositiveInt
-from games.core import Game
-from solvers import kernels
-from solvers.base import Solver, TreePolicy, register_solver, tree_of
-from solvers.exploitability import tree_best_response_policy, tree_policy_values
-from solvers.normal_form import solve_zero_sum
+from equilibria.common.config import Config, PositiveInt
+from equilibria.games.core import Game
+from equilibria.solvers import kernels
+from equilibria.solvers.base import Solver, TreePolicy, register_solver, tree_of
+from equilibria.solvers.exploitability import tree_best_response_policy, tree_policy_values
+from equilibria.solvers.normal_form import solve_zero_sum
 
 
 class PSROConfig(Config):

@@ -58,7 +58,7 @@ def meta_nash(payoff: np.ndarray, zero_sum: bool = True, iters: int = 20000) -> 
     zero-sum payoff matrices, replicator dynamics (average iterate) otherwise."""
     a = np.asarray(payoff, dtype=np.float64)
     if zero_sum:
-        from solvers.normal_form import solve_zero_sum
+        from equilibria.solvers.normal_form import solve_zero_sum
 
         x, _ = solve_zero_sum(a - a.T if not np.allclose(a, -a.T) else a)
         return x

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from chat_server import ChatServer, closed_port
+from equilibria.common.yamlio import dump_yaml, load_yaml
 
-import scenarios
-from common.yamlio import dump_yaml, load_yaml
+from equilibria import scenarios
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLVE = """name: t
@@ -58,7 +58,7 @@ def work(tmp_path):
 
 def cli(*args: str, cwd: Path, timeout: float = 90, env: dict | None = None) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "scenarios.cli", *args], cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "equilibria.scenarios.cli", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, env=full_env, stdin=subprocess.DEVNULL)
 
 
@@ -357,7 +357,7 @@ def test_a_second_process_resuming_the_same_run_is_refused(work):
 def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoint(work, monkeypatch):
     import errno
 
-    import scenarios.core as core
+    import equilibria.scenarios.core as core
 
     run_dir = _solve_run(work, 20)
     ckpt = run_dir / "checkpoints" / "latest.npz"
@@ -393,7 +393,7 @@ def test_intervals_over_too_few_samples_are_not_available_never_nan(work):
 
 # ----------------------------------------------------------------------------- section 4: chat servers
 def _openai_agent(url: str, **config):
-    from llm_agents.werewolf_agents import make_agent
+    from equilibria.llm_agents.werewolf_agents import make_agent
 
     return make_agent({"type": "openai", "base_url": url, "model": "m", "retries": 0, **config})
 
@@ -440,8 +440,9 @@ def test_a_server_that_never_answers_ends_the_match_after_repeated_failures(work
 
 
 def _first_decision():
-    import games
-    from games.core import CHANCE, sample_chance
+    from equilibria.games.core import CHANCE, sample_chance
+
+    from equilibria import games
 
     state, rng = games.load("werewolf").new_initial_state(), np.random.default_rng(0)
     while state.current_player() == CHANCE:
@@ -450,7 +451,7 @@ def _first_decision():
 
 
 def test_oversized_replies_long_answers_and_bad_usage():
-    from llm_agents.protocol import ask, observe
+    from equilibria.llm_agents.protocol import ask, observe
 
     state = _first_decision()
     for mode, check in [
@@ -489,7 +490,7 @@ def test_ctrl_c_stops_a_game_between_decisions_and_keeps_finished_games(work):
     try:
         path = _play(work, server.url, games=30)
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        proc = subprocess.Popen([sys.executable, "-m", "scenarios.cli", "run", path.name, "--quiet"], cwd=work,
+        proc = subprocess.Popen([sys.executable, "-m", "equilibria.scenarios.cli", "run", path.name, "--quiet"], cwd=work,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:  # wait for the first finished game

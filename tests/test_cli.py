@@ -4,7 +4,7 @@ import sys
 
 
 def test_list_games_prints_every_game():
-    out = subprocess.run([sys.executable, "-m", "scenarios.cli", "list", "games"], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "equilibria.scenarios.cli", "list", "games"], capture_output=True, text=True,
                          check=True).stdout
     for name in ("kuhn_poker", "leduc_poker", "goofspiel", "cooperative_navigation", "rock_paper_scissors"):
         assert name in out
@@ -14,7 +14,7 @@ def test_list_games_prints_every_game():
 def test_every_list_command_prints_a_table():
     for what, expected in (("solvers", ["cfr+", "inpo", "online-ipo", "preference games"]),
                            ("scenarios", ["quickstart", "tournament-werewolf"]), ("kinds", ["solve", "play"])):
-        res = subprocess.run([sys.executable, "-m", "scenarios.cli", "list", what], capture_output=True, text=True,
+        res = subprocess.run([sys.executable, "-m", "equilibria.scenarios.cli", "list", what], capture_output=True, text=True,
                              env={**os.environ, "COLUMNS": "250"})
         assert res.returncode == 0, res.stderr
         for name in expected:
@@ -22,7 +22,7 @@ def test_every_list_command_prints_a_table():
 
 
 def test_the_openspiel_adapter_is_listed_as_itself():
-    out = subprocess.run([sys.executable, "-m", "scenarios.cli", "list", "games"], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "equilibria.scenarios.cli", "list", "games"], capture_output=True, text=True,
                          check=True, env={**os.environ, "COLUMNS": "250"}).stdout
     row = next(line for line in out.splitlines() if "openspiel" in line)
     assert "any" in row and "zero_sum" not in row

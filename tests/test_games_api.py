@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
+from equilibria.games.adapters.openspiel import from_openspiel
+from equilibria.games.core import CHANCE, SIMULTANEOUS, TERMINAL
+from equilibria.games.testing import ApiTestError, api_test
 
-import games
-from games.adapters.openspiel import from_openspiel
-from games.core import CHANCE, SIMULTANEOUS, TERMINAL
-from games.testing import ApiTestError, api_test
+from equilibria import games
 
 
 @pytest.mark.parametrize("name", games.registered())
@@ -27,7 +27,7 @@ def test_api_on_openspiel_liars_dice():
 
 def test_api_test_catches_a_broken_game():
     """api_test must be able to fail: a game whose returns break zero-sum is rejected."""
-    from games.poker import KuhnState
+    from equilibria.games.poker import KuhnState
 
     class Broken(games.poker.KuhnPoker):
         def new_initial_state(self):

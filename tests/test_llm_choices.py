@@ -7,11 +7,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from equilibria.llm_agents.protocol import play_game
+from equilibria.llm_agents.werewolf_agents import RuleBasedAgent, make_agent
 
-import games
-import scenarios
-from llm_agents.protocol import play_game
-from llm_agents.werewolf_agents import RuleBasedAgent, make_agent
+from equilibria import games, scenarios
 
 CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
                  "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
@@ -45,7 +44,7 @@ def tiny_chat_model(tmp_path_factory):
 
 
 def test_cached_prompt_scoring_equals_the_full_forward(tiny_chat_model):
-    from llm_agents.hf import completion_log_probs, load_causal_lm, shared_prompt_log_probs
+    from equilibria.llm_agents.hf import completion_log_probs, load_causal_lm, shared_prompt_log_probs
 
     model, tok = load_causal_lm(tiny_chat_model)
     prompt = "Night 1: choose one player to protect. Options: Player 1, Player 2, abstain."

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 import torch
+from equilibria.marl import mappo
+from equilibria.marl.runtime import gae
 
-import games
-from marl import mappo
-from marl.runtime import gae
+from equilibria import games
 
 torch.set_num_threads(1)
 
@@ -91,7 +91,7 @@ def test_mappo_refuses_non_markov_games():
 
 def _simple_spread():
     simple_spread = pytest.importorskip("mpe2.simple_spread_v3")
-    from games.adapters.pettingzoo import BatchedPettingZoo
+    from equilibria.games.adapters.pettingzoo import BatchedPettingZoo
 
     return BatchedPettingZoo(lambda: simple_spread.parallel_env(N=3, max_cycles=25, continuous_actions=False),
                              name="simple_spread_v3", max_steps=25)

@@ -7,10 +7,10 @@ import sys
 
 import numpy as np
 import pytest
+from equilibria.scenarios.tournament import draw_schedule
+from equilibria.solvers.ratings import seat_ratings
 
-import scenarios
-from scenarios.tournament import draw_schedule
-from solvers.ratings import seat_ratings
+from equilibria import scenarios
 
 
 def test_draw_schedule_is_seeded_and_extends_without_redrawing():
@@ -107,7 +107,7 @@ def test_werewolf_tournament_replays_name_the_lineup_entries(tmp_path):
     result = scenarios.run(s, out=tmp_path, quiet=True)
     files = sorted((result.run_dir / "replays").glob("match_*.json"))
     assert len(files) == 6
-    res = subprocess.run([sys.executable, "-m", "scenarios.cli", "replay", str(files[0])], capture_output=True,
+    res = subprocess.run([sys.executable, "-m", "equilibria.scenarios.cli", "replay", str(files[0])], capture_output=True,
                          text=True)
     assert res.returncode == 0 and "Night 1" in res.stdout
     assert any(name in res.stdout for name in ("cautious", "random", "rule"))
@@ -131,7 +131,7 @@ def test_bad_werewolf_tournaments_are_refused(override, message):
 
 
 def test_bad_lineup_from_the_command_line_exits_2(tmp_path):
-    res = subprocess.run([sys.executable, "-m", "scenarios.cli", "run", "tournament-werewolf", "--out", str(tmp_path),
+    res = subprocess.run([sys.executable, "-m", "equilibria.scenarios.cli", "run", "tournament-werewolf", "--out", str(tmp_path),
                           "--set", "lineup=[{name: a, agent: robot}, {name: b, agent: rule}]"],
                          capture_output=True, text=True)
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "lineup.0.agent" in res.stderr

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-import games
+from equilibria import games
 
 
 def test_batched_reset_and_step_shapes():

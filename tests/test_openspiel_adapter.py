@@ -3,11 +3,11 @@
 import numpy as np
 import pyspiel
 import pytest
+from equilibria.games.adapters.openspiel import from_openspiel, from_openspiel_policy, to_openspiel_policy
+from equilibria.games.core import TabularPolicy
 from open_spiel.python import policy as os_policy
 
-import games
-from games.adapters.openspiel import from_openspiel, from_openspiel_policy, to_openspiel_policy
-from games.core import TabularPolicy
+from equilibria import games
 
 
 def _walk(ours, theirs, counts):
@@ -47,7 +47,7 @@ def test_policy_round_trip_through_openspiel():
     game = games.load("leduc_poker")
     rng = np.random.default_rng(0)
     table = {}
-    from games.tree import compile_tree
+    from equilibria.games.tree import compile_tree
 
     tree = compile_tree(game)
     for i, key in enumerate(tree.infoset_keys):
@@ -82,8 +82,9 @@ def test_from_openspiel_wraps_by_name_and_reports_bad_names():
 
 
 def test_openspiel_goofspiel_compiles_with_perfect_recall_and_solves():
-    import solvers
-    from games.tree import compile_tree
+    from equilibria.games.tree import compile_tree
+
+    from equilibria import solvers
 
     game = from_openspiel("goofspiel(num_cards=3)")
     tree = compile_tree(game)  # raised "does not have perfect recall" with OpenSpiel's own strings

@@ -3,18 +3,17 @@
 import numpy as np
 import pytest
 import torch
-
-import games
-import solvers
-from games.preference import NoisyOracle, PreferenceGame, cycle_matrix, gpm_matrix, majority_vote_matrix
-from games.testing import api_test
-from solvers.preference import (
+from equilibria.games.preference import NoisyOracle, PreferenceGame, cycle_matrix, gpm_matrix, majority_vote_matrix
+from equilibria.games.testing import api_test
+from equilibria.solvers.preference import (
     duality_gap,
     kl_to_equilibrium,
     regularized_equilibrium,
     regularized_gap,
     softmax,
 )
+
+from equilibria import games, solvers
 
 
 @pytest.mark.parametrize("oracle", ["random", "cycle", "bradley_terry", "majority", "gpm", "tokens"])
@@ -171,8 +170,8 @@ def _one_thread_deterministic():
 
 
 def _tiny_lm_run(algorithm, seed, iterations=20, **config):
-    from llm_agents.policies import TinyCausalLM
-    from llm_agents.preference_trainer import NeuralPreferenceConfig, PreferenceTrainer, game_for_policy
+    from equilibria.llm_agents.policies import TinyCausalLM
+    from equilibria.llm_agents.preference_trainer import NeuralPreferenceConfig, PreferenceTrainer, game_for_policy
 
     base = games.load("preference(oracle=tokens, vocab=4, length=3, beta=0.1, seed=0)")
     policy = TinyCausalLM(num_contexts=1, vocab=4, length=3, seed=seed)
@@ -229,8 +228,8 @@ def test_tiny_lm_runs_are_reproducible():
 
 def test_contextual_mlp_learns_several_contexts():
     """Five seeds (game, initialisation, sampling); worst end/start measured 0.129 against 0.25."""
-    from llm_agents.policies import ContextualMLP
-    from llm_agents.preference_trainer import NeuralPreferenceConfig, PreferenceTrainer, game_for_policy
+    from equilibria.llm_agents.policies import ContextualMLP
+    from equilibria.llm_agents.preference_trainer import NeuralPreferenceConfig, PreferenceTrainer, game_for_policy
 
     for seed in SEEDS:
         torch.manual_seed(seed)
@@ -246,8 +245,8 @@ def test_contextual_mlp_learns_several_contexts():
 def test_learnable_gpm_recovers_an_intransitive_preference():
     """Fit the torch GPM to sampled comparisons of a cyclic preference: it learns the cycle,
     which no Bradley-Terry model can represent."""
-    from games.preference import PreferenceGame
-    from llm_agents.gpm import GPMPreferenceModel
+    from equilibria.games.preference import PreferenceGame
+    from equilibria.llm_agents.gpm import GPMPreferenceModel
 
     torch.manual_seed(0)
     truth = cycle_matrix(5, 0.9)

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from equilibria.scenarios.executor import RayExecutor
+from equilibria.scenarios.tournament import ResultsDB, run_matches, schedule
 
-import games
-import scenarios
-from scenarios.executor import RayExecutor
-from scenarios.tournament import ResultsDB, run_matches, schedule
+from equilibria import games, scenarios
 
 ray = pytest.importorskip("ray")
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-import games
+from equilibria import games
 
 
 def test_load_plain_and_parameterised():

@@ -4,13 +4,13 @@ cluster is started), and the rllib backend end to end (slow: starts Ray)."""
 import numpy as np
 import pytest
 
-import games
+from equilibria import games
 
 pytest.importorskip("ray.rllib")
 
 
 def test_multi_agent_env_matches_the_batched_game():
-    from games.adapters.rllib import to_rllib
+    from equilibria.games.adapters.rllib import to_rllib
 
     game = games.load("cooperative_navigation")
     env = to_rllib(game)
@@ -28,7 +28,7 @@ def test_multi_agent_env_matches_the_batched_game():
 
 
 def test_to_rllib_refuses_other_games():
-    from games.adapters.rllib import to_rllib
+    from equilibria.games.adapters.rllib import to_rllib
 
     with pytest.raises(ValueError, match="batched Markov game"):
         to_rllib(games.load("kuhn_poker"))
@@ -36,7 +36,7 @@ def test_to_rllib_refuses_other_games():
 
 @pytest.mark.slow
 def test_rllib_backend_trains_through_the_same_yaml(tmp_path):
-    import scenarios
+    from equilibria import scenarios
 
     s = scenarios.load("rllib-navigation", ["budget.steps=1600", "eval.every_steps=800", "eval.episodes=4"])
     result = scenarios.run(s, out=tmp_path, quiet=True)

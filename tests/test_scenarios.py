@@ -9,12 +9,12 @@ import time
 from pathlib import Path
 
 import pytest
+from equilibria.common.yamlio import load_yaml
 
-import scenarios
-from common.yamlio import load_yaml
+from equilibria import scenarios
 
 BAD = Path(__file__).parent / "bad_scenarios"
-CLI = [sys.executable, "-m", "scenarios.cli"]
+CLI = [sys.executable, "-m", "equilibria.scenarios.cli"]
 
 # file -> (line the error must name or None, fragments the one-line message must contain)
 EXPECTED = {

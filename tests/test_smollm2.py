@@ -7,7 +7,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_sppo_round_on_smollm2():
-    from llm_agents.hf import load_smollm2, smollm2_gguf_path, sppo_round
+    from equilibria.llm_agents.hf import load_smollm2, smollm2_gguf_path, sppo_round
 
     try:
         smollm2_gguf_path()

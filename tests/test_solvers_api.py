@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-import games
-import solvers
+from equilibria import games, solvers
 
 
 def test_registered_names():

@@ -6,8 +6,7 @@ import pytest
 from open_spiel.python.algorithms import exploitability as os_exploitability
 from open_spiel.python.algorithms import mmd_dilated
 
-import games
-import solvers
+from equilibria import games, solvers
 
 INIT = [[0.5, 0.3, 0.2], [0.1, 0.2, 0.7]]
 

@@ -4,11 +4,10 @@ import sqlite3
 
 import numpy as np
 import pytest
+from equilibria.scenarios.tournament import ResultsDB, play_match, run_matches, schedule
+from equilibria.solvers.ratings import bradley_terry, elo, meta_nash
 
-import games
-import scenarios
-from scenarios.tournament import ResultsDB, play_match, run_matches, schedule
-from solvers.ratings import bradley_terry, elo, meta_nash
+from equilibria import games, scenarios
 
 
 def test_bradley_terry_recovers_known_strengths():
@@ -49,7 +48,7 @@ def test_matches_are_seeded_and_seats_rotate():
     by_id = {m.id: m.seed for m in ms}
     assert by_id["0-1#2"] == by_id["1-0#2"]  # duplicate format: swapped seats, same deals
     # same seed, swapped seats: the same cards are dealt
-    from games.core import sample_chance
+    from equilibria.games.core import sample_chance
 
     a = np.random.default_rng([by_id["0-1#2"], 0])
     s1, s2 = game.new_initial_state(), game.new_initial_state()
@@ -94,7 +93,7 @@ def test_tournament_refuses_bad_lineups():
 
 
 def test_psro_solves_kuhn_and_improves_on_leduc():
-    import solvers
+    from equilibria import solvers
 
     kuhn = games.load("kuhn_poker")
     assert solvers.exploitability(kuhn, solvers.make("psro", kuhn).run(10).average_policy()) < 1e-9

@@ -11,14 +11,13 @@ from collections import Counter
 import numpy as np
 import pytest
 from chat_server import ChatServer
+from equilibria.games.core import CHANCE, SIMULTANEOUS
+from equilibria.games.testing import api_test
+from equilibria.games.werewolf import DOCTOR, ROLES, SEER, VILLAGER, WEREWOLF
+from equilibria.llm_agents.protocol import FALLBACK_SPEECH, observe, parse_choice, play_game
+from equilibria.llm_agents.werewolf_agents import HumanAgent, RandomAgent, RuleBasedAgent, make_agent
 
-import games
-import scenarios
-from games.core import CHANCE, SIMULTANEOUS
-from games.testing import api_test
-from games.werewolf import DOCTOR, ROLES, SEER, VILLAGER, WEREWOLF
-from llm_agents.protocol import FALLBACK_SPEECH, observe, parse_choice, play_game
-from llm_agents.werewolf_agents import HumanAgent, RandomAgent, RuleBasedAgent, make_agent
+from equilibria import games, scenarios
 
 
 def dealt(roles, **rules):
@@ -154,7 +153,7 @@ def test_garbage_answers_are_asked_again_then_replaced_and_recorded():
     json.dumps(record)  # JSON-ready
     # a bad answer, then a good one: one retry, no fallback; the refusal reason reaches the prompt
     _, s = dealt(FIVE)
-    from llm_agents.protocol import ask
+    from equilibria.llm_agents.protocol import ask
 
     agent = Scripted(["Player 9", "Player 2"])
     action, rec = ask(agent, observe(s, 0), max_retries=2)
@@ -249,7 +248,7 @@ def test_api_agents_vote_concurrently_with_the_same_result():
 
 def test_openai_agent_unreachable_endpoint_ends_the_match_at_once():
     """Not a game of fallbacks: an unreachable server raises AgentUnavailable on the first ask."""
-    from llm_agents.protocol import AgentUnavailable, ask
+    from equilibria.llm_agents.protocol import AgentUnavailable, ask
 
     agent = make_agent({"type": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "x", "timeout": 1,
                         "retries": 2})
@@ -273,11 +272,11 @@ def test_play_scenario_reports_win_rates_writes_replays_and_resumes(tmp_path, ex
     assert resumed.metrics == full.metrics
     # the replay renders from the command line; a broken file is a one-line exit-2 error
     replay = sorted((full.run_dir / "replays").glob("*.json"))[0]
-    res = subprocess.run([sys.executable, "-m", "scenarios.cli", "replay", str(replay)], capture_output=True, text=True)
+    res = subprocess.run([sys.executable, "-m", "equilibria.scenarios.cli", "replay", str(replay)], capture_output=True, text=True)
     assert res.returncode == 0 and "Night 1" in res.stdout and "Day 1" in res.stdout and " win" in res.stdout
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")
-    res = subprocess.run([sys.executable, "-m", "scenarios.cli", "replay", str(broken)], capture_output=True, text=True)
+    res = subprocess.run([sys.executable, "-m", "equilibria.scenarios.cli", "replay", str(broken)], capture_output=True, text=True)
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "not a JSON replay" in res.stderr
 
 

@@ -13,10 +13,9 @@ from collections.abc import Hashable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
-
-from common.config import ConfigError, suggest
-from games.core import CHANCE, SIMULTANEOUS, TERMINAL, Game, GameInfo, Policy, State, TabularPolicy
-from games.registry import register
+from equilibria.common.config import ConfigError, suggest
+from equilibria.games.core import CHANCE, SIMULTANEOUS, TERMINAL, Game, GameInfo, Policy, State, TabularPolicy
+from equilibria.games.registry import register
 
 
 def _pyspiel():

@@ -15,9 +15,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-
-from games.core import CHANCE, SIMULTANEOUS, TERMINAL, Game, GameInfo, State, sample_chance
-from games.markov import BatchedMarkovGame
+from equilibria.games.core import CHANCE, SIMULTANEOUS, TERMINAL, Game, GameInfo, State, sample_chance
+from equilibria.games.markov import BatchedMarkovGame
 
 
 def _spaces():

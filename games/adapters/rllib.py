@@ -10,8 +10,7 @@ import functools
 from typing import Any
 
 import numpy as np
-
-from games.markov import BatchedMarkovGame
+from equilibria.games.markov import BatchedMarkovGame
 
 
 @functools.cache
@@ -25,7 +24,7 @@ def _env_class() -> type:
             config = config or {}
             game = config["game"]
             if isinstance(game, str):
-                import games
+                from equilibria import games
 
                 game = games.load(game)
             if not isinstance(game, BatchedMarkovGame):

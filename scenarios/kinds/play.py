@@ -12,12 +12,11 @@ import json
 from typing import Annotated, Any, Literal
 
 import numpy as np
+from equilibria.common.config import Config, Probability, count, suggest
+from equilibria.scenarios.core import Interrupted, RunContext, RunFailed, Scenario, load_game, register_kind
+from equilibria.scenarios.plots import interval_bars, interval_text, pyplot, save
+from equilibria.solvers.ratings import wilson
 from pydantic import Field
-
-from common.config import Config, Probability, count, suggest
-from scenarios.core import Interrupted, RunContext, RunFailed, Scenario, load_game, register_kind
-from scenarios.plots import interval_bars, interval_text, pyplot, save
-from solvers.ratings import wilson
 
 Seats = count(64)
 
@@ -33,7 +32,7 @@ class AgentEntry(Config):
     """the agent's settings, e.g. {base_url, model, api_key_env} for openai"""
 
     def check(self) -> None:
-        from llm_agents.werewolf_agents import AGENT_TYPES
+        from equilibria.llm_agents.werewolf_agents import AGENT_TYPES
 
         if self.type not in AGENT_TYPES:
             raise ValueError(f"type: unknown agent type {self.type!r}{suggest(self.type, AGENT_TYPES)} "
@@ -60,7 +59,7 @@ class PlayConfig(Config):
 
 
 def _build_agents(scenario: Scenario) -> list[tuple[str, Any]]:
-    from llm_agents.werewolf_agents import make_agent
+    from equilibria.llm_agents.werewolf_agents import make_agent
 
     out = []
     for i, entry in enumerate(scenario.config.agents):
@@ -74,9 +73,9 @@ def _build_agents(scenario: Scenario) -> list[tuple[str, Any]]:
 
 @register_kind("play", PlayConfig, description="games of Werewolf between agents: win rates, replays")
 def run_play(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
-    from games.werewolf import WEREWOLF, Werewolf
-    from llm_agents.protocol import AgentUnavailable, GameStopped, play_game
-    from scenarios.core import atomic_write_bytes
+    from equilibria.games.werewolf import WEREWOLF, Werewolf
+    from equilibria.llm_agents.protocol import AgentUnavailable, GameStopped, play_game
+    from equilibria.scenarios.core import atomic_write_bytes
 
     game = load_game(scenario)
     if not isinstance(game, Werewolf):
@@ -88,7 +87,7 @@ def run_play(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
     if scenario.backend != "local":
         raise scenario.error("the play kind runs with backend 'local'", "backend")
     names = [a.name for a in cfg.agents]
-    from llm_agents.werewolf_agents import check_agent_spec
+    from equilibria.llm_agents.werewolf_agents import check_agent_spec
 
     for i, entry in enumerate(cfg.agents):
         try:

@@ -14,10 +14,9 @@ import time
 from typing import Any
 
 import numpy as np
-
-from scenarios.core import Interrupted, RunContext, Scenario, load_game, register_kind
-from scenarios.kinds.solve import SolveConfig, run_solve
-from scenarios.plots import heatmap, pyplot, save
+from equilibria.scenarios.core import Interrupted, RunContext, Scenario, load_game, register_kind
+from equilibria.scenarios.kinds.solve import SolveConfig, run_solve
+from equilibria.scenarios.plots import heatmap, pyplot, save
 
 POPULATION_SOLVERS = ("psro", "psro-rl")
 
@@ -35,9 +34,9 @@ def run_population(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
 
 
 def _run_rl_psro(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
-    from games.markov import BatchedMarkovGame
-    from marl.population import RLPSRO, RLPSROConfig
-    from scenarios.executor import make_executor
+    from equilibria.games.markov import BatchedMarkovGame
+    from equilibria.marl.population import RLPSRO, RLPSROConfig
+    from equilibria.scenarios.executor import make_executor
 
     if scenario.backend not in ("local", "ray"):
         raise scenario.error(f"psro-rl runs with backend 'local' or 'ray', got {scenario.backend!r}", "backend")

@@ -14,11 +14,10 @@ import time
 from typing import Annotated, Any, Literal
 
 import numpy as np
+from equilibria.common.config import Config, PositiveFloat, PositiveInt, Seed, suggest
+from equilibria.scenarios.core import Interrupted, RunContext, Scenario, register_kind
+from equilibria.scenarios.plots import pyplot, save
 from pydantic import Field
-
-from common.config import Config, PositiveFloat, PositiveInt, Seed, suggest
-from scenarios.core import Interrupted, RunContext, Scenario, register_kind
-from scenarios.plots import pyplot, save
 
 
 class AlgorithmSpec(Config):
@@ -56,8 +55,9 @@ SAMPLED = ("sppo", "spo", "dno", "inpo", "online-ipo", "nash-md", "egpo", "nash-
 
 
 def _check(scenario: Scenario) -> None:
-    import solvers
-    from llm_agents.preference_trainer import NeuralPreferenceConfig
+    from equilibria.llm_agents.preference_trainer import NeuralPreferenceConfig
+
+    from equilibria import solvers
 
     cfg = scenario.config
     names = EXACT if cfg.mode == "exact" else SAMPLED
@@ -79,7 +79,7 @@ def _check(scenario: Scenario) -> None:
 
 
 def _game(scenario: Scenario, seed: int) -> Any:
-    import games
+    from equilibria import games
 
     spec = scenario.game
     try:
@@ -91,8 +91,9 @@ def _game(scenario: Scenario, seed: int) -> Any:
 
 
 def _run_exact(game: Any, alg: AlgorithmSpec, iterations: int, every: int, gap_key: str) -> list[dict]:
-    import solvers
-    from solvers.preference import regularized_equilibrium
+    from equilibria.solvers.preference import regularized_equilibrium
+
+    from equilibria import solvers
 
     solver = solvers.make(alg.name, game, **alg.config)
     star = regularized_equilibrium(game.P, game.reference, game.beta) if game.beta > 0 else None
@@ -108,7 +109,7 @@ def _run_exact(game: Any, alg: AlgorithmSpec, iterations: int, every: int, gap_k
 
 
 def _exact_metrics(solver: Any, report: str, star: np.ndarray | None) -> dict:
-    from solvers.preference import duality_gap, kl_to_equilibrium, regularized_gap, win_rate
+    from equilibria.solvers.preference import duality_gap, kl_to_equilibrium, regularized_gap, win_rate
 
     g = solver.game
     pi = {"paper": solver.reported_policy, "current": solver.current_policy,
@@ -124,9 +125,8 @@ def _exact_metrics(solver: Any, report: str, star: np.ndarray | None) -> dict:
 
 def _run_sampled(game: Any, alg: AlgorithmSpec, iterations: int, every: int, seed: int, policy_kind: str) -> list[dict]:
     import torch
-
-    from llm_agents.policies import ContextualMLP, TabularLogits, TinyCausalLM
-    from llm_agents.preference_trainer import NeuralPreferenceConfig, PreferenceTrainer, game_for_policy
+    from equilibria.llm_agents.policies import ContextualMLP, TabularLogits, TinyCausalLM
+    from equilibria.llm_agents.preference_trainer import NeuralPreferenceConfig, PreferenceTrainer, game_for_policy
 
     torch.manual_seed(seed)
     if policy_kind == "tiny_lm":

@@ -6,11 +6,10 @@ import time
 from typing import Any, Literal
 
 import numpy as np
+from equilibria.common.config import Config, PositiveInt
+from equilibria.scenarios.core import Interrupted, RunContext, Scenario, load_game, register_kind
+from equilibria.scenarios.plots import major_log_labels, pyplot, save
 from pydantic import Field
-
-from common.config import Config, PositiveInt
-from scenarios.core import Interrupted, RunContext, Scenario, load_game, register_kind
-from scenarios.plots import major_log_labels, pyplot, save
 
 
 class SolverSpec(Config):
@@ -35,8 +34,9 @@ class SolveConfig(Config):
 
 
 def _make_solver(scenario: Scenario, game: Any) -> Any:
-    import solvers
-    from solvers.base import make_with
+    from equilibria.solvers.base import make_with
+
+    from equilibria import solvers
 
     spec = scenario.config.solver
     try:
@@ -54,7 +54,7 @@ def _make_solver(scenario: Scenario, game: Any) -> Any:
 
 
 def _evaluate(game: Any, solver: Any, which: str) -> dict[str, float]:
-    import solvers
+    from equilibria import solvers
 
     row: dict[str, float] = {}
     targets = {"average": [("", solver.average_policy)], "current": [("", solver.current_policy)],

@@ -21,12 +21,11 @@ import math
 from typing import Annotated, Any, Literal
 
 import numpy as np
+from equilibria.common.config import Config, ConfigError, Probability, count
+from equilibria.common.limits import MAX_MATCHES, check_count
+from equilibria.scenarios.core import Interrupted, RunContext, RunFailed, Scenario, load_game, register_kind
+from equilibria.scenarios.plots import heatmap, interval_bars, interval_text, pyplot, save
 from pydantic import Field
-
-from common.config import Config, ConfigError, Probability, count
-from common.limits import MAX_MATCHES, check_count
-from scenarios.core import Interrupted, RunContext, RunFailed, Scenario, load_game, register_kind
-from scenarios.plots import heatmap, interval_bars, interval_text, pyplot, save
 
 
 class LineupEntry(Config):
@@ -56,7 +55,7 @@ class LineupEntry(Config):
         if self.solver is not None and self.iterations < 1:
             raise ValueError(f"iterations: must be >= 1 for a solver snapshot, got {self.iterations}")
         if self.agent is not None:
-            from llm_agents.werewolf_agents import check_agent_spec
+            from equilibria.llm_agents.werewolf_agents import check_agent_spec
 
             try:
                 check_agent_spec(self.agent_spec())  # no model is loaded here
@@ -103,9 +102,10 @@ class ScriptedPolicy:
 
 
 def build_lineup(scenario: Scenario, game: Any) -> list[Any]:
-    import solvers
-    from games.werewolf import Werewolf
-    from scenarios.tournament import AgentSpec
+    from equilibria.games.werewolf import Werewolf
+    from equilibria.scenarios.tournament import AgentSpec
+
+    from equilibria import solvers
 
     text_game = isinstance(game, Werewolf)
     out: list[Any] = []
@@ -139,7 +139,7 @@ def _trained_policy(scenario: Scenario, game: Any, run_dir: str, index: int) -> 
     """The MARL policy of a train run, checked to have been trained on this very game."""
     from pathlib import Path
 
-    from scenarios.kinds.train import load_trained
+    from equilibria.scenarios.kinds.train import load_trained
 
     path = Path(run_dir)
     if not path.is_absolute() and scenario.source.name not in ("scenario", ""):
@@ -158,9 +158,9 @@ def _trained_policy(scenario: Scenario, game: Any, run_dir: str, index: int) -> 
 @register_kind("tournament", TournamentConfig, description="tournament between policies or agents: ratings, "
                "meta-game")
 def run_tournament(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
-    from llm_agents.protocol import AgentUnavailable
-    from scenarios.executor import JobFailed, make_executor
-    from scenarios.tournament import AgentSpec, ResultsDB, draw_schedule, run_matches, schedule
+    from equilibria.llm_agents.protocol import AgentUnavailable
+    from equilibria.scenarios.executor import JobFailed, make_executor
+    from equilibria.scenarios.tournament import AgentSpec, ResultsDB, draw_schedule, run_matches, schedule
 
     if scenario.backend not in ("local", "ray"):
         raise scenario.error(f"tournaments run with backend 'local' or 'ray', got {scenario.backend!r}", "backend")
@@ -244,8 +244,9 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 def _two_player_report(ctx: RunContext, scenario: Scenario, game: Any, lineup: list[Any], names: list[str],
                        db: Any, num_matches: int) -> dict[str, Any]:
-    import solvers
-    from solvers.ratings import bradley_terry, elo, meta_nash
+    from equilibria.solvers.ratings import bradley_terry, elo, meta_nash
+
+    from equilibria import solvers
 
     payoff, wins, pairs = db.results(names)
     strength = bradley_terry(wins)
@@ -307,7 +308,7 @@ def _two_player_report(ctx: RunContext, scenario: Scenario, game: Any, lineup: l
 def _seat_report(ctx: RunContext, scenario: Scenario, game: Any, names: list[str], db: Any,
                  num_matches: int) -> dict[str, Any]:
     """Ratings for drawn seats or more than two players (solvers.ratings.seat_ratings)."""
-    from solvers.ratings import bradley_terry, seat_ratings
+    from equilibria.solvers.ratings import bradley_terry, seat_ratings
 
     seat_rows = db.seat_rows(names)
     entry = [r[2] for r in seat_rows]

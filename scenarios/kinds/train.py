@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from equilibria.common.config import Config, ConfigError, PositiveInt, count, suggest
+from equilibria.scenarios.core import Interrupted, RunContext, Scenario, load_game, register_kind
+from equilibria.scenarios.executor import ray_init
+from equilibria.scenarios.plots import interval_text, pyplot, save
 from pydantic import Field
-
-from common.config import Config, ConfigError, PositiveInt, count, suggest
-from scenarios.core import Interrupted, RunContext, Scenario, load_game, register_kind
-from scenarios.executor import ray_init
-from scenarios.plots import interval_text, pyplot, save
 
 
 class LearnerSpec(Config):
@@ -37,8 +36,8 @@ class TrainConfig(Config):
 
 
 def build_learner(scenario: Scenario, game: Any) -> Any:
-    from games.markov import BatchedMarkovGame
-    from marl import mappo
+    from equilibria.games.markov import BatchedMarkovGame
+    from equilibria.marl import mappo
 
     spec = scenario.config.algorithm
     if spec.name not in mappo.ALGORITHMS:
@@ -150,7 +149,7 @@ def _plot(ctx: RunContext, scenario: Scenario) -> None:
 
 def load_trained(run_dir: Path) -> tuple[Scenario, Any, Any]:
     """(scenario, game, learner) of a train run, with the learner's latest checkpoint loaded."""
-    from scenarios.core import _prepare_resume
+    from equilibria.scenarios.core import _prepare_resume
 
     run_dir = Path(run_dir)
     scenario = _prepare_resume(run_dir)
@@ -176,9 +175,8 @@ def evaluate_run(run_dir: Path, episodes: int = 32) -> dict[str, float]:
 def rllib_ppo_config(game_spec: Any, learner: Any, seed: int) -> Any:
     """RLlib PPO (new API stack) with the same batch, epochs and PPO constants as our MAPPO config.
     Documented subset: parameter sharing (one RLModule), independent critics (RLlib's default)."""
+    from equilibria.games.adapters.rllib import rllib_env_class
     from ray.rllib.algorithms.ppo import PPOConfig
-
-    from games.adapters.rllib import rllib_env_class
 
     c = learner.config
     batch = c.num_envs * c.rollout_length
@@ -195,8 +193,7 @@ def rllib_ppo_config(game_spec: Any, learner: Any, seed: int) -> Any:
 def rllib_evaluate(algo: Any, game: Any, episodes: int, seed: int = 10_000) -> tuple[float, float]:
     """The same deterministic evaluation as MAPPO.evaluate, with RLlib's module choosing actions."""
     import torch
-
-    from marl.runtime import evaluate_episodes
+    from equilibria.marl.runtime import evaluate_episodes
 
     module = algo.get_module("shared")
 
