@@ -49,6 +49,7 @@ def env_speed(seconds: float = 5.0) -> list[tuple[str, float]]:
 
 def ours(seconds: float) -> dict:
     import torch
+
     from equilibria.marl import mappo
 
     torch.set_num_threads(2)  # both cores, as RLlib's ray.init(num_cpus=2)
@@ -66,6 +67,7 @@ def ours(seconds: float) -> dict:
 
 def rllib(seconds: float) -> dict:
     import ray
+
     from equilibria.marl import mappo
     from equilibria.scenarios.kinds.train import rllib_evaluate, rllib_ppo_config
 

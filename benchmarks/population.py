@@ -20,15 +20,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from equilibria.scenarios.core import load_game  # noqa: E402
-from equilibria.scenarios.executor import LocalExecutor, RayExecutor  # noqa: E402
-from equilibria.scenarios.kinds.tournament import build_lineup  # noqa: E402
-from equilibria.scenarios.tournament import ResultsDB, draw_schedule, run_matches, schedule  # noqa: E402
-
 from equilibria import (
     games,  # noqa: E402
     scenarios,  # noqa: E402
 )
+from equilibria.scenarios.core import load_game  # noqa: E402
+from equilibria.scenarios.executor import LocalExecutor, RayExecutor  # noqa: E402
+from equilibria.scenarios.kinds.tournament import build_lineup  # noqa: E402
+from equilibria.scenarios.tournament import ResultsDB, draw_schedule, run_matches, schedule  # noqa: E402
 
 
 def builtin_lineup(name: str):
@@ -39,6 +38,7 @@ def builtin_lineup(name: str):
 
 def pursuit_lineup():
     import numpy as np
+
     from equilibria.marl.mappo import MARLPolicy
     from equilibria.marl.population import actor_for, train_best_response
     from equilibria.scenarios.kinds.tournament import ScriptedPolicy

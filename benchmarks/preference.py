@@ -13,12 +13,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from equilibria.solvers.preference import kl_to_equilibrium, regularized_equilibrium, regularized_gap  # noqa: E402
-
 from equilibria import (
     games,  # noqa: E402
     solvers,  # noqa: E402
 )
+from equilibria.solvers.preference import kl_to_equilibrium, regularized_equilibrium, regularized_gap  # noqa: E402
 
 TARGET = 1e-6
 EXACT = [("inpo", {}), ("online-ipo", {}), ("egpo", {}), ("nash-mp", {}), ("nash-md", {}),
@@ -78,6 +77,7 @@ def nash_mp_rate(beta: float, seeds: list[int], eta: float) -> dict:
 
 def tiny_lm_rows() -> list[dict]:
     import torch
+
     from equilibria.llm_agents.policies import TinyCausalLM
     from equilibria.llm_agents.preference_trainer import NeuralPreferenceConfig, PreferenceTrainer, game_for_policy
 

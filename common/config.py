@@ -26,8 +26,9 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, TypeVar
 
-from equilibria.common.limits import INT64_MAX
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model, model_validator
+
+from equilibria.common.limits import INT64_MAX
 
 FieldPath = tuple[str, ...]
 

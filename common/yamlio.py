@@ -19,12 +19,13 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from equilibria.common.config import ConfigError, FieldPath, Source
-from equilibria.common.limits import MAX_CONFIG_BYTES, MAX_YAML_DEPTH, MAX_YAML_NODES, format_bytes
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent, NodeEvent
 from ruamel.yaml.nodes import MappingNode, SequenceNode
+
+from equilibria.common.config import ConfigError, FieldPath, Source
+from equilibria.common.limits import MAX_CONFIG_BYTES, MAX_YAML_DEPTH, MAX_YAML_NODES, format_bytes
 
 
 def _yaml() -> YAML:

@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from typing import Annotated, Literal
 
 import numpy as np
+from pydantic import Field
+
 from equilibria.games.core import CHANCE, SIMULTANEOUS, TERMINAL, Game, GameInfo, SizeEstimate, State
 from equilibria.games.registry import register
-from pydantic import Field
 
 
 class Goofspiel(Game):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from equilibria.games.core import SIMULTANEOUS, TERMINAL, Game, State
 
 

@@ -9,6 +9,7 @@ reward = 0.5 * global coverage term + 0.5 * local collision penalty, 25 steps pe
 from __future__ import annotations
 
 import numpy as np
+
 from equilibria.common.config import PositiveInt, Probability
 from equilibria.games.core import GameInfo, SizeEstimate
 from equilibria.games.markov import BatchedMarkovGame

@@ -10,10 +10,11 @@ from collections.abc import Sequence
 from typing import Annotated
 
 import numpy as np
+from pydantic import Field
+
 from equilibria.common.config import PositiveInt, Seed, Strategies
 from equilibria.games.core import SIMULTANEOUS, TERMINAL, Game, GameInfo, SizeEstimate, State
 from equilibria.games.registry import register
-from pydantic import Field
 
 
 class NormalFormGame(Game):

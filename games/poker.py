@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import numpy as np
+from pydantic import Field
+
 from equilibria.games.core import CHANCE, TERMINAL, Game, GameInfo, SizeEstimate, State
 from equilibria.games.registry import register
-from pydantic import Field
 
 # ----------------------------------------------------------------------------- Kuhn
 PASS, BET = 0, 1

@@ -23,10 +23,11 @@ from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import Field
+
 from equilibria.common.config import NonNegativeFloat, PositiveInt, Seed
 from equilibria.games.core import CHANCE, SIMULTANEOUS, TERMINAL, Game, GameInfo, SizeEstimate, State
 from equilibria.games.registry import register
-from pydantic import Field
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:

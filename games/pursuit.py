@@ -12,6 +12,7 @@ velocity, the other's position relative to oneself and the other's velocity.
 from __future__ import annotations
 
 import numpy as np
+
 from equilibria.common.config import PositiveInt
 from equilibria.games.core import GameInfo
 from equilibria.games.markov import BatchedMarkovGame

@@ -11,6 +11,7 @@ from collections.abc import Hashable
 from typing import Any
 
 import numpy as np
+
 from equilibria.games.core import CHANCE, SIMULTANEOUS, TERMINAL, Game, State
 
 

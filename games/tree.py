@@ -25,6 +25,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from equilibria.common.limits import check_memory
 from equilibria.games.core import CHANCE, SIMULTANEOUS, TERMINAL, Game, Policy, State
 

@@ -28,10 +28,11 @@ from collections import Counter
 from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import Field
+
 from equilibria.common.config import PositiveInt
 from equilibria.games.core import CHANCE, SIMULTANEOUS, TERMINAL, Action, Game, GameInfo, State
 from equilibria.games.registry import register
-from pydantic import Field
 
 WEREWOLF, SEER, DOCTOR, VILLAGER = "werewolf", "seer", "doctor", "villager"
 ROLES = (WEREWOLF, SEER, DOCTOR, VILLAGER)

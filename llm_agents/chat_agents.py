@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+
 from equilibria.llm_agents.protocol import Observation
 
 
@@ -66,6 +67,7 @@ class TransformersChat:
 
     def complete(self, messages: list[dict[str, str]], max_tokens: int, temperature: float) -> tuple[str, dict]:
         import torch
+
         from equilibria.llm_agents.hf import chat_ids
 
         tok = self.tokenizer

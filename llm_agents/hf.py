@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from equilibria.llm_agents.preference_losses import sppo_loss
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 
 import numpy as np
 import torch
+from pydantic import Field
+
 from equilibria.common.config import Config, NonNegativeFloat, PositiveFloat, PositiveInt, Probability, Seed, count
 from equilibria.games.preference import NoisyOracle, PreferenceGame
 from equilibria.llm_agents import preference_losses as L
@@ -26,7 +28,6 @@ from equilibria.solvers.preference import (
     regularized_gap,
     win_rate,
 )
-from pydantic import Field
 
 Algorithm = Literal["sppo", "spo", "dno", "inpo", "online-ipo", "egpo", "nash-mp", "nash-md", "dpo", "ipo"]
 

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 import numpy as np
+
 from equilibria.games.core import CHANCE, SIMULTANEOUS, sample_chance
 from equilibria.games.werewolf import WEREWOLF, Werewolf, WerewolfState, player_name
 

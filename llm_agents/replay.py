@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
+
 from equilibria.games.werewolf import player_name
 from equilibria.llm_agents.protocol import REPLAY_FORMAT
-from rich.markup import escape
 
 
 class ReplayError(ValueError):

@@ -15,6 +15,7 @@ import sys
 from typing import Any, TextIO
 
 import numpy as np
+
 from equilibria.games.werewolf import SEER, WEREWOLF, player_name
 from equilibria.llm_agents.protocol import Observation
 

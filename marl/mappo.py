@@ -15,13 +15,14 @@ from typing import Annotated, Any
 
 import numpy as np
 import torch
+from pydantic import Field
+from torch import nn
+
 from equilibria.common.config import Config, NonNegativeFloat, PositiveFloat, Probability, build, count
 from equilibria.common.limits import check_memory
 from equilibria.games.core import State
 from equilibria.games.markov import BatchedMarkovGame
 from equilibria.marl.runtime import Actor, Critic, ValueNorm, evaluate_episodes, gae
-from pydantic import Field
-from torch import nn
 
 
 class MAPPOConfig(Config):

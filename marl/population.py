@@ -24,12 +24,13 @@ from typing import Annotated, Any
 
 import numpy as np
 import torch
+from pydantic import Field
+
 from equilibria.common.config import Config, PositiveInt, build
 from equilibria.games.markov import BatchedMarkovGame, StepResult
 from equilibria.marl.mappo import MAPPO, MAPPOConfig
 from equilibria.marl.runtime import Actor, play_episodes
 from equilibria.solvers.normal_form import solve_zero_sum
-from pydantic import Field
 
 ActorWeights = dict[str, torch.Tensor] | None  # None is the uniform random policy
 

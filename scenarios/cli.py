@@ -155,9 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console = _console()
-    from equilibria.scenarios.core import Interrupted
-
     from equilibria import scenarios
+    from equilibria.scenarios.core import Interrupted
 
     try:
         if args.command == "list":

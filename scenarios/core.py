@@ -29,6 +29,9 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import numpy as np
+from pydantic import Field
+
+from equilibria import __version__
 from equilibria.common.config import (
     Config,
     ConfigError,
@@ -43,9 +46,6 @@ from equilibria.common.config import (
 )
 from equilibria.common.limits import MAX_PATH, MAX_RUN_NAME
 from equilibria.common.yamlio import dump_yaml, load_yaml_file, parse_value
-from pydantic import Field
-
-from equilibria import __version__
 
 VERSION = __version__
 C = TypeVar("C", bound=Config)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+
 from equilibria.common.config import ConfigError
 from equilibria.games.core import CHANCE, SIMULTANEOUS, Game, Policy, sample_action, sample_chance
 

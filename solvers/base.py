@@ -18,6 +18,7 @@ from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 import numpy as np
+
 from equilibria.common.config import Config, ConfigError, FieldPath, Source, build, suggest
 from equilibria.games.core import SIMULTANEOUS, Game, Policy, State
 from equilibria.games.tree import CompiledTree, compile_tree

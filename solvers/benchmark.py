@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from equilibria.games.tree import compile_tree
 
 from equilibria import games, solvers
+from equilibria.games.tree import compile_tree
 
 
 @dataclass

@@ -15,11 +15,12 @@ from __future__ import annotations
 from typing import Annotated
 
 import numpy as np
+from pydantic import Field
+
 from equilibria.common.config import Config, NonNegativeFloat, Seed
 from equilibria.games.core import Game, Policy
 from equilibria.solvers import kernels
 from equilibria.solvers.base import Solver, TreePolicy, register_solver, tree_of
-from pydantic import Field
 
 
 class CFRConfig(Config):

@@ -11,6 +11,7 @@ stepsize, alpha / max|A|^2 over the sequence-form payoff matrix A, is kept.
 from __future__ import annotations
 
 import numpy as np
+
 from equilibria.games.core import Game, Policy
 from equilibria.solvers import kernels
 from equilibria.solvers.base import Solver, TreePolicy, has_payoff_tensor, register_solver, tree_of

@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
+
 from equilibria.common.config import Config, NonNegativeFloat, PositiveFloat, Strategies
 from equilibria.games.core import Game, Policy
 from equilibria.solvers.base import NormalFormPolicy, Solver, register_solver

@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
+
 from equilibria.common.config import Config, NonNegativeFloat, PositiveFloat
 from equilibria.games.core import Game, State
 from equilibria.solvers.base import Solver, register_solver

@@ -10,6 +10,7 @@ exploitability of the meta-Nash mixture is exact at every generation.
 from __future__ import annotations
 
 import numpy as np
+
 from equilibria.common.config import Config, PositiveInt
 from equilibria.games.core import Game
 from equilibria.solvers import kernels

@@ -16,6 +16,7 @@ if platform.machine().lower() in ("x86_64", "amd64"):
     os.environ.setdefault("MKL_CBWR", "COMPATIBLE")
 
 import pytest  # noqa: E402
+
 from equilibria.common.yamlio import dump_yaml, load_yaml  # noqa: E402
 
 

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from chat_server import ChatServer, closed_port
-from equilibria.common.yamlio import dump_yaml, load_yaml
 
 from equilibria import scenarios
+from equilibria.common.yamlio import dump_yaml, load_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLVE = """name: t
@@ -440,9 +440,8 @@ def test_a_server_that_never_answers_ends_the_match_after_repeated_failures(work
 
 
 def _first_decision():
-    from equilibria.games.core import CHANCE, sample_chance
-
     from equilibria import games
+    from equilibria.games.core import CHANCE, sample_chance
 
     state, rng = games.load("werewolf").new_initial_state(), np.random.default_rng(0)
     while state.current_player() == CHANCE:

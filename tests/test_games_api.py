@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
+
+from equilibria import games
 from equilibria.games.adapters.openspiel import from_openspiel
 from equilibria.games.core import CHANCE, SIMULTANEOUS, TERMINAL
 from equilibria.games.testing import ApiTestError, api_test
-
-from equilibria import games
 
 
 @pytest.mark.parametrize("name", games.registered())

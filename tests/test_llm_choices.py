@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 import torch
-from equilibria.llm_agents.protocol import play_game
-from equilibria.llm_agents.werewolf_agents import RuleBasedAgent, make_agent
 
 from equilibria import games, scenarios
+from equilibria.llm_agents.protocol import play_game
+from equilibria.llm_agents.werewolf_agents import RuleBasedAgent, make_agent
 
 CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
                  "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 import torch
-from equilibria.marl import mappo
-from equilibria.marl.runtime import gae
 
 from equilibria import games
+from equilibria.marl import mappo
+from equilibria.marl.runtime import gae
 
 torch.set_num_threads(1)
 

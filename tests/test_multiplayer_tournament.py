@@ -7,10 +7,10 @@ import sys
 
 import numpy as np
 import pytest
-from equilibria.scenarios.tournament import draw_schedule
-from equilibria.solvers.ratings import seat_ratings
 
 from equilibria import scenarios
+from equilibria.scenarios.tournament import draw_schedule
+from equilibria.solvers.ratings import seat_ratings
 
 
 def test_draw_schedule_is_seeded_and_extends_without_redrawing():

@@ -3,11 +3,11 @@
 import numpy as np
 import pyspiel
 import pytest
-from equilibria.games.adapters.openspiel import from_openspiel, from_openspiel_policy, to_openspiel_policy
-from equilibria.games.core import TabularPolicy
 from open_spiel.python import policy as os_policy
 
 from equilibria import games
+from equilibria.games.adapters.openspiel import from_openspiel, from_openspiel_policy, to_openspiel_policy
+from equilibria.games.core import TabularPolicy
 
 
 def _walk(ours, theirs, counts):
@@ -82,9 +82,8 @@ def test_from_openspiel_wraps_by_name_and_reports_bad_names():
 
 
 def test_openspiel_goofspiel_compiles_with_perfect_recall_and_solves():
-    from equilibria.games.tree import compile_tree
-
     from equilibria import solvers
+    from equilibria.games.tree import compile_tree
 
     game = from_openspiel("goofspiel(num_cards=3)")
     tree = compile_tree(game)  # raised "does not have perfect recall" with OpenSpiel's own strings

@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
-from equilibria.games.adapters.pettingzoo import from_pettingzoo, to_pettingzoo
-from equilibria.games.testing import api_test
 from pettingzoo.test import api_test as pz_api_test
 from pettingzoo.test import parallel_api_test
 
 from equilibria import games
+from equilibria.games.adapters.pettingzoo import from_pettingzoo, to_pettingzoo
+from equilibria.games.testing import api_test
 
 
 def test_aec_api_on_kuhn():

@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
-from equilibria.marl.population import AgainstMixture, payoff_entry, train_best_response
 
 from equilibria import games, scenarios
+from equilibria.marl.population import AgainstMixture, payoff_entry, train_best_response
 
 
 def test_pursuit_is_zero_sum_and_a_chasing_pursuer_beats_random():

@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 import torch
+
+from equilibria import games, solvers
 from equilibria.games.preference import NoisyOracle, PreferenceGame, cycle_matrix, gpm_matrix, majority_vote_matrix
 from equilibria.games.testing import api_test
 from equilibria.solvers.preference import (
@@ -12,8 +14,6 @@ from equilibria.solvers.preference import (
     regularized_gap,
     softmax,
 )
-
-from equilibria import games, solvers
 
 
 @pytest.mark.parametrize("oracle", ["random", "cycle", "bradley_terry", "majority", "gpm", "tokens"])

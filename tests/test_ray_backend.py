@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from equilibria.scenarios.executor import RayExecutor
-from equilibria.scenarios.tournament import ResultsDB, run_matches, schedule
 
 from equilibria import games, scenarios
+from equilibria.scenarios.executor import RayExecutor
+from equilibria.scenarios.tournament import ResultsDB, run_matches, schedule
 
 ray = pytest.importorskip("ray")
 

@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
-from equilibria.common.yamlio import load_yaml
 
 from equilibria import scenarios
+from equilibria.common.yamlio import load_yaml
 
 BAD = Path(__file__).parent / "bad_scenarios"
 CLI = [sys.executable, "-m", "equilibria.scenarios.cli"]

@@ -3,11 +3,11 @@
 import numpy as np
 import pyspiel
 import pytest
-from equilibria.solvers.exploitability import tree_policy_values
 from open_spiel.python.algorithms import discounted_cfr
 from open_spiel.python.algorithms import exploitability as os_exploitability
 
 from equilibria import games, solvers
+from equilibria.solvers.exploitability import tree_policy_values
 
 
 @pytest.mark.parametrize("name, os_solver", [("cfr", pyspiel.CFRSolver), ("cfr+", pyspiel.CFRPlusSolver)])

@@ -4,10 +4,10 @@ import sqlite3
 
 import numpy as np
 import pytest
-from equilibria.scenarios.tournament import ResultsDB, play_match, run_matches, schedule
-from equilibria.solvers.ratings import bradley_terry, elo, meta_nash
 
 from equilibria import games, scenarios
+from equilibria.scenarios.tournament import ResultsDB, play_match, run_matches, schedule
+from equilibria.solvers.ratings import bradley_terry, elo, meta_nash
 
 
 def test_bradley_terry_recovers_known_strengths():

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
-from equilibria.games.core import CHANCE, TERMINAL
-from equilibria.games.tree import compile_tree
 
 from equilibria import games
+from equilibria.games.core import CHANCE, TERMINAL
+from equilibria.games.tree import compile_tree
 
 
 @pytest.mark.parametrize("spec, nodes, infosets", [

@@ -11,13 +11,13 @@ from collections import Counter
 import numpy as np
 import pytest
 from chat_server import ChatServer
+
+from equilibria import games, scenarios
 from equilibria.games.core import CHANCE, SIMULTANEOUS
 from equilibria.games.testing import api_test
 from equilibria.games.werewolf import DOCTOR, ROLES, SEER, VILLAGER, WEREWOLF
 from equilibria.llm_agents.protocol import FALLBACK_SPEECH, observe, parse_choice, play_game
 from equilibria.llm_agents.werewolf_agents import HumanAgent, RandomAgent, RuleBasedAgent, make_agent
-
-from equilibria import games, scenarios
 
 
 def dealt(roles, **rules):

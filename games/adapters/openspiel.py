@@ -13,6 +13,7 @@ from collections.abc import Hashable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
+
 from equilibria.common.config import ConfigError, suggest
 from equilibria.games.core import CHANCE, SIMULTANEOUS, TERMINAL, Game, GameInfo, Policy, State, TabularPolicy
 from equilibria.games.registry import register

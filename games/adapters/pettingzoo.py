@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
 from equilibria.games.core import CHANCE, SIMULTANEOUS, TERMINAL, Game, GameInfo, State, sample_chance
 from equilibria.games.markov import BatchedMarkovGame
 

@@ -10,6 +10,7 @@ import functools
 from typing import Any
 
 import numpy as np
+
 from equilibria.games.markov import BatchedMarkovGame
 
 

@@ -12,11 +12,12 @@ import json
 from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import Field
+
 from equilibria.common.config import Config, Probability, count, suggest
 from equilibria.scenarios.core import Interrupted, RunContext, RunFailed, Scenario, load_game, register_kind
 from equilibria.scenarios.plots import interval_bars, interval_text, pyplot, save
 from equilibria.solvers.ratings import wilson
-from pydantic import Field
 
 Seats = count(64)
 

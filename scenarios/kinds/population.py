@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 import numpy as np
+
 from equilibria.scenarios.core import Interrupted, RunContext, Scenario, load_game, register_kind
 from equilibria.scenarios.kinds.solve import SolveConfig, run_solve
 from equilibria.scenarios.plots import heatmap, pyplot, save

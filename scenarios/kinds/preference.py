@@ -14,10 +14,11 @@ import time
 from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import Field
+
 from equilibria.common.config import Config, PositiveFloat, PositiveInt, Seed, suggest
 from equilibria.scenarios.core import Interrupted, RunContext, Scenario, register_kind
 from equilibria.scenarios.plots import pyplot, save
-from pydantic import Field
 
 
 class AlgorithmSpec(Config):
@@ -55,9 +56,8 @@ SAMPLED = ("sppo", "spo", "dno", "inpo", "online-ipo", "nash-md", "egpo", "nash-
 
 
 def _check(scenario: Scenario) -> None:
-    from equilibria.llm_agents.preference_trainer import NeuralPreferenceConfig
-
     from equilibria import solvers
+    from equilibria.llm_agents.preference_trainer import NeuralPreferenceConfig
 
     cfg = scenario.config
     names = EXACT if cfg.mode == "exact" else SAMPLED
@@ -91,9 +91,8 @@ def _game(scenario: Scenario, seed: int) -> Any:
 
 
 def _run_exact(game: Any, alg: AlgorithmSpec, iterations: int, every: int, gap_key: str) -> list[dict]:
-    from equilibria.solvers.preference import regularized_equilibrium
-
     from equilibria import solvers
+    from equilibria.solvers.preference import regularized_equilibrium
 
     solver = solvers.make(alg.name, game, **alg.config)
     star = regularized_equilibrium(game.P, game.reference, game.beta) if game.beta > 0 else None
@@ -125,6 +124,7 @@ def _exact_metrics(solver: Any, report: str, star: np.ndarray | None) -> dict:
 
 def _run_sampled(game: Any, alg: AlgorithmSpec, iterations: int, every: int, seed: int, policy_kind: str) -> list[dict]:
     import torch
+
     from equilibria.llm_agents.policies import ContextualMLP, TabularLogits, TinyCausalLM
     from equilibria.llm_agents.preference_trainer import NeuralPreferenceConfig, PreferenceTrainer, game_for_policy
 

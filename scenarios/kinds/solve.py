@@ -6,10 +6,11 @@ import time
 from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
+
 from equilibria.common.config import Config, PositiveInt
 from equilibria.scenarios.core import Interrupted, RunContext, Scenario, load_game, register_kind
 from equilibria.scenarios.plots import major_log_labels, pyplot, save
-from pydantic import Field
 
 
 class SolverSpec(Config):
@@ -34,9 +35,8 @@ class SolveConfig(Config):
 
 
 def _make_solver(scenario: Scenario, game: Any) -> Any:
-    from equilibria.solvers.base import make_with
-
     from equilibria import solvers
+    from equilibria.solvers.base import make_with
 
     spec = scenario.config.solver
     try:

@@ -21,11 +21,12 @@ import math
 from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import Field
+
 from equilibria.common.config import Config, ConfigError, Probability, count
 from equilibria.common.limits import MAX_MATCHES, check_count
 from equilibria.scenarios.core import Interrupted, RunContext, RunFailed, Scenario, load_game, register_kind
 from equilibria.scenarios.plots import heatmap, interval_bars, interval_text, pyplot, save
-from pydantic import Field
 
 
 class LineupEntry(Config):
@@ -102,10 +103,9 @@ class ScriptedPolicy:
 
 
 def build_lineup(scenario: Scenario, game: Any) -> list[Any]:
+    from equilibria import solvers
     from equilibria.games.werewolf import Werewolf
     from equilibria.scenarios.tournament import AgentSpec
-
-    from equilibria import solvers
 
     text_game = isinstance(game, Werewolf)
     out: list[Any] = []
@@ -244,9 +244,8 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 def _two_player_report(ctx: RunContext, scenario: Scenario, game: Any, lineup: list[Any], names: list[str],
                        db: Any, num_matches: int) -> dict[str, Any]:
-    from equilibria.solvers.ratings import bradley_terry, elo, meta_nash
-
     from equilibria import solvers
+    from equilibria.solvers.ratings import bradley_terry, elo, meta_nash
 
     payoff, wins, pairs = db.results(names)
     strength = bradley_terry(wins)

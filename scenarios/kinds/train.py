@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import Field
+
 from equilibria.common.config import Config, ConfigError, PositiveInt, count, suggest
 from equilibria.scenarios.core import Interrupted, RunContext, Scenario, load_game, register_kind
 from equilibria.scenarios.executor import ray_init
 from equilibria.scenarios.plots import interval_text, pyplot, save
-from pydantic import Field
 
 
 class LearnerSpec(Config):
@@ -175,8 +176,9 @@ def evaluate_run(run_dir: Path, episodes: int = 32) -> dict[str, float]:
 def rllib_ppo_config(game_spec: Any, learner: Any, seed: int) -> Any:
     """RLlib PPO (new API stack) with the same batch, epochs and PPO constants as our MAPPO config.
     Documented subset: parameter sharing (one RLModule), independent critics (RLlib's default)."""
-    from equilibria.games.adapters.rllib import rllib_env_class
     from ray.rllib.algorithms.ppo import PPOConfig
+
+    from equilibria.games.adapters.rllib import rllib_env_class
 
     c = learner.config
     batch = c.num_envs * c.rollout_length
@@ -193,6 +195,7 @@ def rllib_ppo_config(game_spec: Any, learner: Any, seed: int) -> Any:
 def rllib_evaluate(algo: Any, game: Any, episodes: int, seed: int = 10_000) -> tuple[float, float]:
     """The same deterministic evaluation as MAPPO.evaluate, with RLlib's module choosing actions."""
     import torch
+
     from equilibria.marl.runtime import evaluate_episodes
 
     module = algo.get_module("shared")
