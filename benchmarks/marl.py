@@ -69,13 +69,13 @@ def rllib(seconds: float) -> dict:
     import ray
 
     from equilibria.marl import mappo
-    from equilibria.scenarios.kinds.train import rllib_evaluate, rllib_ppo_config
+    from equilibria.marl.rllib import rllib_evaluate, rllib_ppo_config
 
     t_start = time.perf_counter()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     game = games.load("cooperative_navigation")
     learner = mappo.make("mappo", game, seed=0, num_envs=32)  # only its config: same batch and constants
-    algo = rllib_ppo_config("cooperative_navigation", learner, 0).build_algo()
+    algo = rllib_ppo_config("cooperative_navigation", learner.config, 0).build_algo()
     setup = time.perf_counter() - t_start
     t0, steps = time.perf_counter(), 0
     while time.perf_counter() - t0 < seconds:

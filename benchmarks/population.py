@@ -3,7 +3,7 @@
 1. Tournament matches per second: the tournament-kuhn lineup (CFR snapshots and bots) playing
    Kuhn poker, a trained-vs-random pursuit lineup (each match a 25-step Markov game with
    torch actors), and the tournament-werewolf lineup (seven drawn seats of scripted agents,
-   every decision through the validating agent protocol), through `scenarios.tournament.run_matches` with the local executor and with
+   every decision through the validating agent protocol), through `equilibria.scenarios.tournament.run_matches` with the local executor and with
    Ray tasks (chunks of `--chunk` matches), results written to SQLite either way. Ray start-up
    is reported separately and not counted.
 2. PSRO with PPO best responses on pursuit: seconds per generation, local (the two best
@@ -24,24 +24,22 @@ from equilibria import (
     games,  # noqa: E402
     scenarios,  # noqa: E402
 )
-from equilibria.scenarios.core import load_game  # noqa: E402
-from equilibria.scenarios.executor import LocalExecutor, RayExecutor  # noqa: E402
-from equilibria.scenarios.kinds.tournament import build_lineup  # noqa: E402
+from equilibria.common.executor import LocalExecutor, RayExecutor  # noqa: E402
+from equilibria.scenarios.kinds.tournament import build_lineup, prepare_tournament  # noqa: E402
 from equilibria.scenarios.tournament import ResultsDB, draw_schedule, run_matches, schedule  # noqa: E402
 
 
 def builtin_lineup(name: str):
-    s = scenarios.load(name)
-    game = load_game(s)
-    return game, build_lineup(s, game)
+    plan = prepare_tournament(scenarios.load(name))
+    return plan.game, build_lineup(plan)
 
 
 def pursuit_lineup():
     import numpy as np
 
+    from equilibria.games.core import ScriptedPolicy
     from equilibria.marl.mappo import MARLPolicy
     from equilibria.marl.population import actor_for, train_best_response
-    from equilibria.scenarios.kinds.tournament import ScriptedPolicy
 
     game = games.load("pursuit")
     br = train_best_response(game, 0, [None], np.ones(1), 20_000, {}, 0)
@@ -56,9 +54,10 @@ def matches_per_second(game, lineup, num_matches: int, executor, chunk: int) -> 
         matches = draw_schedule(len(lineup), game.num_players, num_matches, seed=0)
     with tempfile.TemporaryDirectory() as d:
         db = ResultsDB(Path(d) / "r.sqlite")
-        ids = db.register([str(i) for i in range(len(lineup))], [""] * len(lineup))
+        names = [str(i) for i in range(len(lineup))]
+        ids = db.register(names, [""] * len(lineup))
         t0 = time.perf_counter()
-        n = run_matches(game, lineup, matches, db, ids, executor, chunk=chunk)
+        n = run_matches(game, lineup, names, matches, db, ids, executor, chunk=chunk)
         dt = time.perf_counter() - t0
         db.close()
     return n / dt

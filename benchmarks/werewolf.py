@@ -22,9 +22,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from equilibria import games  # noqa: E402
-from equilibria.llm_agents.protocol import play_game  # noqa: E402
-from equilibria.llm_agents.werewolf_agents import RandomAgent, RuleBasedAgent, make_agent  # noqa: E402
-from equilibria.scenarios.core import atomic_write_bytes  # noqa: E402
+from equilibria.games.engine import play_game  # noqa: E402
+from equilibria.llm_agents.agents import RandomAgent, make_agent  # noqa: E402
+from equilibria.llm_agents.werewolf_agents import RuleBasedAgent  # noqa: E402
+from equilibria.scenarios.rundir import atomic_write_bytes  # noqa: E402
 
 
 def engine(n: int, agent_cls) -> tuple[float, float, float]:

@@ -10,6 +10,7 @@ from equilibria.games.core import (
     Game,
     GameInfo,
     Policy,
+    ScriptedPolicy,
     SizeEstimate,
     State,
     TabularPolicy,
@@ -22,6 +23,6 @@ from equilibria.games import goofspiel, navigation, normal_form, poker, preferen
 from equilibria.games.adapters import openspiel as _openspiel_adapter  # noqa: E402,F401  registers 'openspiel'
 
 __all__ = [
-    "CHANCE", "SIMULTANEOUS", "TERMINAL", "Game", "GameInfo", "Policy", "SizeEstimate", "State", "TabularPolicy",
+    "CHANCE", "SIMULTANEOUS", "TERMINAL", "Game", "GameInfo", "Policy", "ScriptedPolicy", "SizeEstimate", "State", "TabularPolicy",
     "UniformRandomPolicy", "load", "register", "registered",
 ]

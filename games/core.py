@@ -196,6 +196,26 @@ class UniformRandomPolicy:
         return {a: p for a in actions}
 
 
+class ScriptedPolicy:
+    """A fixed rule over the legal actions: `random` (uniform), `first_action` or `last_action`
+    (the baselines tournaments put in a lineup)."""
+
+    KINDS = ("random", "first_action", "last_action")
+
+    def __init__(self, kind: str):
+        if kind not in self.KINDS:
+            raise ValueError(f"scripted policy must be one of {', '.join(self.KINDS)}, got {kind!r}")
+        self.kind = kind
+
+    def action_probabilities(self, state: State, player: int | None = None) -> dict[Action, float]:
+        player = state.current_player() if player is None else player
+        legal = state.legal_actions(player)
+        if self.kind == "random":
+            return {a: 1.0 / len(legal) for a in legal}
+        pick = legal[0] if self.kind == "first_action" else legal[-1]
+        return {a: float(a == pick) for a in legal}
+
+
 class TabularPolicy:
     """A policy stored per information-state key: {key: {action: prob}}.
 

@@ -102,6 +102,22 @@ class Werewolf(Game):
             return action
         return "abstain" if action == self.abstain else player_name(int(action))
 
+    # -- the text view the engine uses (games/werewolf_text.py), and replays ----------
+    def observe(self, state: WerewolfState, seat: int) -> Any:
+        from equilibria.games import werewolf_text
+
+        return werewolf_text.observe(state, seat)
+
+    def record_extras(self, state: WerewolfState) -> dict[str, Any]:
+        from equilibria.games import werewolf_text
+
+        return werewolf_text.record_extras(state)
+
+    def replay_lines(self, record: dict[str, Any], prompts: bool = False) -> list[str]:
+        from equilibria.games.werewolf_replay import transcript
+
+        return transcript(record, prompts)
+
 
 class WerewolfState(State):
     def __init__(self, game: Werewolf):

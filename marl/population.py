@@ -193,7 +193,7 @@ class RLPSRO:
         return float(self.meta[0] @ self.payoff @ self.meta[1])
 
     def step(self, executor: Any = None) -> dict[str, float]:
-        from equilibria.scenarios.executor import LocalExecutor
+        from equilibria.common.executor import LocalExecutor
 
         executor = executor or LocalExecutor()
         self.iteration += 1

@@ -3,23 +3,17 @@
     from equilibria import scenarios
     s = scenarios.load("quickstart")          # a built-in name or a YAML path
     result = scenarios.run(s)                 # RunResult(run_dir, metrics, summary_path, plots)
+
+Layout (imports point one way): registry (kinds) <- loading (YAML -> Scenario) <- rundir
+(RunContext) <- loop, solving, learning, tournament <- kinds <- runner, cli.
 """
 
 from equilibria.common.config import ConfigError
-from equilibria.scenarios.core import (
-    Budget,
-    Interrupted,
-    RunContext,
-    RunFailed,
-    RunResult,
-    Scenario,
-    builtins,
-    load,
-    register_kind,
-    registered_kinds,
-    run,
-    validate,
-)
+from equilibria.scenarios import kinds as _kinds  # noqa: F401  the built-in kinds register on import
+from equilibria.scenarios.loading import Budget, Scenario, builtins, load
+from equilibria.scenarios.registry import register_kind, registered_kinds
+from equilibria.scenarios.rundir import Interrupted, RunContext, RunFailed, RunResult
+from equilibria.scenarios.runner import run, validate
 
 __all__ = ["Budget", "ConfigError", "Interrupted", "RunContext", "RunFailed", "RunResult", "Scenario", "builtins",
            "registered_kinds", "load", "register_kind", "run", "validate"]

@@ -95,11 +95,7 @@ def list_scenarios(console: Console) -> None:
 
 
 def list_kinds(console: Console) -> None:
-    from equilibria.scenarios import kinds as _  # noqa: F401
-    from equilibria.scenarios.core import (
-        from_data,  # noqa: F401  ensures built-in kinds are registered
-        registered_kinds,
-    )
+    from equilibria.scenarios.registry import registered_kinds
 
     table = Table(title="scenario kinds")
     table.add_column("kind")
@@ -142,7 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="reload train runs' checkpoints and evaluate them")
     p.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
     p.add_argument("--episodes", type=int, default=32)
-    p = sub.add_parser("replay", help="render a Werewolf game replay (JSON) as a night/day transcript")
+    p = sub.add_parser("explain", help="a kind, game, solver or agent type: its fields, types, defaults and help")
+    p.add_argument("name")
+    p = sub.add_parser("replay", help="render a game record (JSON) as a transcript (Werewolf: night by night)")
     p.add_argument("file", type=Path)
     p.add_argument("--prompts", action="store_true", help="also show every prompt and raw model answer")
     p = sub.add_parser("bench", help="run a benchmark against the reference implementations")
@@ -156,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console = _console()
     from equilibria import scenarios
-    from equilibria.scenarios.core import Interrupted
+    from equilibria.scenarios.rundir import Interrupted
 
     try:
         if args.command == "list":
@@ -186,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print(f"warning: {alarm}", file=sys.stderr)
                 return EXIT_FAILED
         elif args.command == "eval":
-            from equilibria.scenarios.kinds.train import evaluate_run
+            from equilibria.scenarios.learning import evaluate_run
 
             if args.episodes < 1:
                 raise scenarios.ConfigError(f"--episodes must be >= 1, got {args.episodes}")
@@ -203,8 +201,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                                          r["episodes"], "{:.3f}", "episodes")
                 console.print(f"{run_dir}: mean episode return {estimate} (95% CI, {r['episodes']} deterministic "
                               f"episodes, checkpoint at {r['env_steps']} steps)")
+        elif args.command == "explain":
+            from equilibria.scenarios.explain import explain
+
+            for line in explain(args.name):
+                console.print(line, highlight=False)
         elif args.command == "replay":
-            from equilibria.llm_agents.replay import ReplayError, load_replay, render
+            from equilibria.games.replay import ReplayError, load_replay, render
 
             try:
                 record = load_replay(args.file)

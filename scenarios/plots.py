@@ -14,13 +14,15 @@ MIN_INTERVAL_SAMPLES = 5  # fewer independent samples (matches, episodes) give n
 
 
 def interval_text(value: float, lo: float, hi: float, n: int, fmt: str = "{:.3f}", unit: str = "matches",
-                  min_samples: int = MIN_INTERVAL_SAMPLES) -> str:
+                  min_samples: int = MIN_INTERVAL_SAMPLES, missing: str = "the resamples could not estimate it") -> str:
     """'0.412 [0.371, 0.455]', or the value and why there is no interval ('interval n/a: 3
-    matches, needs at least 5') -- never 'nan'."""
+    matches, needs at least 5'; `missing` says why when there are enough) -- never 'nan'."""
     if not np.isfinite(value):
         return f"n/a (no {unit})" if n == 0 else "n/a"
-    if n < min_samples or not (np.isfinite(lo) and np.isfinite(hi)):
+    if n < min_samples:
         return f"{fmt.format(value)} (interval n/a: {n} {unit}, needs at least {min_samples})"
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return f"{fmt.format(value)} (interval n/a: {missing})"
     return f"{fmt.format(value)} [{fmt.format(lo)}, {fmt.format(hi)}]"
 
 

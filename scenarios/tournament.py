@@ -1,19 +1,18 @@
-"""Tournaments between policies in any game, with results in SQLite so a killed tournament
-resumes without replaying finished matches.
+"""Tournaments between lineup entries in any game, with results in SQLite so a killed
+tournament resumes without replaying finished matches.
 
-A match is one game between lineup entries in fixed seats, fully determined by its seed; its
-id is derived from the schedule, so a resumed run finds exactly the matches that are missing.
-Two schedules:
+Every match is one game played by the engine (games.engine.play_game): policies (solver
+snapshots, trained actors, scripted bots) play through `PolicyAgent`, agents (scripted Werewolf
+players, language models, people) are built from their spec for every seat of every match. A
+match is fully determined by its seed; its id comes from the schedule, so a resumed run finds
+exactly the matches that are missing. Three schedules:
 - `schedule` (rotated seats): every seat assignment of distinct entries, `games_per_pairing`
-  times each, as duplicate matches: every seat assignment of a pairing replays the same
-  deals, which removes most of the luck from the comparison.
-- `draw_schedule` (drawn seats): each match fills every seat with an entry drawn uniformly
-  (with replacement), for many-player games such as Werewolf where a lineup of a few agent
-  types fills seven seats.
-
-Entries are policies (`Policy.action_probabilities`, played by `play_match`) or, for
-Werewolf, agents of the text-game protocol (`AgentSpec`, played by llm_agents.protocol, with
-validation, retries and fallbacks recorded per seat).
+  times each, as duplicate matches (every seat assignment of a pairing replays the same
+  deals, which removes most of the luck from the comparison);
+- `draw_schedule` (drawn seats): each seat of each match drawn from the lineup with
+  replacement, for many-player games such as Werewolf;
+- `fixed_schedule` (fixed seats): the same multiset of entries every match (`seats` each),
+  shuffled over the seats by the match seed.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ import itertools
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -30,39 +29,22 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from equilibria.common.config import ConfigError
-from equilibria.games.core import CHANCE, SIMULTANEOUS, Game, Policy, sample_action, sample_chance
+from equilibria.common.executor import LocalExecutor
+from equilibria.games.core import Game
+from equilibria.games.engine import GameStopped, PolicyAgent, play_game
+from equilibria.scenarios.rundir import atomic_write_bytes
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS policies (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, spec TEXT);
 CREATE TABLE IF NOT EXISTS matches (id TEXT PRIMARY KEY, seed INTEGER NOT NULL, seconds REAL NOT NULL,
-                                    finished_at REAL NOT NULL);
+                                    finished_at REAL NOT NULL, outcome TEXT);
 CREATE TABLE IF NOT EXISTS seat_returns (match_id TEXT NOT NULL REFERENCES matches(id), seat INTEGER NOT NULL,
                                          policy_id INTEGER NOT NULL REFERENCES policies(id), return REAL NOT NULL,
                                          PRIMARY KEY (match_id, seat));
 CREATE TABLE IF NOT EXISTS seat_details (match_id TEXT NOT NULL REFERENCES matches(id), seat INTEGER NOT NULL,
                                          role TEXT, decisions INTEGER NOT NULL, fallbacks INTEGER NOT NULL,
-                                         PRIMARY KEY (match_id, seat));
+                                         tokens INTEGER, model_seconds REAL, PRIMARY KEY (match_id, seat));
 """
-
-
-def play_match(game: Game, seats: Sequence[Policy], seed: int, max_steps: int = 100_000) -> np.ndarray:
-    """Play one game with `seats[p]` acting for player p. Chance and the policies draw from two
-    separate streams of `seed`, so the same seed deals the same cards whoever sits where."""
-    chance_rng = np.random.default_rng([seed, 0])
-    rng = np.random.default_rng([seed, 1])
-    state = game.new_initial_state(seed=seed) if game.info.sampled_chance else game.new_initial_state()
-    for _ in range(max_steps):
-        if state.is_terminal():
-            return np.asarray(state.returns(), dtype=np.float64)
-        cur = state.current_player()
-        if cur == CHANCE:
-            state.apply_action(sample_chance(state, chance_rng))
-        elif cur == SIMULTANEOUS:
-            state.apply_actions([sample_action(seats[p].action_probabilities(state, p), rng)
-                                 for p in range(game.num_players)])
-        else:
-            state.apply_action(sample_action(seats[cur].action_probabilities(state, cur), rng))
-    raise RuntimeError(f"match did not end within {max_steps} steps")
 
 
 @dataclass(frozen=True)
@@ -98,17 +80,29 @@ def draw_schedule(num_entries: int, num_players: int, games: int, seed: int) -> 
     return out
 
 
+def fixed_schedule(seats_per_entry: Sequence[int], games: int, seed: int) -> list[Match]:
+    """`games` matches, each seating entry i in `seats_per_entry[i]` seats, shuffled by the match
+    seed; match g depends on (seed, g) only."""
+    pool = [i for i, k in enumerate(seats_per_entry) for _ in range(k)]
+    out = []
+    for g in range(games):
+        mseed = int(np.random.SeedSequence([seed, g]).generate_state(1)[0])
+        order = np.random.default_rng([mseed, 7]).permutation(len(pool))
+        out.append(Match(f"g{g:06d}", mseed, tuple(pool[i] for i in order)))
+    return out
+
+
 @dataclass(frozen=True)
 class AgentSpec:
-    """A lineup entry that is a text-game agent (llm_agents.werewolf_agents.make_agent spec, as
-    JSON). A fresh agent is built for every seat of every match, so one entry can fill several
-    seats of a game and any worker process can build it (language models are cached per process)."""
+    """A lineup entry that is an agent (llm_agents.agents.make_agent spec, as JSON). A fresh agent
+    is built for every seat of every match, so one entry can fill several seats of a game and
+    any worker process can build it (language models are cached per process)."""
 
     spec: str
     label: str  # the lineup's name for the entry, written into replays
 
     def build(self) -> Any:
-        from equilibria.llm_agents.werewolf_agents import make_agent
+        from equilibria.llm_agents.agents import make_agent
 
         return make_agent(json.loads(self.spec))
 
@@ -117,14 +111,29 @@ class SeatDetail(NamedTuple):
     role: str | None
     decisions: int
     fallbacks: int
+    tokens: int
+    model_seconds: float
+
+
+class SeatRow(NamedTuple):
+    match_id: str
+    seat: int
+    entry: int
+    ret: float
+    role: str | None
+    decisions: int
+    fallbacks: int
+    tokens: int
+    model_seconds: float
 
 
 class Played(NamedTuple):
     match: Match
     returns: np.ndarray
     seconds: float
-    details: list[SeatDetail] | None = None  # agent games: each seat's role, decisions and fallbacks
-    record: dict | None = None  # agent games with replays kept: the JSON-ready game record
+    details: list[SeatDetail]
+    outcome: str | None  # the game's outcome fields beyond returns (JSON), e.g. the winning side
+    record: dict | None = None  # the JSON-ready game record, when replays are kept
 
 
 class ResultsDB:
@@ -134,10 +143,20 @@ class ResultsDB:
             self.conn = sqlite3.connect(path)
             self.conn.executescript(SCHEMA)
             self.conn.execute("SELECT COUNT(*) FROM matches").fetchone()
+            self._add_columns()
         except sqlite3.DatabaseError as err:
             hint = f"start over with: {fresh_hint}, or " if fresh_hint else ""
             raise ConfigError(f"{path} is not a readable results database ({err}); {hint}delete it to play "
                               "every match again") from None
+
+    def _add_columns(self) -> None:
+        """Databases written before these columns existed still resume: add them, empty."""
+        for table, column, kind in (("matches", "outcome", "TEXT"), ("seat_details", "tokens", "INTEGER"),
+                                    ("seat_details", "model_seconds", "REAL")):
+            have = {r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        self.conn.commit()
 
     def register(self, names: Sequence[str], specs: Sequence[str]) -> list[int]:
         ids = []
@@ -156,25 +175,29 @@ class ResultsDB:
         with self.conn:
             for p in played:
                 match = p.match
-                self.conn.execute("INSERT INTO matches (id, seed, seconds, finished_at) VALUES (?, ?, ?, ?)",
-                                  (match.id, match.seed, p.seconds, time.time()))
+                self.conn.execute("INSERT INTO matches (id, seed, seconds, finished_at, outcome) VALUES (?, ?, ?, ?, ?)",
+                                  (match.id, match.seed, p.seconds, time.time(), p.outcome))
                 self.conn.executemany(
                     "INSERT INTO seat_returns (match_id, seat, policy_id, return) VALUES (?, ?, ?, ?)",
                     [(match.id, s, policy_ids[i], float(r)) for s, (i, r) in enumerate(zip(match.seats, p.returns))])
-                if p.details is not None:
-                    self.conn.executemany(
-                        "INSERT INTO seat_details (match_id, seat, role, decisions, fallbacks) VALUES (?, ?, ?, ?, ?)",
-                        [(match.id, s, *d) for s, d in enumerate(p.details)])
+                self.conn.executemany(
+                    "INSERT INTO seat_details (match_id, seat, role, decisions, fallbacks, tokens, model_seconds) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)", [(match.id, s, *d) for s, d in enumerate(p.details)])
 
-    def seat_rows(self, names: Sequence[str]) -> list[tuple[str, int, int, float, str | None, int, int]]:
-        """Every stored seat as (match id, seat, entry index, return, role, decisions, fallbacks),
-        ordered by match and seat; role is None and the counts 0 for policy games."""
+    def seat_rows(self, names: Sequence[str]) -> list[SeatRow]:
+        """Every stored seat, ordered by match and seat (role None where the game deals none)."""
         idx = {pid: k for k, pid in enumerate(self.register(names, [""] * len(names)))}
         rows = self.conn.execute(
             "SELECT r.match_id, r.seat, r.policy_id, r.return, d.role, COALESCE(d.decisions, 0), "
-            "COALESCE(d.fallbacks, 0) FROM seat_returns r LEFT JOIN seat_details d "
+            "COALESCE(d.fallbacks, 0), COALESCE(d.tokens, 0), COALESCE(d.model_seconds, 0.0) "
+            "FROM seat_returns r LEFT JOIN seat_details d "
             "ON d.match_id = r.match_id AND d.seat = r.seat ORDER BY r.match_id, r.seat")
-        return [(m, s, idx[pid], float(ret), role, dec, fb) for m, s, pid, ret, role, dec, fb in rows]
+        return [SeatRow(m, s, idx[pid], float(ret), role, dec, fb, tok, sec)
+                for m, s, pid, ret, role, dec, fb, tok, sec in rows]
+
+    def outcomes(self) -> list[dict]:
+        """Each stored match's outcome as the game reported it (e.g. {"winner": ..., "rounds": ...})."""
+        return [json.loads(o) for (o,) in self.conn.execute("SELECT outcome FROM matches ORDER BY id") if o]
 
     def results(self, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int, float]]]:
         """(payoff[i, j] = mean return of i against j, wins[i, j], pairwise results for Elo) for 2 players."""
@@ -201,58 +224,45 @@ class ResultsDB:
         self.conn.close()
 
 
-def play_agent_match(game: Game, seats: Sequence[AgentSpec], seed: int, max_retries: int = 2,
-                     keep_record: bool = False, stop: Callable[[], bool] | None = None
-                     ) -> tuple[np.ndarray, list[SeatDetail], dict | None]:
-    """One game between text-game agents through the validating engine (llm_agents.protocol)."""
-    from equilibria.llm_agents.protocol import play_game
-
-    record = play_game(game, [entry.build() for entry in seats], seed, max_retries, labels=[e.label for e in seats],
-                       stop=stop)
-    details = [SeatDetail(p["role"], 0, 0) for p in record["players"]]
-    for t in record["turns"]:
-        d = details[t["seat"]]
-        details[t["seat"]] = d._replace(decisions=d.decisions + 1, fallbacks=d.fallbacks + int(t["fallback"]))
-    return np.asarray(record["outcome"]["returns"], dtype=np.float64), details, record if keep_record else None
+def play_one(game: Game, entries: Sequence[Any], labels: Sequence[str], seed: int, max_retries: int = 2,
+             keep_record: bool = False, stop: Callable[[], bool] | None = None) -> tuple[dict[str, Any], list[SeatDetail]]:
+    """One match through the engine: agent specs are built, policies wrapped as agents."""
+    agents = [e.build() if isinstance(e, AgentSpec) else PolicyAgent(e, label) for e, label in zip(entries, labels)]
+    record = play_game(game, agents, seed, max_retries, labels=list(labels), stop=stop, keep_turns=keep_record)
+    roles = [p.get("role") for p in record["players"]]
+    details = [SeatDetail(roles[s], int(record["decisions"][s]), int(record["seat_fallbacks"][s]),
+                          int(record["usage"][s]["completion_tokens"]), float(record["usage"][s]["model_seconds"]))
+               for s in range(len(agents))]
+    return record, details
 
 
-def play_chunk(game: Game, lineup: Sequence[Any], matches: Sequence[Match], max_retries: int = 2,
-               keep_records: bool = False, stop: Callable[[], bool] | None = None) -> list[Played]:
+def play_chunk(game: Game, lineup: Sequence[Any], labels: Sequence[str], matches: Sequence[Match],
+               max_retries: int = 2, keep_records: bool = False, stop: Callable[[], bool] | None = None) -> list[Played]:
     """Play `matches` in order; a pure function of its arguments (the unit of work of every backend).
     `stop` (this process only) ends the chunk between decisions; the finished matches are returned."""
-    from equilibria.llm_agents.protocol import GameStopped
-
     out = []
     for m in matches:
         if stop is not None and stop():
             break
-        seated = [lineup[i] for i in m.seats]
         t0 = time.perf_counter()
-        if isinstance(seated[0], AgentSpec):
-            try:
-                returns, details, record = play_agent_match(game, seated, m.seed, max_retries, keep_records, stop)
-            except GameStopped:
-                break
-            out.append(Played(m, returns, time.perf_counter() - t0, details, record))
-        else:
-            returns = play_match(game, seated, m.seed)
-            out.append(Played(m, returns, time.perf_counter() - t0))
+        try:
+            record, details = play_one(game, [lineup[i] for i in m.seats], [labels[i] for i in m.seats], m.seed,
+                                       max_retries, keep_records, stop)
+        except GameStopped:
+            break
+        extra = {k: v for k, v in record["outcome"].items() if k != "returns"}
+        out.append(Played(m, np.asarray(record["outcome"]["returns"], dtype=np.float64), time.perf_counter() - t0,
+                          details, json.dumps(extra) if extra else None, record if keep_records else None))
     return out
 
 
-def run_matches(game: Game, lineup: Sequence[Any], matches: Sequence[Match], db: ResultsDB,
-                policy_ids: Sequence[int], executor: Any = None, chunk: int = 200, stop: Any = None,
-                on_stored: Any = None, max_retries: int = 2, replay_dir: Path | None = None) -> int:
-    """Play every match of `matches` not yet in the database, `chunk` matches per job, and store
-    each finished chunk in one transaction as it arrives (any order). Returns how many were played.
-
-    `executor` is a scenarios.executor backend (default: this process); `on_stored(n)` is
-    called with the number of matches stored after each chunk. Agent games write a JSON replay
-    per match into `replay_dir` when given (before the chunk is stored, so a match replayed
-    after a kill overwrites its replay with an identical one)."""
-    from equilibria.scenarios.core import atomic_write_bytes
-    from equilibria.scenarios.executor import LocalExecutor
-
+def iter_matches(game: Game, lineup: Sequence[Any], labels: Sequence[str], matches: Sequence[Match],
+                 db: ResultsDB, policy_ids: Sequence[int], executor: Any = None, chunk: int = 200,
+                 stop: Any = None, max_retries: int = 2, replay_dir: Path | None = None) -> Iterator[int]:
+    """Play every match not yet in the database, `chunk` matches per job, store each finished
+    chunk in one transaction as it arrives (any order), and yield the number stored so far.
+    Agent games write a JSON replay per match into `replay_dir` when given (before the chunk is
+    stored, so a match replayed after a kill overwrites its replay with an identical one)."""
     executor = executor or LocalExecutor()
     done = db.finished()
     todo = [m for m in matches if m.id not in done]
@@ -260,15 +270,24 @@ def run_matches(game: Game, lineup: Sequence[Any], matches: Sequence[Match], db:
     shared_game, shared_lineup = executor.share(game), executor.share(list(lineup))
     # a local chunk can stop between decisions; a remote one (Ray) finishes its chunk
     local_stop = stop if executor.name == "local" else None
-    jobs = [(shared_game, shared_lineup, c, max_retries, replay_dir is not None, local_stop) for c in chunks]
-    played = 0
+    jobs = [(shared_game, shared_lineup, list(labels), c, max_retries, replay_dir is not None, local_stop)
+            for c in chunks]
+    stored = len(done)
     for _, results in executor.run_unordered(play_chunk, jobs, stop):
         if replay_dir is not None:
             for p in results:
                 if p.record is not None:
                     atomic_write_bytes(replay_dir / f"match_{p.match.id}.json", json.dumps(p.record, indent=1).encode())
         db.record(results, policy_ids)
-        played += len(results)
-        if on_stored is not None:
-            on_stored(len(done) + played)
-    return played
+        stored += len(results)
+        yield stored
+
+
+def run_matches(game: Game, lineup: Sequence[Any], labels: Sequence[str], matches: Sequence[Match], db: ResultsDB,
+                policy_ids: Sequence[int], executor: Any = None, chunk: int = 200, stop: Any = None,
+                max_retries: int = 2, replay_dir: Path | None = None) -> int:
+    """Play and store every missing match (iter_matches to the end); returns how many were played."""
+    before = len(db.finished())
+    *_, stored = before, *iter_matches(game, lineup, labels, matches, db, policy_ids, executor, chunk, stop,
+                                       max_retries, replay_dir)
+    return stored - before

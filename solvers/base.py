@@ -21,7 +21,7 @@ import numpy as np
 
 from equilibria.common.config import Config, ConfigError, FieldPath, Source, build, suggest
 from equilibria.games.core import SIMULTANEOUS, Game, Policy, State
-from equilibria.games.tree import CompiledTree, compile_tree
+from equilibria.games.tree import CompiledTree, check_tree_size, compile_tree
 
 # ----------------------------------------------------------------------------- compiled-tree cache
 _TREES: weakref.WeakKeyDictionary[Game, CompiledTree] = weakref.WeakKeyDictionary()
@@ -229,6 +229,15 @@ def make(name: str, game: Game, **config: Any) -> Solver:
 
 def make_with(e: SolverEntry, game: Game, cfg: Config) -> Solver:
     """Build the solver of registry entry `e` with an already checked config."""
+    check_applicable(e, game)
+    solver = e.cls(game, cfg)  # a Solver class, or a factory that picks one by the game's form
+    solver.name = e.name
+    return solver
+
+
+def check_applicable(e: SolverEntry, game: Game) -> None:
+    """ValueError when solver `e` does not apply to `game` (checked without building anything;
+    a tree solver's game must also fit the compiled tree, by its size estimate)."""
     name = e.name
     info = game.info
     if e.requires_zero_sum and not (info.is_zero_sum and info.num_players == 2):
@@ -242,6 +251,5 @@ def make_with(e: SolverEntry, game: Game, cfg: Config) -> Solver:
                          f"{info.name} is {info.dynamics} extensive-form -- try cfr+ or mmd")
     if e.kind == "any" and not (has_payoff_tensor(game) or info.is_finite):
         raise ValueError(f"solver {name!r} needs a normal-form or finite extensive-form game; {info.name} is neither")
-    solver = e.cls(game, cfg)  # a Solver class, or a factory that picks one by the game's form
-    solver.name = name
-    return solver
+    if e.kind == "tree" or (e.kind == "any" and not has_payoff_tensor(game)):
+        check_tree_size(game)

@@ -2,6 +2,8 @@
 
 Every request is recorded (path, Authorization header, body) with the number in flight;
 `fail_first` answers the first request with HTTP 500; every answer waits `delay` seconds.
+A request with a JSON-schema `response_format` gets {"choice": ...} (the option must be in the
+schema's enum), or HTTP 400 with `refuse_schema` (a server without structured output).
 Modes: ok (the first listed option, or a line of speech), drip (headers, then one byte every
 half second), hang (reads the request, never answers), huge (a 2 MB reply), long (a valid
 reply whose content is 20,000 characters), bad_usage (a valid answer with a malformed usage
@@ -27,8 +29,8 @@ def answer_for(messages: list[dict]) -> str:
 
 
 class ChatServer:
-    def __init__(self, mode: str = "ok", delay: float = 0.0, fail_first: bool = False):
-        self.mode, self.delay, self.fail_first = mode, delay, fail_first
+    def __init__(self, mode: str = "ok", delay: float = 0.0, fail_first: bool = False, refuse_schema: bool = False):
+        self.mode, self.delay, self.fail_first, self.refuse_schema = mode, delay, fail_first, refuse_schema
         self.requests: list[dict] = []
         self.in_flight = self.max_in_flight = 0
         self.stop = threading.Event()
@@ -58,6 +60,11 @@ class ChatServer:
                     self.send_response(500)
                     self.end_headers()
                     return
+                schema = body.get("response_format")
+                if schema is not None and server.refuse_schema:
+                    self.send_response(400)  # a server without structured output
+                    self.end_headers()
+                    return
                 if mode == "hang":
                     server.stop.wait(60)
                     return
@@ -78,6 +85,10 @@ class ChatServer:
                     return
                 time.sleep(server.delay)
                 content = answer_for(body["messages"])
+                if schema is not None:  # structured output: the schema's enum must be the options offered
+                    enum = schema["json_schema"]["schema"]["properties"]["choice"]["enum"]
+                    assert content in enum, (content, enum)
+                    content = json.dumps({"choice": content})
                 usage: object = {"prompt_tokens": 50, "completion_tokens": 5}
                 if mode == "garbage":
                     content = "I would rather not say."

@@ -357,7 +357,7 @@ def test_a_second_process_resuming_the_same_run_is_refused(work):
 def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoint(work, monkeypatch):
     import errno
 
-    import equilibria.scenarios.core as core
+    import equilibria.scenarios.rundir as core
 
     run_dir = _solve_run(work, 20)
     ckpt = run_dir / "checkpoints" / "latest.npz"

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from equilibria import games, scenarios
-from equilibria.llm_agents.protocol import play_game
-from equilibria.llm_agents.werewolf_agents import RuleBasedAgent, make_agent
+from equilibria.games.engine import play_game
+from equilibria.llm_agents.agents import make_agent
+from equilibria.llm_agents.werewolf_agents import RuleBasedAgent
 
 CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
                  "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
@@ -95,4 +96,4 @@ def test_scoring_needs_a_local_model():
             "{name: r, agent: rule}]"]))
     with pytest.raises(scenarios.ConfigError, match="choices must be 'generate' or 'score'"):
         scenarios.validate(scenarios.load("werewolf-scripted", [
-            "agents=[{name: s, type: smollm2, config: {choices: vote}}, {name: r, type: rule, count: 6}]"]))
+            "lineup=[{name: s, agent: {type: smollm2, choices: vote}}, {name: r, agent: rule, seats: 6}]"]))

@@ -115,15 +115,13 @@ def test_werewolf_tournament_replays_name_the_lineup_entries(tmp_path):
 
 @pytest.mark.parametrize("override, message", [
     (["game=kuhn_poker", "lineup=[{name: a, agent: rule}, {name: b, scripted: random}]"],
-     "lineup.0.agent: agent entries play Werewolf"),
-    (["lineup=[{name: a, agent: rule}, {name: b, scripted: random}]"], "lineup.1: a Werewolf lineup takes agent"),
+     "lineup.0.agent: agent type 'rule' plays werewolf, not kuhn_poker"),
     (["lineup=[{name: a, agent: {type: rule, bogus: 1}}, {name: b, agent: random}]"], "lineup.0.agent: "),
     (["lineup=[{name: a, agent: robot}, {name: b, agent: random}]"], "unknown agent type 'robot'"),
     (["lineup=[{name: a, agent: {type: rule, no_evidence_vote: maybe}}, {name: b, agent: random}]"],
      "no_evidence_vote must be 'random' or 'abstain'"),
     (["seating=rotate"], "seating: rotated seats need at least 7 distinct entries"),
-    (["game=kuhn_poker", "lineup=[{name: a, scripted: random}, {name: b, scripted: random}]", "replays=all"],
-     "replays: only agent games"),
+    (["seating=fixed"], "lineup: the lineup fills 3 seats but the game has 7 players"),
 ])
 def test_bad_werewolf_tournaments_are_refused(override, message):
     with pytest.raises(scenarios.ConfigError, match=message):
@@ -135,3 +133,15 @@ def test_bad_lineup_from_the_command_line_exits_2(tmp_path):
                           "--set", "lineup=[{name: a, agent: robot}, {name: b, agent: rule}]"],
                          capture_output=True, text=True)
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "lineup.0.agent" in res.stderr
+
+
+def test_policies_and_agents_share_one_match_runner(tmp_path):
+    """A scripted policy sits at Werewolf beside agents, and an agent plays Kuhn beside a
+    solver snapshot: every entry plays through the same engine."""
+    ww = scenarios.run(scenarios.load("tournament-werewolf", [
+        "games=20", "lineup=[{name: rule, agent: rule}, {name: bot, scripted: random}]"]), out=tmp_path / "w", quiet=True)
+    assert ww.metrics["matches"] == 20 and ww.metrics["fallback_rate_bot"] == 0.0
+    kuhn = scenarios.run(scenarios.load("tournament-kuhn", [
+        "games_per_pairing=20", "lineup=[{name: cfr, solver: cfr, iterations: 50}, {name: rnd, agent: random}]"]),
+        out=tmp_path / "k", quiet=True)
+    assert kuhn.metrics["matches"] == 40 and kuhn.metrics["top"] == "cfr"

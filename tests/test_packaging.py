@@ -30,9 +30,14 @@ def test_the_editable_install_imports_equilibria_and_no_top_level_folders(tmp_pa
 
 
 def test_a_built_wheel_installs_only_the_equilibria_package(tmp_path):
-    target = tmp_path / "site"
+    source, target = tmp_path / "src", tmp_path / "site"
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    for name in tracked:  # build from a copy: setuptools writes build/ beside the sources
+        if (ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            (source / name).write_bytes((ROOT / name).read_bytes())
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target",
-                    str(target), str(ROOT)], check=True, capture_output=True, timeout=300)
+                    str(target), str(source)], check=True, capture_output=True, timeout=300)
     assert sorted(p.name for p in target.iterdir() if not p.name.endswith((".dist-info", ".pth"))
                   and p.name != "bin") == ["equilibria"]
     assert (target / "equilibria" / "scenarios" / "builtin" / "quickstart.yaml").exists()

@@ -48,7 +48,7 @@ def test_psro_rl_scenario_resumes_and_shrinks_the_best_response_gain(tmp_path, e
     sets = ["solver.config.best_response_steps=12000", "solver.config.eval_episodes=100"]
     full = scenarios.run(scenarios.load("psro-pursuit", sets + ["budget.iterations=2"]), out=tmp_path / "a",
                          quiet=True)
-    rows = scenarios.core.RunContext(scenarios.load("psro-pursuit"), resume=full.run_dir).read_metrics()
+    rows = scenarios.RunContext(scenarios.load("psro-pursuit"), resume=full.run_dir).read_metrics()
     assert [r["generation"] for r in rows] == [1, 2]
     # the first best responses exploit the uniform policies by a wide margin, the second by less
     assert rows[0]["nash_conv_estimate"] > 15 and rows[1]["nash_conv_estimate"] < rows[0]["nash_conv_estimate"]

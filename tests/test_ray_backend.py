@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from equilibria import games, scenarios
-from equilibria.scenarios.executor import RayExecutor
+from equilibria.common.executor import RayExecutor
 from equilibria.scenarios.tournament import ResultsDB, run_matches, schedule
 
 ray = pytest.importorskip("ray")
@@ -53,7 +53,7 @@ def _task_pids(name: str) -> list[int]:
 def _payoffs(path, names, game, lineup, matches, executor=None):
     db = ResultsDB(path)
     ids = db.register(names, [""] * len(names))
-    played = run_matches(game, lineup, matches, db, ids, executor, chunk=25)
+    played = run_matches(game, lineup, names, matches, db, ids, executor, chunk=25)
     payoff = db.results(names)[0]
     db.close()
     return played, payoff

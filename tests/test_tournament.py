@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from equilibria import games, scenarios
-from equilibria.scenarios.tournament import ResultsDB, play_match, run_matches, schedule
+from equilibria.games.engine import PolicyAgent, play_game
+from equilibria.scenarios.tournament import ResultsDB, run_matches, schedule
 from equilibria.solvers.ratings import bradley_terry, elo, meta_nash
 
 
@@ -40,7 +41,11 @@ def test_meta_nash_of_rock_paper_scissors_is_uniform():
 def test_matches_are_seeded_and_seats_rotate():
     game = games.load("kuhn_poker")
     u = games.UniformRandomPolicy()
-    assert np.array_equal(play_match(game, [u, u], 7), play_match(game, [u, u], 7))
+
+    def returns() -> list[float]:
+        return play_game(game, [PolicyAgent(u), PolicyAgent(u)], 7)["outcome"]["returns"]
+
+    assert returns() == returns()
     ms = schedule(3, 2, 4, seed=0)
     assert len(ms) == 3 * 2 * 4 and len({m.id for m in ms}) == len(ms)
     assert {m.seats for m in ms} == {(0, 1), (1, 0), (0, 2), (2, 0), (1, 2), (2, 1)}
@@ -64,9 +69,9 @@ def test_interrupted_tournament_resumes_without_replaying(tmp_path):
     ms = schedule(2, 2, 50, seed=0)
     db = ResultsDB(tmp_path / "r.sqlite")
     ids = db.register(["a", "b"], ["", ""])
-    assert run_matches(game, lineup, ms[:30], db, ids) == 30
-    assert run_matches(game, lineup, ms, db, ids) == len(ms) - 30  # only the missing ones
-    assert run_matches(game, lineup, ms, db, ids) == 0
+    assert run_matches(game, lineup, ["a", "b"], ms[:30], db, ids) == 30
+    assert run_matches(game, lineup, ["a", "b"], ms, db, ids) == len(ms) - 30  # only the missing ones
+    assert run_matches(game, lineup, ["a", "b"], ms, db, ids) == 0
     n = sqlite3.connect(tmp_path / "r.sqlite").execute("SELECT COUNT(*) FROM seat_returns").fetchone()[0]
     assert n == 2 * len(ms)  # nothing counted twice
 

@@ -1,5 +1,6 @@
-"""Werewolf: rules on hand-built situations, the agent protocol's validation and fallbacks, the
-OpenAI-compatible agent against a real local HTTP server, replays, and the play kind."""
+"""Werewolf: rules on hand-built situations, the engine's validation and fallbacks on Werewolf's
+text view, the OpenAI-compatible agent against a real local HTTP server, replays, and fixed-seat
+Werewolf tournaments (what the play kind was)."""
 
 import io
 import json
@@ -14,10 +15,12 @@ from chat_server import ChatServer
 
 from equilibria import games, scenarios
 from equilibria.games.core import CHANCE, SIMULTANEOUS
+from equilibria.games.engine import AgentUnavailable, ask, play_game
 from equilibria.games.testing import api_test
 from equilibria.games.werewolf import DOCTOR, ROLES, SEER, VILLAGER, WEREWOLF
-from equilibria.llm_agents.protocol import FALLBACK_SPEECH, observe, parse_choice, play_game
-from equilibria.llm_agents.werewolf_agents import HumanAgent, RandomAgent, RuleBasedAgent, make_agent
+from equilibria.games.werewolf_text import FALLBACK_SPEECH, observe, parse_choice
+from equilibria.llm_agents.agents import HumanAgent, RandomAgent, make_agent
+from equilibria.llm_agents.werewolf_agents import RuleBasedAgent
 
 
 def dealt(roles, **rules):
@@ -153,7 +156,6 @@ def test_garbage_answers_are_asked_again_then_replaced_and_recorded():
     json.dumps(record)  # JSON-ready
     # a bad answer, then a good one: one retry, no fallback; the refusal reason reaches the prompt
     _, s = dealt(FIVE)
-    from equilibria.llm_agents.protocol import ask
 
     agent = Scripted(["Player 9", "Player 2"])
     action, rec = ask(agent, observe(s, 0), max_retries=2)
@@ -248,8 +250,6 @@ def test_api_agents_vote_concurrently_with_the_same_result():
 
 def test_openai_agent_unreachable_endpoint_ends_the_match_at_once():
     """Not a game of fallbacks: an unreachable server raises AgentUnavailable on the first ask."""
-    from equilibria.llm_agents.protocol import AgentUnavailable, ask
-
     agent = make_agent({"type": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "x", "timeout": 1,
                         "retries": 2})
     _, s = dealt(FIVE)
@@ -259,13 +259,14 @@ def test_openai_agent_unreachable_endpoint_ends_the_match_at_once():
     assert time.monotonic() - t0 < 5
 
 
-# ----------------------------------------------------------------------------- play kind and replays
-def test_play_scenario_reports_win_rates_writes_replays_and_resumes(tmp_path, extend_run):
+# ----------------------------------------------------------------------------- fixed-seat tournaments and replays
+def test_fixed_seat_werewolf_reports_win_rates_writes_replays_and_resumes(tmp_path, extend_run):
     full = scenarios.run(scenarios.load("werewolf-scripted", ["games=24"]), out=tmp_path / "a", quiet=True)
-    assert full.metrics["games"] == 24 and len(list((full.run_dir / "replays").glob("*.json"))) == 24
+    assert full.metrics["matches"] == 24 and len(list((full.run_dir / "replays").glob("*.json"))) == 24
     assert full.metrics["werewolves_win_rate"] + full.metrics["villagers_win_rate"] + \
         full.metrics["draw_win_rate"] == pytest.approx(1.0)
-    assert (full.run_dir / "results.md").exists() and full.plots[0].name == "win_rates.png"
+    ranking = (full.run_dir / "ranking.md").read_text()
+    assert "| side |" in ranking and full.plots[0].name == "ratings.png"
     short = scenarios.run(scenarios.load("werewolf-scripted", ["games=10"]), out=tmp_path / "b", quiet=True)
     extend_run(short.run_dir, "games", value=24)
     resumed = scenarios.run(None, resume=short.run_dir, quiet=True)
@@ -280,20 +281,22 @@ def test_play_scenario_reports_win_rates_writes_replays_and_resumes(tmp_path, ex
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "not a JSON replay" in res.stderr
 
 
-def test_play_scenario_refuses_bad_agent_lists():
-    with pytest.raises(scenarios.ConfigError, match="fill 6 seats but the game has 7"):
-        scenarios.validate(scenarios.load("werewolf-scripted", ["agents=[{name: r, type: rule, count: 6}]"]))
-    with pytest.raises(scenarios.ConfigError, match="agents.0.config: an openai agent needs base_url"):
+def test_fixed_seats_refuse_bad_lineups():
+    with pytest.raises(scenarios.ConfigError, match="fills 6 seats but the game has 7"):
+        scenarios.validate(scenarios.load("werewolf-scripted", ["lineup=[{name: r, agent: rule, seats: 6}]"]))
+    with pytest.raises(scenarios.ConfigError, match="lineup.0.agent: an openai agent needs base_url"):
         scenarios.validate(scenarios.load("werewolf-scripted", [
-            "agents=[{name: api, type: openai, config: {model: m}}, {name: r, type: rule, count: 6}]"]))
+            "lineup=[{name: api, agent: {type: openai, model: m}}, {name: r, agent: rule, seats: 6}]"]))
     with pytest.raises(scenarios.ConfigError, match="unknown agent type 'gpt'"):
-        scenarios.load("werewolf-scripted", ["agents=[{name: r, type: gpt, count: 7}]"])
+        scenarios.validate(scenarios.load("werewolf-scripted", ["lineup=[{name: r, agent: gpt, seats: 7}]"]))
+    with pytest.raises(scenarios.ConfigError, match="agent type 'rule' plays werewolf, not kuhn_poker"):
+        scenarios.validate(scenarios.load("tournament-kuhn", ["lineup=[{name: r, agent: rule}, {name: b, scripted: random}]"]))
 
 
 @pytest.mark.slow
 def test_smollm2_plays_one_game(tmp_path):
     pytest.importorskip("gguf")
-    result = scenarios.run(scenarios.load("werewolf-smollm", ["games=1"]), out=tmp_path, quiet=True)
+    result = scenarios.run(scenarios.load("werewolf-smollm", ["games=1"]), out=tmp_path, quiet=True)  # one match
     record = json.loads(next((result.run_dir / "replays").glob("*.json")).read_text())
     mine = [t for t in record["turns"] if t["agent"] == "smollm2"]
     assert mine and all(a.get("raw") is not None for t in mine for a in t["attempts"])

@@ -1,7 +1,7 @@
 """Scenario kind `population`: PSRO, one generation per iteration.
 
 - finite games (solver `psro`): exact best responses on the game tree, exact exploitability of
-  the meta-Nash mixture per generation (runs through the solve kind's loop);
+  the meta-Nash mixture per generation (the solver loop of scenarios/solving.py);
 - two-player zero-sum Markov games (solver `psro-rl`): PPO best responses through marl/,
   the meta-game estimated by playing episodes, and the best-response gain per generation as
   the exploitability estimate. Best responses are independent jobs: `backend: ray` runs them as
@@ -10,76 +10,89 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
 import numpy as np
 
-from equilibria.scenarios.core import Interrupted, RunContext, Scenario, load_game, register_kind
-from equilibria.scenarios.kinds.solve import SolveConfig, run_solve
+from equilibria.common.executor import make_executor
+from equilibria.scenarios.loading import Scenario, load_game
+from equilibria.scenarios.loop import run_loop
 from equilibria.scenarios.plots import heatmap, pyplot, save
+from equilibria.scenarios.registry import register_kind
+from equilibria.scenarios.rundir import RunContext
+from equilibria.scenarios.solving import SolveConfig, SolvePlan, prepare_solver, run_solver
 
 POPULATION_SOLVERS = ("psro", "psro-rl")
 
 
-@register_kind("population", SolveConfig,
-               description="population training (PSRO): exploitability of the meta-Nash mixture per generation")
-def run_population(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
+@dataclasses.dataclass
+class RLPlan:
+    scenario: Scenario
+    game: Any
+    config: Any  # marl.population.RLPSROConfig
+
+
+def prepare_population(scenario: Scenario) -> SolvePlan | RLPlan:
     name = scenario.config.solver.name
     if name not in POPULATION_SOLVERS:
         raise scenario.error(f"population scenarios run {', '.join(POPULATION_SOLVERS)}; got {name!r}",
                              "solver", "name")
     if name == "psro":
-        return run_solve(scenario, ctx)
-    return _run_rl_psro(scenario, ctx)
-
-
-def _run_rl_psro(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
+        return prepare_solver(scenario, allowed=("psro",))
     from equilibria.games.markov import BatchedMarkovGame
-    from equilibria.marl.population import RLPSRO, RLPSROConfig
-    from equilibria.scenarios.executor import make_executor
+    from equilibria.marl.population import RLPSROConfig
 
     if scenario.backend not in ("local", "ray"):
         raise scenario.error(f"psro-rl runs with backend 'local' or 'ray', got {scenario.backend!r}", "backend")
     game = load_game(scenario)
-    if not isinstance(game, BatchedMarkovGame):
-        raise scenario.error(f"psro-rl needs a batched Markov game (e.g. pursuit); {game.info.name} is not one "
-                             "(finite games use solver psro)", "game")
+    if not isinstance(game, BatchedMarkovGame) or game.num_agents != 2 or not game.info.is_zero_sum:
+        raise scenario.error(f"psro-rl needs a two-player zero-sum batched Markov game (e.g. pursuit); "
+                             f"{game.info.name} is not one (finite games use solver psro)", "game")
     config = scenario.build(RLPSROConfig, scenario.config.solver.config, "solver", "config")
-    try:
-        psro = RLPSRO(game, config, seed=scenario.seed)
-    except ValueError as err:
-        raise scenario.error(str(err), "solver", "config") from None
-    generations = scenario.budget.iterations
-    if generations is None:
+    if scenario.budget.iterations is None:
         raise scenario.error("a psro-rl scenario needs budget.iterations (generations)", "budget")
-    ctx.begin()
+    if scenario.backend == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise scenario.error("backend ray needs ray (pip install 'equilibria[rllib]')", "backend") from None
+    return RLPlan(scenario, game, config)
+
+
+@register_kind("population", SolveConfig, prepare=prepare_population,
+               description="population training (PSRO): exploitability of the meta-Nash mixture per generation")
+def run_population(plan: SolvePlan | RLPlan, ctx: RunContext) -> dict[str, Any]:
+    if isinstance(plan, SolvePlan):
+        return run_solver(plan, ctx)
+    return _run_rl_psro(plan, ctx)
+
+
+def _run_rl_psro(plan: RLPlan, ctx: RunContext) -> dict[str, Any]:
+    from equilibria.marl.population import RLPSRO
+
+    scenario = plan.scenario
+    psro = RLPSRO(plan.game, plan.config, seed=scenario.seed)
+    clock = {"seconds": 0.0}
     state = ctx.load_torch_checkpoint()
-    seconds = 0.0
     if state is not None:
         ctx.restore(psro, state, ctx.torch_checkpoint_path)
-        seconds = float(state.get("seconds", 0.0))
+        clock["seconds"] = float(state.get("seconds", 0.0))
         ctx.truncate_metrics("generation", psro.iteration)
         ctx.log(f"resumed {ctx.run_dir} at generation {psro.iteration}")
-    try:
-        executor = make_executor(scenario.backend, ctx.address)
-    except ValueError as err:
-        raise scenario.error(str(err), "backend") from None
-    row: dict[str, Any] = {}
-    with ctx.interruptible(), ctx.progress(generations, scenario.name) as update:
-        while psro.iteration < generations:
-            t0 = time.perf_counter()
-            row = dict(psro.step(executor))
-            seconds += time.perf_counter() - t0
-            row["seconds"] = round(seconds, 3)
-            ctx.log_metrics(row)
-            ctx.save_torch_checkpoint({**psro.state_dict(), "seconds": seconds})
-            update(psro.iteration, f"best-response gain {row['nash_conv_estimate']:.3g}")
-            if ctx.stop_requested and psro.iteration < generations:
-                raise Interrupted(ctx.run_dir, psro.iteration)
-    if not row:
-        rows = ctx.read_metrics()
-        row = rows[-1] if rows else {}
+    executor = make_executor(scenario.backend, ctx.address)
+
+    def step() -> dict[str, Any]:
+        t0 = time.perf_counter()
+        row = dict(psro.step(executor))
+        clock["seconds"] += time.perf_counter() - t0
+        return {**row, "seconds": round(clock["seconds"], 3)}
+
+    row = run_loop(ctx, label=scenario.name, total=scenario.budget.iterations, position=lambda: psro.iteration,
+                   step=step, evaluate=lambda r: r, eval_every=1,
+                   save=lambda: ctx.save_torch_checkpoint({**psro.state_dict(), "seconds": clock["seconds"]}),
+                   save_every=1, describe=lambda r: f"best-response gain {r['nash_conv_estimate']:.3g}")
     _plot(ctx, scenario, psro.payoff, psro.meta)
     return {**row, "meta_nash_p0": ",".join(f"{w:.3f}" for w in psro.meta[0]),
             "meta_nash_p1": ",".join(f"{w:.3f}" for w in psro.meta[1])}

@@ -10,6 +10,7 @@ Resumable at the granularity of (algorithm, seed) runs: finished ones are skippe
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Annotated, Any, Literal
 
@@ -17,8 +18,11 @@ import numpy as np
 from pydantic import Field
 
 from equilibria.common.config import Config, PositiveFloat, PositiveInt, Seed, suggest
-from equilibria.scenarios.core import Interrupted, RunContext, Scenario, register_kind
-from equilibria.scenarios.plots import pyplot, save
+from equilibria.scenarios.loading import Scenario
+from equilibria.scenarios.loop import run_loop
+from equilibria.scenarios.plots import major_log_labels, pyplot, save
+from equilibria.scenarios.registry import register_kind
+from equilibria.scenarios.rundir import RunContext
 
 
 class AlgorithmSpec(Config):
@@ -155,9 +159,14 @@ def _run_sampled(game: Any, alg: AlgorithmSpec, iterations: int, every: int, see
     return rows
 
 
-@register_kind("preference", PreferenceScenarioConfig,
-               description="self-play preference experiments: algorithms compared by exact gap vs preference queries")
-def run_preference(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
+@dataclasses.dataclass
+class PreferencePlan:
+    scenario: Scenario
+    games_by_seed: dict[int, Any]
+    gap_key: str
+
+
+def prepare_preference(scenario: Scenario) -> PreferencePlan:
     if scenario.backend != "local":
         raise scenario.error(f"this kind runs with backend 'local' (got {scenario.backend!r})", "backend")
     cfg = scenario.config
@@ -169,26 +178,37 @@ def run_preference(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
             raise scenario.error("policy tiny_lm needs game preference(oracle=tokens, ...)", "policy")
     beta = next(iter(games_by_seed.values())).beta
     gap_key = cfg.eval.gap if cfg.eval.gap != "auto" else ("dg_beta" if beta > 0 else "dg0")
-    ctx.begin()
+    return PreferencePlan(scenario, games_by_seed, gap_key)
+
+
+@register_kind("preference", PreferenceScenarioConfig, prepare=prepare_preference,
+               description="self-play preference experiments: algorithms compared by exact gap vs preference queries")
+def run_preference(plan: PreferencePlan, ctx: RunContext) -> dict[str, Any]:
+    scenario, gap_key = plan.scenario, plan.gap_key
+    cfg = scenario.config
     done = {(r["algorithm"], int(r["seed"])) for r in ctx.read_rows() if r.get("final") == "1"}
     if ctx.resume_dir is not None:  # rows of a half-finished (algorithm, seed) run are recomputed
         ctx.keep_metrics(lambda r: (r["algorithm"], int(r["seed"])) in done)
     iterations = scenario.budget.iterations
-    units = [(a, s) for a in cfg.algorithms for s in cfg.seeds]
-    with ctx.interruptible(), ctx.progress(len(units), scenario.name) as update:
-        for k, (alg, seed) in enumerate(units):
-            label = alg.label or alg.name
-            if (label, seed) in done:
-                continue
-            if ctx.stop_requested:
-                raise Interrupted(ctx.run_dir, k)
-            game = games_by_seed[seed]
-            rows = (_run_exact(game, alg, iterations, cfg.eval.every, gap_key) if cfg.mode == "exact"
-                    else _run_sampled(game, alg, iterations, cfg.eval.every, seed, cfg.policy))
-            for i, row in enumerate(rows):
-                ctx.log_metrics({"algorithm": label, "seed": seed, "final": int(i == len(rows) - 1),
-                                 "gap": row[gap_key], **{k2: row.get(k2, "") for k2 in _FIELDS}})
-            update(k + 1, f"{label} seed {seed}: {gap_key} {rows[-1][gap_key]:.3g}")
+    todo = [(a, s) for a in cfg.algorithms for s in cfg.seeds if (a.label or a.name, s) not in done]
+    units = len(cfg.algorithms) * len(cfg.seeds)
+    finished = {"n": units - len(todo)}
+    queue = iter(todo)
+
+    def step() -> dict[str, Any]:  # one (algorithm, seed) run; its rows are the checkpoint
+        alg, seed = next(queue)
+        label = alg.label or alg.name
+        game = plan.games_by_seed[seed]
+        rows = (_run_exact(game, alg, iterations, cfg.eval.every, gap_key) if cfg.mode == "exact"
+                else _run_sampled(game, alg, iterations, cfg.eval.every, seed, cfg.policy))
+        for i, row in enumerate(rows):
+            ctx.log_metrics({"algorithm": label, "seed": seed, "final": int(i == len(rows) - 1),
+                             "gap": row[gap_key], **{k2: row.get(k2, "") for k2 in _FIELDS}})
+        finished["n"] += 1
+        return {"algorithm": label, "seed": seed, gap_key: rows[-1][gap_key]}
+
+    run_loop(ctx, label=scenario.name, total=units, position=lambda: finished["n"], step=step,
+             describe=lambda r: f"{r['algorithm']} seed {r['seed']}: {gap_key} {r[gap_key]:.3g}")
     table = _summarise(ctx, cfg, gap_key)
     _plot(ctx, scenario, gap_key)
     (ctx.run_dir / "comparison.md").write_text(table + "\n")
@@ -252,6 +272,7 @@ def _plot(ctx: RunContext, scenario: Scenario, gap_key: str) -> None:
                                           " (sampled comparisons)"))
     ax.set_ylabel(gap_key.replace("dg_beta", "regularised duality gap DG_beta").replace("dg0", "duality gap DG0"))
     ax.grid(True, which="both", alpha=0.3)
+    major_log_labels(ax)
     ax.legend(fontsize=8)
     ax.set_title(f"{scenario.name}: {scenario.game}", fontsize=9)
     save(fig, ctx.plot_path("gap_vs_queries.png"))

@@ -1,32 +1,55 @@
-"""Scenario kind `tournament`: a lineup (solver snapshots, scripted bots, trained MARL runs, or
-Werewolf agents) meets in matches whose results go to SQLite in the run directory.
+"""Scenario kind `tournament`: a lineup (solver snapshots, scripted bots, trained MARL runs,
+scripted Werewolf players, language models, people) meets in matches played by the one game
+engine, whose results go to SQLite in the run directory.
 
 Two-player games, rotated seats: round robin, ranked by Nash-averaged return (Balduzzi et al.
-2018): each policy's mean return against the meta-Nash mixture of the empirical meta-game.
+2018): each entry's mean return against the meta-Nash mixture of the empirical meta-game.
 Win-count ratings (Bradley-Terry, Elo with uncertainty) are reported beside it; in poker they
 reward winning many small pots (always-bet tops them in Kuhn) and do not follow
 exploitability, while the Nash average does.
 
-More players (Werewolf: a few agent types filling seven seats), or `seating: draw`: every
-seat of every match is drawn from the lineup. There is no meta-game to solve; entries are
-ranked by role-adjusted win rate when the game deals roles (win rate per role re-weighted to
-the overall role mix, so the luck of the deal cancels) and by mean return otherwise, with
-win rates, Bradley-Terry strengths from seat-vs-seat comparisons and fallback rates beside it.
+More players, `seating: draw` (every seat drawn from the lineup) or `seating: fixed` (the same
+entries every match, `seats` each, shuffled over the seats; what `kind: play` used to be):
+there is no meta-game to solve; entries are ranked by role-adjusted win rate when the game
+deals roles (win rate per role re-weighted to the overall role mix, so the luck of the deal
+cancels) and by mean return otherwise, with win rates, Bradley-Terry strengths from
+seat-vs-seat comparisons, fallback rates, tokens per second, and the win rate of each side
+when the game names a winning side.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import Field
 
 from equilibria.common.config import Config, ConfigError, Probability, count
+from equilibria.common.executor import JobFailed, make_executor
 from equilibria.common.limits import MAX_MATCHES, check_count
-from equilibria.scenarios.core import Interrupted, RunContext, RunFailed, Scenario, load_game, register_kind
+from equilibria.games.core import ScriptedPolicy
+from equilibria.games.engine import AgentUnavailable
+from equilibria.scenarios.learning import load_trained
+from equilibria.scenarios.loading import Scenario, load_game, load_run_config
+from equilibria.scenarios.loop import run_loop
 from equilibria.scenarios.plots import heatmap, interval_bars, interval_text, pyplot, save
+from equilibria.scenarios.registry import register_kind
+from equilibria.scenarios.rundir import RunContext, RunFailed
+from equilibria.scenarios.tournament import (
+    AgentSpec,
+    ResultsDB,
+    draw_schedule,
+    fixed_schedule,
+    iter_matches,
+    schedule,
+)
+from equilibria.solvers.ratings import wilson
+
+Seats = count(64)
 
 
 class LineupEntry(Config):
@@ -45,7 +68,9 @@ class LineupEntry(Config):
     run: str | None = None
     """a train run directory: its MARL checkpoint plays (stochastic actor)"""
     agent: str | dict | None = None
-    """a Werewolf agent: its type (rule, random, smollm2, ...) or {type: ..., ...}"""
+    """an agent: its type (random, rule, human, smollm2, transformers, openai) or {type: ..., ...}"""
+    seats: Seats = 1
+    """seating fixed: how many seats this entry fills in every match"""
 
     def agent_spec(self) -> dict[str, Any]:
         return {"type": self.agent} if isinstance(self.agent, str) else dict(self.agent or {})
@@ -55,33 +80,27 @@ class LineupEntry(Config):
             raise ValueError("give exactly one of solver, scripted, run or agent")
         if self.solver is not None and self.iterations < 1:
             raise ValueError(f"iterations: must be >= 1 for a solver snapshot, got {self.iterations}")
-        if self.agent is not None:
-            from equilibria.llm_agents.werewolf_agents import check_agent_spec
-
-            try:
-                check_agent_spec(self.agent_spec())  # no model is loaded here
-            except (TypeError, ValueError) as err:
-                raise ValueError(f"agent: {err}") from None
 
 
 class TournamentConfig(Config):
-    lineup: Annotated[list[LineupEntry], Field(min_length=2, max_length=10_000)]
-    """the entries (at least two)"""
-    seating: Literal["rotate", "draw"] | None = None
-    """rotate: round robin of distinct entries; draw: every seat drawn (default: rotate for two players)"""
+    lineup: Annotated[list[LineupEntry], Field(min_length=1, max_length=10_000)]
+    """the entries"""
+    seating: Literal["rotate", "draw", "fixed"] | None = None
+    """rotate: round robin of distinct entries; draw: every seat drawn; fixed: the lineup's `seats` every
+    match, shuffled (default: rotate for two players, draw for more)"""
     games_per_pairing: count(MAX_MATCHES) = 100
     """rotate: matches per ordered seat assignment"""
     games: count(MAX_MATCHES) = 1000
-    """draw: matches, each seat drawn from the lineup"""
+    """draw and fixed: matches"""
     batch: count(1_000_000) = 200
     """matches per job (a Ray task) and per database transaction"""
     max_retries: Annotated[int, Field(ge=0, le=100)] = 2
-    """agent games: re-asks after a refused answer, before the legal fallback"""
+    """re-asks after a refused answer, before the legal fallback"""
     replays: Literal["none", "all"] = "none"
-    """agent games: a JSON replay per match in replays/"""
+    """a JSON game record per match in replays/ (equilibria replay FILE renders one)"""
     max_fallback_rate: Probability = 0.1
-    """agent games: an entry whose answers fell back more often than this is reported, and the run exits
-    with status 1 (1.0 allows any rate)"""
+    """an entry whose answers fell back more often than this is reported, and the run exits with status 1
+    (1.0 allows any rate)"""
 
     def check(self) -> None:
         names = [e.name for e in self.lineup]
@@ -89,113 +108,129 @@ class TournamentConfig(Config):
             raise ValueError("lineup: entry names must be unique")
 
 
-class ScriptedPolicy:
-    def __init__(self, kind: str):
-        self.kind = kind
-
-    def action_probabilities(self, state: Any, player: int | None = None) -> dict:
-        player = state.current_player() if player is None else player
-        legal = state.legal_actions(player)
-        if self.kind == "random":
-            return {a: 1.0 / len(legal) for a in legal}
-        pick = legal[0] if self.kind == "first_action" else legal[-1]
-        return {a: float(a == pick) for a in legal}
+@dataclasses.dataclass
+class TournamentPlan:
+    scenario: Scenario
+    game: Any
+    seating: str
+    runs: dict[int, Path]  # lineup index -> its train run directory
 
 
-def build_lineup(scenario: Scenario, game: Any) -> list[Any]:
+def prepare_tournament(scenario: Scenario) -> TournamentPlan:
+    """Every check of a tournament, running no solver, loading no model or checkpoint."""
     from equilibria import solvers
-    from equilibria.games.werewolf import Werewolf
-    from equilibria.scenarios.tournament import AgentSpec
-
-    text_game = isinstance(game, Werewolf)
-    out: list[Any] = []
-    for i, e in enumerate(scenario.config.lineup):
-        if e.agent is not None:
-            if not text_game:
-                raise scenario.error(f"agent entries play Werewolf; {game.info.name} takes solver, scripted or "
-                                     "run entries", "lineup", str(i), "agent")
-            out.append(AgentSpec(json.dumps(e.agent_spec(), sort_keys=True), e.name))
-            continue
-        if text_game:
-            raise scenario.error("a Werewolf lineup takes agent entries, e.g. {name: rule, agent: rule}",
-                                 "lineup", str(i))
-        if e.scripted is not None:
-            out.append(ScriptedPolicy(e.scripted))
-            continue
-        if e.run is not None:
-            out.append(_trained_policy(scenario, game, e.run, i))
-            continue
-        try:
-            solvers.entry(e.solver)
-            solver = solvers.make(e.solver, game, **e.config)
-        except ValueError as err:
-            raise scenario.error(str(err), "lineup", str(i), "solver") from None
-        solver.run(e.iterations)
-        out.append(solver.average_policy() if e.policy == "average" else solver.current_policy())
-    return out
-
-
-def _trained_policy(scenario: Scenario, game: Any, run_dir: str, index: int) -> Any:
-    """The MARL policy of a train run, checked to have been trained on this very game."""
-    from pathlib import Path
-
-    from equilibria.scenarios.kinds.train import load_trained
-
-    path = Path(run_dir)
-    if not path.is_absolute() and scenario.source.name not in ("scenario", ""):
-        candidate = Path(scenario.source.name).parent / path
-        path = candidate if candidate.exists() else path
-    try:
-        trained, trained_game, learner = load_trained(path)
-    except ConfigError as err:
-        raise scenario.error(str(err), "lineup", str(index), "run") from None
-    if trained_game.info.parameters != game.info.parameters or trained_game.info.name != game.info.name:
-        raise scenario.error(f"{path} was trained on {trained.game!r}, not on this tournament's game",
-                             "lineup", str(index), "run")
-    return learner.policy(deterministic=False)
-
-
-@register_kind("tournament", TournamentConfig, description="tournament between policies or agents: ratings, "
-               "meta-game")
-def run_tournament(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
-    from equilibria.llm_agents.protocol import AgentUnavailable
-    from equilibria.scenarios.executor import JobFailed, make_executor
-    from equilibria.scenarios.tournament import AgentSpec, ResultsDB, draw_schedule, run_matches, schedule
+    from equilibria.llm_agents.agents import check_agent_spec
+    from equilibria.solvers.base import check_applicable
 
     if scenario.backend not in ("local", "ray"):
         raise scenario.error(f"tournaments run with backend 'local' or 'ray', got {scenario.backend!r}", "backend")
     game = load_game(scenario)
     cfg = scenario.config
-    lineup = build_lineup(scenario, game)
-    agents = isinstance(lineup[0], AgentSpec)
-    if cfg.replays == "all" and not agents:
-        raise scenario.error("only agent games (Werewolf) write replays", "replays")
-    if agents and scenario.backend == "ray" and any(e.agent_spec()["type"] == "human" for e in cfg.lineup):
-        raise scenario.error("a human agent plays at this terminal; use backend 'local'", "backend")
+    runs: dict[int, Path] = {}
+    for i, e in enumerate(cfg.lineup):
+        where = ("lineup", str(i))
+        if e.agent is not None:
+            try:
+                check_agent_spec(e.agent_spec(), game.info.name)  # no model is loaded here
+            except (TypeError, ValueError) as err:
+                raise scenario.error(str(err), *where, "agent") from None
+            if scenario.backend == "ray" and e.agent_spec().get("type") == "human":
+                raise scenario.error("a human agent plays at this terminal; use backend 'local'", "backend")
+        elif e.solver is not None:
+            try:
+                entry = solvers.entry(e.solver)
+                solvers.build_config(e.solver, e.config, source=scenario.source, path=(*where, "config"))
+                check_applicable(entry, game)
+            except ConfigError:
+                raise
+            except ValueError as err:
+                raise scenario.error(str(err), *where, "solver") from None
+        elif e.run is not None:
+            runs[i] = _checked_run(scenario, game, e.run, i)
     seating = cfg.seating or ("rotate" if game.num_players == 2 else "draw")
-    names = [e.name for e in cfg.lineup]
     if seating == "rotate":
-        if len(lineup) < game.num_players:
+        if len(cfg.lineup) < game.num_players:
             raise scenario.error(f"rotated seats need at least {game.num_players} distinct entries for "
-                                 f"{game.num_players} players, the lineup has {len(lineup)}; use seating: draw",
+                                 f"{game.num_players} players, the lineup has {len(cfg.lineup)}; use seating: draw",
                                  "seating")
-        seatings = math.perm(len(lineup), game.num_players)
+        seatings = math.perm(len(cfg.lineup), game.num_players)
         try:
             check_count("games_per_pairing", seatings * cfg.games_per_pairing, MAX_MATCHES,
                         f"{seatings:,} seat assignments x {cfg.games_per_pairing:,} matches each; the schedule is "
                         "built before the first match")
         except ValueError as err:
             raise scenario.error(str(err).partition(": ")[2], "games_per_pairing") from None
+    elif seating == "fixed":
+        seats = sum(e.seats for e in cfg.lineup)
+        if seats != game.num_players:
+            raise scenario.error(f"the lineup fills {seats} seats but the game has {game.num_players} players",
+                                 "lineup")
+    if scenario.backend == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise scenario.error("backend ray needs ray (pip install 'equilibria[rllib]')", "backend") from None
+    return TournamentPlan(scenario, game, seating, runs)
+
+
+def _checked_run(scenario: Scenario, game: Any, run_dir: str, index: int) -> Path:
+    """A train run directory (relative paths also from the scenario file's folder), trained on this game."""
+    path = Path(run_dir)
+    if not path.is_absolute() and scenario.source.name not in ("scenario", ""):
+        candidate = Path(scenario.source.name).parent / path
+        path = candidate if candidate.exists() else path
+    try:
+        trained = load_run_config(path)
+        trained_game = load_game(trained)
+    except ConfigError as err:
+        raise scenario.error(str(err), "lineup", str(index), "run") from None
+    if trained.kind != "train":
+        raise scenario.error(f"{path} is a '{trained.kind}' run, not a train run", "lineup", str(index), "run")
+    if trained_game.info.parameters != game.info.parameters or trained_game.info.name != game.info.name:
+        raise scenario.error(f"{path} was trained on {trained.game!r}, not on this tournament's game",
+                             "lineup", str(index), "run")
+    return path
+
+
+def build_lineup(plan: TournamentPlan) -> list[Any]:
+    """The entries as they play: solver snapshots run here, trained actors load here."""
+    from equilibria import solvers
+
+    out: list[Any] = []
+    for i, e in enumerate(plan.scenario.config.lineup):
+        if e.agent is not None:
+            out.append(AgentSpec(json.dumps(e.agent_spec(), sort_keys=True), e.name))
+        elif e.scripted is not None:
+            out.append(ScriptedPolicy(e.scripted))
+        elif e.run is not None:
+            out.append(load_trained(plan.runs[i])[2].policy(deterministic=False))
+        else:
+            solver = solvers.make(e.solver, plan.game, **e.config)
+            solver.run(e.iterations)
+            out.append(solver.average_policy() if e.policy == "average" else solver.current_policy())
+    return out
+
+
+@register_kind("tournament", TournamentConfig, prepare=prepare_tournament,
+               description="tournament between policies or agents: ratings, meta-game")
+def run_tournament(plan: TournamentPlan, ctx: RunContext) -> dict[str, Any]:
+    scenario, game, seating = plan.scenario, plan.game, plan.seating
+    cfg = scenario.config
+    names = [e.name for e in cfg.lineup]
+    lineup = build_lineup(plan)
+    if scenario.backend == "local":
+        for i, entry in enumerate(lineup):  # fail before the first match (models load once, then cached)
+            if isinstance(entry, AgentSpec):
+                try:
+                    entry.build()
+                except (TypeError, ValueError, FileNotFoundError, ImportError) as err:
+                    raise scenario.error(str(err), "lineup", str(i), "agent") from None
+    if seating == "rotate":
         matches = schedule(len(lineup), game.num_players, cfg.games_per_pairing, scenario.seed)
+    elif seating == "fixed":
+        matches = fixed_schedule([e.seats for e in cfg.lineup], cfg.games, scenario.seed)
     else:
         matches = draw_schedule(len(lineup), game.num_players, cfg.games, scenario.seed)
-    ctx.begin()
-    if agents and scenario.backend == "local":
-        for i, entry in enumerate(lineup):  # fail before the first match (models load once, then cached)
-            try:
-                entry.build()
-            except (TypeError, ValueError, FileNotFoundError, ImportError) as err:
-                raise scenario.error(str(err), "lineup", str(i), "agent") from None
     replay_dir = ctx.run_dir / "replays" if cfg.replays == "all" else None
     if replay_dir is not None:
         replay_dir.mkdir(exist_ok=True)
@@ -203,33 +238,32 @@ def run_tournament(scenario: Scenario, ctx: RunContext) -> dict[str, Any]:
     if ctx.resume_dir is not None and not db_path.exists():
         ctx.note(f"{db_path} is missing: all {len(matches)} matches will be played again")
     db = ResultsDB(db_path, fresh_hint=f"equilibria run --resume {ctx.run_dir} --fresh")
-    ids = db.register(names, [json.dumps(e.model_dump()) for e in cfg.lineup])
-    already = len(db.finished())
-    if already:
-        ctx.log(f"resumed {ctx.run_dir}: {already} of {len(matches)} matches already played")
     try:
+        ids = db.register(names, [json.dumps(e.model_dump()) for e in cfg.lineup])
+        stored = {"n": len(db.finished())}
+        if stored["n"]:
+            ctx.log(f"resumed {ctx.run_dir}: {stored['n']} of {len(matches)} matches already played")
         executor = make_executor(scenario.backend, ctx.address)
-    except ValueError as err:
-        raise scenario.error(str(err), "backend") from None
-    with ctx.interruptible(), ctx.progress(len(matches), scenario.name) as update:
+        chunks = iter_matches(game, lineup, names, matches, db, ids, executor, chunk=cfg.batch,
+                              stop=lambda: ctx.stop_requested, max_retries=cfg.max_retries, replay_dir=replay_dir)
+
+        def step() -> dict[str, Any]:
+            try:
+                stored["n"] = next(chunks)
+            except StopIteration:  # stopped early (Ctrl-C): the loop raises Interrupted
+                if not ctx.stop_requested:
+                    raise RuntimeError("the match schedule ended before every match was stored") from None
+            return {"stored": stored["n"]}
+
         try:
-            run_matches(game, lineup, matches, db, ids, executor, chunk=cfg.batch, stop=lambda: ctx.stop_requested,
-                        on_stored=lambda n: update(n, f"{n} matches stored ({executor.name})"),
-                        max_retries=cfg.max_retries, replay_dir=replay_dir)
+            run_loop(ctx, label=scenario.name, total=len(matches), position=lambda: stored["n"], step=step,
+                     describe=lambda r: f"{r['stored']} matches stored ({executor.name})")
         except JobFailed as err:
-            db.close()
             raise scenario.error(f"{err}; the finished matches are stored, resume with --resume {ctx.run_dir}",
                                  "backend") from None
         except AgentUnavailable as err:
-            stored = len(db.finished())
-            db.close()
-            raise RunFailed(f"{err}; the {stored} finished matches are stored, resume with: "
+            raise RunFailed(f"{err}; the {len(db.finished())} finished matches are stored, resume with: "
                             f"equilibria run --resume {ctx.run_dir}") from None
-        if len(db.finished()) < len(matches):
-            stored = len(db.finished())
-            db.close()
-            raise Interrupted(ctx.run_dir, stored)
-    try:
         if seating == "rotate" and game.num_players == 2:
             return _two_player_report(ctx, scenario, game, lineup, names, db, len(matches))
         return _seat_report(ctx, scenario, game, names, db, len(matches))
@@ -310,12 +344,16 @@ def _seat_report(ctx: RunContext, scenario: Scenario, game: Any, names: list[str
     from equilibria.solvers.ratings import bradley_terry, seat_ratings
 
     seat_rows = db.seat_rows(names)
-    entry = [r[2] for r in seat_rows]
-    roles = [r[4] for r in seat_rows]
-    sr = seat_ratings(entry, [r[3] for r in seat_rows], game.num_players, len(names),
+    entry = [r.entry for r in seat_rows]
+    roles = [r.role for r in seat_rows]
+    sr = seat_ratings(entry, [r.ret for r in seat_rows], game.num_players, len(names),
                       roles if any(r is not None for r in roles) else None, seed=scenario.seed)
-    decisions = np.bincount(entry, weights=[r[5] for r in seat_rows], minlength=len(names))
-    fallbacks = np.bincount(entry, weights=[r[6] for r in seat_rows], minlength=len(names))
+
+    def per_entry(values: list[float]) -> np.ndarray:
+        return np.bincount(entry, weights=values, minlength=len(names))
+
+    decisions, fallbacks = per_entry([r.decisions for r in seat_rows]), per_entry([r.fallbacks for r in seat_rows])
+    tokens, model_seconds = per_entry([r.tokens for r in seat_rows]), per_entry([r.model_seconds for r in seat_rows])
     strength = bradley_terry(sr.pairwise_wins)
     by_role = bool(sr.roles) and bool(np.isfinite(sr.role_adjusted).all())
     key, (lo, hi) = ((sr.role_adjusted, sr.role_adjusted_interval) if by_role
@@ -334,16 +372,20 @@ def _seat_report(ctx: RunContext, scenario: Scenario, game: Any, names: list[str
                                "win_hi": float(sr.win_interval[1, i]), "mean_return": float(sr.mean_return[i]),
                                "return_lo": float(sr.return_interval[0, i]), "return_hi": float(sr.return_interval[1, i]),
                                "bt_strength": float(strength[i]),
-                               "fallback_rate": float(fallbacks[i] / decisions[i]) if decisions[i] else 0.0}
+                               "fallback_rate": float(fallbacks[i] / decisions[i]) if decisions[i] else 0.0,
+                               "tokens_per_second": float(tokens[i] / model_seconds[i]) if model_seconds[i] > 0 else 0.0}
         for k, role in enumerate(sr.roles):
             n = sr.role_seats[i, k]
             row[f"win_rate_{role}"] = float(sr.role_wins[i, k] / n) if n else float("nan")
         metric_rows.append(row)
         cells.append([str(rank), names[i], str(row["seats"]),
-                      _interval(row, "role_adjusted_win_rate", "role_adjusted", "{:.3f}", num_matches) if by_role else "",
+                      interval_text(row["role_adjusted_win_rate"], row["role_adjusted_lo"], row["role_adjusted_hi"],
+                                    num_matches, missing="some resample dealt this entry no seat of a role")
+                      if by_role else "",
                       _interval(row, "win_rate", "win", "{:.3f}", num_matches),
                       _interval(row, "mean_return", "return", "{:+.3f}", num_matches),
-                      f"{strength[i]:+.3f}", f"{row['fallback_rate']:.3f}" if decisions[i] else ""]
+                      f"{strength[i]:+.3f}", f"{row['fallback_rate']:.3f}" if decisions[i] else "",
+                      f"{row['tokens_per_second']:.1f}" if model_seconds[i] > 0 else ""]
                      + [f"{row[f'win_rate_{role}']:.3f} ({int(sr.role_seats[i, k])})" if sr.role_seats[i, k]
                         else "n/a (never dealt)" for k, role in enumerate(sr.roles)])
     ctx.write_metrics(metric_rows)  # the final table: a resumed finished run rewrites it, never appends
@@ -354,12 +396,13 @@ def _seat_report(ctx: RunContext, scenario: Scenario, game: Any, names: list[str
                       f"{int(decisions[i])} decisions (max_fallback_rate {limit:g}): its results measure the fallback, "
                       "not the agent")
     table = _table(["rank", "entry", "seats", "role-adjusted win rate [95%]", "win rate [95%]",
-                    "mean return [95%]", "BT strength", "fallbacks per decision"]
+                    "mean return [95%]", "BT strength", "fallbacks per decision", "tokens/s"]
                    + [f"as {role} (seats)" for role in sr.roles], cells)
+    sides, side_rates = _sides(db.outcomes(), num_matches)
     (ctx.run_dir / "ranking.md").write_text(
         table + "\n\nIntervals: 95% bootstrap over matches. Role-adjusted win rate: the win rate per role "
-        "weighted by each role's share of all seats.\n")
-    ctx.log(table)
+        "weighted by each role's share of all seats.\n" + (f"\n{sides}\n" if sides else ""))
+    ctx.log(table + (f"\n\n{sides}" if sides else ""))
     plt = pyplot()
     ranked = [names[i] for i in order]
     fig, axes = plt.subplots(1, 2 if sr.roles else 1, figsize=(11 if sr.roles else 7, 0.5 * len(names) + 2),
@@ -372,10 +415,30 @@ def _seat_report(ctx: RunContext, scenario: Scenario, game: Any, names: list[str
         axes[0, 1].set_title("win rate by role", fontsize=9)
     fig.suptitle(f"{scenario.name}: {num_matches} matches of {game.info.name}", fontsize=10)
     save(fig, ctx.plot_path("ratings.png"))
-    out: dict[str, Any] = {"matches": num_matches, "top": names[order[0]], "ranking": ",".join(ranked)}
+    out: dict[str, Any] = {"matches": num_matches, "top": names[order[0]], "ranking": ",".join(ranked),
+                           **side_rates}
     for i, name in enumerate(names):
         out[f"{'role_adjusted_win_rate' if by_role else 'mean_return'}_{name}"] = float(key[i])
+        out[f"win_rate_{name}"] = float(sr.win_rate[i])
+        out[f"fallback_rate_{name}"] = float(fallbacks[i] / decisions[i]) if decisions[i] else 0.0
+        if model_seconds[i] > 0:
+            out[f"tokens_per_second_{name}"] = float(tokens[i] / model_seconds[i])
     return out
+
+
+def _sides(outcomes: list[dict], matches: int) -> tuple[str, dict[str, float]]:
+    """How often each side won, when the game names the winning side (Werewolf: werewolves,
+    villagers or a draw), with 95% Wilson intervals."""
+    winners = [o["winner"] for o in outcomes if "winner" in o]
+    if not winners:
+        return "", {}
+    rows, rates = [], {}
+    for side in sorted(set(winners)) if "draw" in winners else sorted(set(winners)) + ["draw"]:
+        k = sum(w == side for w in winners)
+        p, lo, hi = wilson(k, len(winners))
+        rates[f"{side}_win_rate"] = p
+        rows.append([side, str(k), interval_text(p, lo, hi, len(winners), unit="matches", min_samples=1)])
+    return _table(["side", "wins", f"win rate of {len(winners)} matches [95% Wilson]"], rows), rates
 
 
 def _interval(row: dict[str, Any], value: str, prefix: str, fmt: str, matches: int) -> str:

@@ -1,39 +1,18 @@
-"""Read and render Werewolf replays (`equilibria replay FILE`): an omniscient night/day transcript
-with every player's role and agent, fallbacks marked, and optionally each prompt and raw answer."""
+"""Werewolf's replay transcript (`equilibria replay FILE`): an omniscient night/day account with
+every player's role and agent, fallbacks marked, and optionally each prompt and raw answer."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 from rich.markup import escape
 
+from equilibria.games.replay import decision_lines
 from equilibria.games.werewolf import player_name
-from equilibria.llm_agents.protocol import REPLAY_FORMAT
 
 
-class ReplayError(ValueError):
-    pass
-
-
-def load_replay(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise ReplayError(f"{path}: no such file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ReplayError(f"{path}: not a JSON replay ({err})") from None
-    if not isinstance(data, dict) or data.get("format") != REPLAY_FORMAT:
-        raise ReplayError(f"{path}: not a Werewolf replay (expected format {REPLAY_FORMAT!r})")
-    for key in ("players", "events", "turns", "outcome"):
-        if key not in data:
-            raise ReplayError(f"{path}: replay is missing {key!r}")
-    return data
-
-
-def render(record: dict[str, Any], prompts: bool = False) -> list[str]:
-    """Lines of rich markup."""
+def transcript(record: dict[str, Any], prompts: bool = False) -> list[str]:
+    """Lines of rich markup: who held which role, each night and day, the winner."""
     players = record["players"]
     who = {p["seat"]: f"{p['name']} [dim]({p['role']}, {p['agent']})[/dim]" for p in players}
     short = {p["seat"]: f"{p['name']} ({p['role']})" for p in players}
@@ -89,10 +68,6 @@ def render(record: dict[str, Any], prompts: bool = False) -> list[str]:
         for t in record["turns"]:
             lines.append(f"[bold]{t['phase']} {t['round']}, {short[t['seat']]}, {t['agent']}[/bold] -> "
                          f"{t['action']!r}{' [red](fallback)[/red]' if t['fallback'] else ''}")
-            for i, a in enumerate(t["attempts"], 1):
-                if "prompt" in a:
-                    lines.append(f"[dim]{escape(a['prompt'])}[/dim]")
-                lines.append(f"  attempt {i}: {escape(repr(a.get('raw')))}"
-                             + (f" [red]refused: {escape(a['error'])}[/red]" if a.get("error") else ""))
+            lines += decision_lines(t)
     return lines
 

@@ -1,249 +1,30 @@
-"""Scenarios: load a YAML file (or a built-in by name), validate it, run it into a run directory.
-
-A scenario kind is one registered function and one config class (a common.config.Config):
-
-    @register_kind("solve", SolveConfig, description="...")
-    def run_solve(scenario: Scenario, ctx: RunContext) -> dict: ...
-
-The function builds what it needs from `scenario` (raising ConfigError on bad input), then
-calls `ctx.begin()`, which creates the run directory (or, for `equilibria validate`, stops
-there), and from then on writes metrics, checkpoints and plots through `ctx`.
-"""
+"""The run directory: what a kind writes through (`RunContext`: metrics, checkpoints, plots,
+progress, notes and alarms, the lock), atomic writes, and safe torch checkpoint loading."""
 
 from __future__ import annotations
 
 import csv
 import dataclasses
 import datetime as _dt
-import json
 import os
-import re
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any
 
 import numpy as np
-from pydantic import Field
 
 from equilibria import __version__
-from equilibria.common.config import (
-    Config,
-    ConfigError,
-    FieldPath,
-    PositiveFloat,
-    PositiveInt,
-    Seed,
-    Source,
-    build,
-    suggest,
-    to_plain,
-)
-from equilibria.common.limits import MAX_PATH, MAX_RUN_NAME
-from equilibria.common.yamlio import dump_yaml, load_yaml_file, parse_value
-
-VERSION = __version__
-C = TypeVar("C", bound=Config)
+from equilibria.common.config import ConfigError
+from equilibria.common.limits import MAX_PATH
+from equilibria.common.yamlio import dump_yaml
+from equilibria.scenarios.loading import Scenario
 
 
-# ----------------------------------------------------------------------------- schema
-class Budget(Config):
-    """How long to run: any of iterations (solvers), steps (learners), seconds (wall clock)."""
-
-    iterations: PositiveInt | None = None
-    """solver iterations"""
-    steps: PositiveInt | None = None
-    """environment steps (learners)"""
-    seconds: PositiveFloat | None = None
-    """wall-clock seconds of computation"""
-
-
-class ScenarioFields(Config):
-    """The fields every scenario has, whatever its kind."""
-
-    name: str
-    """names the run directory: letters, digits, '.', '_', '+', '-', at most 100 characters"""
-    kind: str
-    """solve | preference | train | tournament | population | play"""
-    game: str | dict
-    """a registry string ('leduc_poker', 'random_zero_sum(n=100)') or a mapping {name: ..., param: ...}"""
-    description: str = ""
-    seed: Seed = 0
-    backend: Literal["local", "ray", "rllib"] = "local"
-    """where independent jobs run: this process, Ray tasks, or RLlib (train)"""
-    output: str = "runs"
-    """parent directory of the run directory, inside the directory the scenario is run from"""
-    budget: Budget = Field(default_factory=Budget)
-
-    def check(self) -> None:
-        if not _RUN_NAME.fullmatch(self.name) or len(self.name) > MAX_RUN_NAME:
-            raise ValueError(f"name: names the run directory, so it takes letters, digits, '.', '_', '+' and '-' "
-                             f"(not first), at most {MAX_RUN_NAME} characters; got {self.name[:120]!r}")
-        out = Path(self.output)
-        parts = Path(os.path.normpath(self.output)).parts
-        if out.is_absolute() or (parts and parts[0] == ".."):
-            raise ValueError(f"output: a scenario writes inside the directory it is run from; {self.output!r} points "
-                             "outside it (give --out on the command line to write elsewhere)")
-
-
-COMMON_KEYS = tuple(ScenarioFields.model_fields)
-_RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
-
-
-@dataclasses.dataclass
-class Scenario:
-    name: str
-    kind: str
-    game: Any  # registry string or mapping, resolved by the kind
-    config: Any  # the kind's typed config
-    description: str = ""
-    seed: int = 0
-    backend: Literal["local", "ray", "rllib"] = "local"
-    output: str = "runs"
-    budget: Budget = dataclasses.field(default_factory=Budget)
-    source: Source = dataclasses.field(default_factory=lambda: Source("scenario"))
-    raw: dict = dataclasses.field(default_factory=dict, repr=False)
-
-    def error(self, reason: str, *path: str) -> ConfigError:
-        return self.source.error(reason, tuple(path))
-
-    def build(self, cls: type[C], data: Any, *path: str) -> C:
-        """A nested typed config (a solver's, a learner's) checked where it sits in this scenario."""
-        return build(cls, data, self.source, tuple(path))
-
-    def resolved(self) -> dict[str, Any]:
-        """The fully resolved scenario (defaults filled in), as written to config.yaml."""
-        out = {"name": self.name, "description": self.description, "kind": self.kind, "game": self.game,
-               "seed": self.seed, "backend": self.backend, "output": self.output,
-               "budget": to_plain(self.budget)}
-        out.update(to_plain(self.config))
-        return out
-
-
-@dataclasses.dataclass(frozen=True)
-class Kind:
-    name: str
-    config_cls: type
-    run: Callable[[Scenario, RunContext], dict]
-    description: str
-
-
-_KINDS: dict[str, Kind] = {}
-
-
-def register_kind(name: str, config_cls: type, *, description: str):
-    def _do(fn: Callable[[Scenario, RunContext], dict]) -> Callable[[Scenario, RunContext], dict]:
-        if name in _KINDS:
-            raise ValueError(f"scenario kind {name!r} is registered twice")
-        _KINDS[name] = Kind(name, config_cls, fn, description)
-        return fn
-
-    return _do
-
-
-def registered_kinds() -> dict[str, Kind]:
-    import equilibria.scenarios.kinds  # noqa: F401  built-in kinds register on import
-
-    return dict(_KINDS)
-
-
-# ----------------------------------------------------------------------------- loading
-def builtin_dir() -> Path:
-    return Path(str(resources.files("equilibria.scenarios") / "builtin"))
-
-
-def builtins() -> dict[str, Path]:
-    return {p.stem: p for p in sorted(builtin_dir().glob("*.yaml"))}
-
-
-def _set_path(data: dict, dotted: str, value: Any) -> FieldPath:
-    keys = tuple(k for k in dotted.split(".") if k)
-    if not keys:
-        raise ConfigError(f"--set {dotted!r}: empty key path")
-    node = data
-    for i, k in enumerate(keys[:-1]):
-        child = node.get(k)
-        if child is None:
-            child = node[k] = {}
-        if not isinstance(child, dict):
-            raise ConfigError(f"--set {dotted}: {'.'.join(keys[:i + 1])} is not a mapping")
-        node = child
-    node[keys[-1]] = value
-    return keys
-
-
-def parse_overrides(pairs: list[str]) -> list[tuple[str, Any]]:
-    """`key.path=value` pairs; values are YAML 1.2 (`1e3` is a number, `[a, b]` a list)."""
-    out = []
-    for pair in pairs:
-        key, eq, text = pair.partition("=")
-        if not eq or not key.strip():
-            raise ConfigError(f"--set {pair!r}: expected key.path=value")
-        out.append((key.strip(), parse_value(text)))
-    return out
-
-
-def load(path_or_name: str | os.PathLike, overrides: list[str] | None = None) -> Scenario:
-    """A validated Scenario from a YAML file path or a built-in scenario name."""
-    p = Path(path_or_name)
-    if p.suffix in (".yaml", ".yml") or p.exists() or os.sep in str(path_or_name):
-        data, source = load_yaml_file(p)
-    else:
-        table = builtins()
-        if str(path_or_name) not in table:
-            raise ConfigError(f"no scenario file or built-in named {str(path_or_name)!r}"
-                              f"{suggest(str(path_or_name), list(table))} (built-ins: {', '.join(table)})")
-        data, source = load_yaml_file(table[str(path_or_name)])
-        source.name = f"{path_or_name} (built-in)"
-    if not isinstance(data, dict):
-        raise source.error(f"a scenario must be a YAML mapping, got {type(data).__name__}")
-    for key, value in parse_overrides(overrides or []):
-        path = _set_path(data, key, value)
-        for i in range(1, len(path) + 1):
-            source.lines.setdefault(path[:i], f"--set {key}")
-        source.lines[path] = f"--set {key}"
-    return from_data(data, source)
-
-
-def from_data(data: dict, source: Source) -> Scenario:
-    import equilibria.scenarios.kinds  # noqa: F401  built-in kinds register on import
-
-    kind_name = data.get("kind")
-    if kind_name is None:
-        raise source.error("missing required field 'kind'")
-    if not isinstance(kind_name, str) or kind_name not in _KINDS:
-        raise source.error(f"unknown kind {kind_name!r}{suggest(str(kind_name), list(_KINDS))} "
-                           f"(kinds: {', '.join(sorted(_KINDS))})", ("kind",))
-    kind = _KINDS[kind_name]
-    allowed = [*COMMON_KEYS, *kind.config_cls.model_fields]
-    for key in data:
-        if key not in allowed:
-            raise source.error(f"unknown field{suggest(str(key), allowed)} (fields of a {kind_name!r} scenario: "
-                               f"{', '.join(allowed)})", (str(key),))
-    common = build(ScenarioFields, {k: v for k, v in data.items() if k in COMMON_KEYS}, source)
-    config = build(kind.config_cls, {k: v for k, v in data.items() if k not in COMMON_KEYS}, source)
-    return Scenario(name=common.name, kind=kind_name, game=common.game, config=config, description=common.description,
-                    seed=common.seed, backend=common.backend, output=common.output, budget=common.budget,
-                    source=source, raw=data)
-
-
-def load_game(scenario: Scenario) -> Any:
-    from equilibria import games
-
-    try:
-        return games.load(scenario.game)
-    except ConfigError as err:
-        raise scenario.error(err.reason if err.source is None else str(err), "game") from None
-    except ValueError as err:
-        raise scenario.error(str(err), "game") from None
-
-
-# ----------------------------------------------------------------------------- running
 class Interrupted(Exception):
     def __init__(self, run_dir: Path, iteration: int):
         self.run_dir, self.iteration = run_dir, iteration
@@ -253,10 +34,6 @@ class Interrupted(Exception):
 class RunFailed(Exception):
     """The run could not go on (a full disk, an unreachable server); what is finished is kept.
     One line for the user; the CLI exits with status 1."""
-
-
-class _DryRun(Exception):
-    pass
 
 
 @dataclasses.dataclass
@@ -303,11 +80,10 @@ class RunContext:
     second process resuming it at the same time is refused instead of interleaving writes."""
 
     def __init__(self, scenario: Scenario, out: Path | None = None, resume: Path | None = None,
-                 quiet: bool = False, dry_run: bool = False, console: Any = None, address: str | None = None,
+                 quiet: bool = False, console: Any = None, address: str | None = None,
                  fresh: bool = False):
         self.scenario = scenario
         self.address = address  # a Ray cluster to join (backend ray); None starts Ray on this machine
-        self.dry_run = dry_run
         self.quiet = quiet
         self.console = console
         self.fresh = fresh
@@ -324,9 +100,8 @@ class RunContext:
 
     # -- lifecycle ----------------------------------------------------------------
     def begin(self) -> None:
-        """Everything is validated: create the run directory (or stop, when only validating)."""
-        if self.dry_run:
-            raise _DryRun
+        """Create the run directory (or reopen and lock the one being resumed); the runner calls
+        this after the kind's prepare() has checked everything."""
         if self.run_dir is None:
             base = self._out if self._out is not None else Path(self.scenario.output)
             stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -347,7 +122,7 @@ class RunContext:
                 raise ConfigError(f"cannot create the run directory {run_dir}: {err.strerror or err}") from None
             self.run_dir = run_dir
             self._acquire_lock()
-            resolved = {"equilibria_version": VERSION, "git_sha": _git_sha(), "source": self.scenario.source.name,
+            resolved = {"equilibria_version": __version__, "git_sha": _git_sha(), "source": self.scenario.source.name,
                         **self.scenario.resolved()}
             atomic_write_bytes(run_dir / "config.yaml", dump_yaml(resolved).encode())
             return
@@ -637,66 +412,3 @@ def load_torch_file(path: Path, error: Callable[[str], Exception]) -> dict[str, 
         raise error(f"is unreadable ({text[:160]})") from None
 
 
-def _prepare_resume(resume: Path) -> Scenario:
-    cfg = resume / "config.yaml"
-    if not resume.is_dir():
-        raise ConfigError(f"{resume} is not a run directory (no such directory)")
-    if not cfg.exists():
-        raise ConfigError(f"{resume} is not a run directory (no config.yaml)")
-    data, source = load_yaml_file(cfg, what="run configuration")
-    if not isinstance(data, dict):
-        raise ConfigError(f"{cfg}: not a scenario mapping")
-    for k in ("equilibria_version", "git_sha", "source"):
-        data.pop(k, None)
-    return from_data(data, source)
-
-
-def run(scenario: Scenario | None, out: Path | str | None = None, resume: Path | str | None = None,
-        quiet: bool = False, console: Any = None, address: str | None = None, fresh: bool = False) -> RunResult:
-    """Run a scenario (or resume the run in `resume`) and return its paths and final metrics.
-    `address` is the Ray cluster that `backend: ray` joins (default: start Ray on this machine);
-    `fresh` starts a resumed run directory over from nothing (its config kept)."""
-    resume = Path(resume) if resume is not None else None
-    if resume is not None:
-        scenario = _prepare_resume(resume)
-    if scenario is None:
-        raise ConfigError("nothing to run: give a scenario or a run directory to resume")
-    if fresh and resume is None:
-        raise ConfigError("--fresh starts a run directory over: give it with --resume RUN_DIR")
-    ctx = RunContext(scenario, Path(out) if out is not None else None, resume, quiet, console=console,
-                     address=address, fresh=fresh)
-    kind = _KINDS[scenario.kind]
-    try:
-        metrics = kind.run(scenario, ctx)
-        summary = {"name": scenario.name, "kind": scenario.kind, "game": scenario.game, "metrics": metrics,
-                   "run_dir": str(ctx.run_dir), "plots": [str(p) for p in ctx.plots],
-                   "wall_seconds": time.time() - ctx.started, "notes": ctx.notes, "alarms": ctx.alarms}
-        summary_path = ctx.run_dir / "summary.json"
-        atomic_write_bytes(summary_path, json.dumps(_json_safe(summary), indent=1).encode())
-    finally:
-        ctx.close()
-    return RunResult(ctx.run_dir, metrics, summary_path, list(ctx.plots), list(ctx.alarms))
-
-
-def _json_safe(obj: Any) -> Any:
-    """Plain JSON: numpy scalars as numbers, and non-finite floats (not JSON) as null."""
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, (np.floating, float)):
-        return float(obj) if np.isfinite(obj) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    return obj if isinstance(obj, (str, int, bool, type(None))) else str(obj)
-
-
-def validate(scenario: Scenario) -> None:
-    """Everything `run` would check before starting, without creating anything."""
-    ctx = RunContext(scenario, dry_run=True)
-    try:
-        _KINDS[scenario.kind].run(scenario, ctx)
-    except _DryRun:
-        return
