@@ -113,8 +113,9 @@ BAD_FILES = {
     "nan_temperature_beta": ("name: t\nkind: preference\ngame: preference(oracle=random)\n"
                              "algorithms: [{name: inpo, config: {beta: .nan}}]\nbudget: {iterations: 3}\n",
                              ["algorithms.0.config.beta: must be a finite number"]),
-    "nan_fallback_rate": ("name: t\nkind: play\ngame: werewolf\nagents: [{name: r, type: rule, count: 7}]\n"
-                          "max_fallback_rate: .nan\n", ["max_fallback_rate: must be a finite number"]),
+    "nan_fallback_rate": ("name: t\nkind: tournament\ngame: werewolf\nseating: fixed\n"
+                          "lineup: [{name: r, agent: rule, seats: 7}]\nmax_fallback_rate: .nan\n",
+                          ["max_fallback_rate: must be a finite number"]),
     "nan_in_game_string": ("name: t\nkind: solve\ngame: {name: matrix, row: [[.nan, 1], [1, 0]]}\nsolver: {name: lp}\n"
                            "budget: {iterations: 1}\n", ["game:", "must be a finite number"]),
     # numbers: zero or negative where only positive makes sense
@@ -144,8 +145,8 @@ BAD_FILES = {
                       ["algorithm.config.num_envs: must lie in [1, 65536]"]),
     "eval_episodes_huge": ("name: t\nkind: train\ngame: cooperative_navigation\neval: {episodes: 1e9}\n"
                            "budget: {steps: 100}\n", ["eval.episodes: must lie in [1, 100000], got 1000000000"]),
-    "play_games_float": ("name: t\nkind: play\ngame: werewolf\nagents: [{name: r, type: rule, count: 7}]\ngames: 2.5\n",
-                         ["games: must be an integer, got 2.5"]),
+    "games_float": ("name: t\nkind: tournament\ngame: werewolf\nseating: fixed\n"
+                    "lineup: [{name: r, agent: rule, seats: 7}]\ngames: 2.5\n", ["games: must be an integer, got 2.5"]),
     # sizes: estimated before allocating
     "payoff_tensor_too_big": ("name: t\nkind: solve\ngame: random_zero_sum(n=100000)\nsolver: {name: lp}\n"
                               "budget: {iterations: 1}\n", ["game:", "needs about", "GB of memory; this machine has"]),
@@ -166,9 +167,9 @@ BAD_FILES = {
     "name_too_long": (SOLVE.replace("name: t", "name: " + "n" * 300), ["name:", "at most 100 characters"]),
     "name_with_slash": (SOLVE.replace("name: t", "name: a/b"), ["name:", "names the run directory"]),
     # files a scenario points at
-    "missing_model_dir": ("name: t\nkind: play\ngame: werewolf\nagents: [{name: lm, type: transformers, config: "
-                          "{model: /nonexistent/model}}, {name: r, type: rule, count: 6}]\n",
-                          ["agents.0.config:", "/nonexistent/model is not a local model directory"]),
+    "missing_model_dir": ("name: t\nkind: tournament\ngame: werewolf\nseating: fixed\nlineup: [{name: lm, agent: "
+                          "{type: transformers, model: /nonexistent/model}}, {name: r, agent: rule, seats: 6}]\n",
+                          ["lineup.0.agent:", "/nonexistent/model is not a local model directory"]),
     "missing_train_run": ("name: t\nkind: tournament\ngame: pursuit\nlineup: [{name: a, run: no_such_run}, "
                           "{name: b, scripted: random}]\n", ["lineup.0.run:", "no_such_run"]),
 }
@@ -393,19 +394,22 @@ def test_intervals_over_too_few_samples_are_not_available_never_nan(work):
 
 # ----------------------------------------------------------------------------- section 4: chat servers
 def _openai_agent(url: str, **config):
-    from equilibria.llm_agents.werewolf_agents import make_agent
+    from equilibria.llm_agents.agents import make_agent
 
     return make_agent({"type": "openai", "base_url": url, "model": "m", "retries": 0, **config})
 
 
 def _play(work: Path, url: str, games: int = 2, extra: str = "", agent: str = "timeout: 2, retries: 0") -> Path:
     return write(work, "play.yaml", f"""name: p
-kind: play
+kind: tournament
 game: werewolf
+seating: fixed
 games: {games}
-agents:
-  - {{name: api, type: openai, config: {{base_url: "{url}", model: m, {agent}}}}}
-  - {{name: rule, type: rule, count: 6}}
+batch: 1
+replays: all
+lineup:
+  - {{name: api, agent: {{type: openai, base_url: "{url}", model: m, {agent}}}}}
+  - {{name: rule, agent: rule, seats: 6}}
 {extra}""")
 
 
@@ -425,7 +429,7 @@ def test_unreachable_server_fails_the_match_at_once_with_one_line(work):
     path = _play(work, f"http://127.0.0.1:{closed_port()}/v1", games=3)
     t0 = time.monotonic()
     res = cli("run", path.name, "--quiet", cwd=work, timeout=60)
-    line = one_line(res, 1, "is unreachable", "ConnectionRefusedError", "finished games are kept")
+    line = one_line(res, 1, "is unreachable", "ConnectionRefusedError", "finished matches are stored")
     assert time.monotonic() - t0 < 30, line
 
 
@@ -450,7 +454,8 @@ def _first_decision():
 
 
 def test_oversized_replies_long_answers_and_bad_usage():
-    from equilibria.llm_agents.protocol import ask, observe
+    from equilibria.games.engine import ask
+    from equilibria.games.werewolf_text import observe
 
     state = _first_decision()
     for mode, check in [
@@ -492,9 +497,9 @@ def test_ctrl_c_stops_a_game_between_decisions_and_keeps_finished_games(work):
         proc = subprocess.Popen([sys.executable, "-m", "equilibria.scenarios.cli", "run", path.name, "--quiet"], cwd=work,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:  # wait for the first finished game
-            rows = list((work / "runs").glob("p-*/metrics.csv"))
-            if rows and len(rows[0].read_text().splitlines()) >= 2:
+        while time.monotonic() < deadline:  # wait for the first finished match (batch 1: stored at once)
+            replays = list((work / "runs").glob("p-*/replays/*.json"))
+            if replays:
                 break
             time.sleep(0.2)
         requests = len(server.requests)
@@ -503,8 +508,10 @@ def test_ctrl_c_stops_a_game_between_decisions_and_keeps_finished_games(work):
         assert proc.returncode == 130, err
         assert "interrupted at iteration" in err and "resume with" in err
         assert len(server.requests) - requests < 10  # it stopped between decisions, not at the end of the game
-        run_dir = rows[0].parent
-        finished = len(rows[0].read_text().splitlines()) - 1
+        run_dir = replays[0].parent.parent
+        import sqlite3
+
+        finished = sqlite3.connect(run_dir / "results.sqlite").execute("SELECT COUNT(*) FROM matches").fetchone()[0]
         assert finished >= 1 and len(list((run_dir / "replays").glob("*.json"))) == finished
     finally:
         server.close()
