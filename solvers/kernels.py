@@ -3,6 +3,8 @@
 Node ids are breadth-first, so a forward loop visits parents before children and a
 backward loop visits children before parents: every pass here is one linear sweep, with
 no recursion and no dictionaries. numba compiles each kernel once per machine (cache=True).
+numba's cache records the module's import name, so it is keyed to this file's contents: a
+change here (as when the package became `equilibria`) makes every process compile afresh.
 """
 
 from __future__ import annotations
