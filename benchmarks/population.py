@@ -38,12 +38,12 @@ def pursuit_lineup():
     import numpy as np
 
     from equilibria.games.core import ScriptedPolicy
-    from equilibria.marl.mappo import MARLPolicy
+    from equilibria.marl.policy import MARLPolicy
     from equilibria.marl.population import actor_for, train_best_response
 
     game = games.load("pursuit")
     br = train_best_response(game, 0, [None], np.ones(1), 20_000, {}, 0)
-    return game, [MARLPolicy(actor_for(game, br["weights"], 64), 1), ScriptedPolicy("random")]
+    return game, [MARLPolicy({"pursuer": actor_for(game, 0, br["weights"], 64)}), ScriptedPolicy("random")]
 
 
 def matches_per_second(game, lineup, num_matches: int, executor, chunk: int) -> float:

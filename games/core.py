@@ -102,7 +102,8 @@ class State(abc.ABC):
         """Apply a chance outcome or the current player's action."""
 
     def apply_actions(self, actions: Sequence[Action]) -> None:
-        """Apply one action per player at a simultaneous node."""
+        """Apply one action per player at a simultaneous node (None for a player with no legal
+        actions at this node, e.g. an inactive agent of a Markov game)."""
         raise ValueError("apply_actions() called on a state that is not simultaneous")
 
     @abc.abstractmethod

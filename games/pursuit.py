@@ -15,8 +15,9 @@ import numpy as np
 
 from equilibria.common.config import PositiveInt
 from equilibria.games.core import GameInfo
-from equilibria.games.markov import BatchedMarkovGame
+from equilibria.games.markov import ArraySimulator, MarkovGame
 from equilibria.games.registry import register
+from equilibria.games.spaces import Box, Discrete, Group
 
 _DT = 0.1
 _DAMPING = 0.25
@@ -26,36 +27,45 @@ _CATCH_DISTANCE = 0.075 + 0.05  # the two MPE agent sizes
 _MOVES = np.array([[0, 0], [-1, 0], [1, 0], [0, -1], [0, 1]], dtype=np.float64)
 
 
-class Pursuit(BatchedMarkovGame):
-    state_keys = ("pos", "vel")
+class Pursuit(MarkovGame):
+    """Two groups of one agent: `pursuer` (player 0) and `evader` (player 1)."""
 
     def __init__(self, max_steps: int = 25, catch_bonus: float = 1.0):
-        super().__init__()
         if max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {max_steps}")
-        self.num_agents, self.num_actions, self.obs_dim = 2, 5, 8
         self.max_steps, self.catch_bonus = max_steps, catch_bonus
+        self.groups = tuple(Group(name, 1, Box((8,)), Discrete(5)) for name in ROLES)
+        self.state_shape = (8,)
         self.info = GameInfo(
             name="pursuit", num_players=2, dynamics="simultaneous", chance=True, information="imperfect",
             utility="zero_sum", min_utility=-np.inf, max_utility=np.inf, max_game_length=max_steps,
             num_distinct_actions=5, utility_sum=0.0, sampled_chance=True, reward_model="step",
             parameters={"max_steps": max_steps, "catch_bonus": catch_bonus},
         )
-        self._allocate(0)
 
-    def spawn(self) -> Pursuit:
-        return Pursuit(self.max_steps, self.catch_bonus)
+    def simulator(self, num_envs: int = 1, seed: int | None = None) -> PursuitSimulator:
+        return PursuitSimulator(self, num_envs, seed)
 
-    def _allocate(self, num_envs: int) -> None:
-        self.pos = np.zeros((num_envs, 2, 2))
-        self.vel = np.zeros((num_envs, 2, 2))
+
+ROLES = ("pursuer", "evader")
+
+
+class PursuitSimulator(ArraySimulator):
+    state_keys = ("pos", "vel")
+
+    game: Pursuit
+
+    def _allocate(self) -> None:
+        self.pos = np.zeros((self.num_envs, 2, 2))
+        self.vel = np.zeros((self.num_envs, 2, 2))
 
     def _reset_envs(self, idx: np.ndarray) -> None:
         self.pos[idx] = self.rng.uniform(-0.9, 0.9, size=(len(idx), 2, 2))
         self.vel[idx] = 0.0
 
-    def _step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        force = _MOVES[actions] * _ACCEL[None, :, None]
+    def _step(self, actions: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        joint = np.concatenate([actions["pursuer"], actions["evader"]], axis=1)
+        force = _MOVES[joint] * _ACCEL[None, :, None]
         self.pos = self.pos + self.vel * _DT
         self.vel = self.vel * (1.0 - _DAMPING) + force * _DT
         speed = np.sqrt((self.vel**2).sum(-1, keepdims=True))
@@ -66,17 +76,17 @@ class Pursuit(BatchedMarkovGame):
         self.pos = np.clip(self.pos, -1.0, 1.0)
         self.vel = np.where(out, 0.0, self.vel)
         dist = np.sqrt(((self.pos[:, 0] - self.pos[:, 1]) ** 2).sum(-1))
-        r = self.catch_bonus * (dist < _CATCH_DISTANCE) - dist
-        return np.stack([r, -r], axis=1), np.zeros(self.num_envs, dtype=bool)
+        r = self.game.catch_bonus * (dist < _CATCH_DISTANCE) - dist
+        return {"pursuer": r[:, None], "evader": -r[:, None]}, np.zeros(self.num_envs, dtype=bool)
 
-    def _observe(self) -> np.ndarray:
+    def _observe(self) -> dict[str, np.ndarray]:
         obs = np.empty((self.num_envs, 2, 8), dtype=np.float32)
         for me, other in ((0, 1), (1, 0)):
             obs[:, me, 0:2] = self.pos[:, me]
             obs[:, me, 2:4] = self.vel[:, me]
             obs[:, me, 4:6] = self.pos[:, other] - self.pos[:, me]
             obs[:, me, 6:8] = self.vel[:, other]
-        return obs
+        return {"pursuer": obs[:, :1], "evader": obs[:, 1:]}
 
     def global_state(self) -> np.ndarray:
         e = self.num_envs

@@ -1,32 +1,49 @@
 """MAPPO and IPPO (Yu et al. 2022, "The Surprising Effectiveness of PPO in Cooperative Multi-Agent
-Games"), on batched Markov games, readable top to bottom.
+Games") on Markov games, readable top to bottom.
 
-MAPPO: decentralised actors, a centralised critic on the global state. IPPO: the same with
-each agent's critic on its own observation. Defaults follow the paper's MPE settings
-(lr 7e-4, 64 hidden units, gamma 0.99, GAE lambda 0.95, clip 0.2, entropy 0.01, Huber value
-loss with delta 10, value normalisation, max grad norm 10, parameter sharing), with fewer
-parallel environments to suit a CPU.
+MAPPO: decentralised actors, a centralised critic on the global state. IPPO: the same with each
+agent's critic on its own observation. Every agent group (games.spaces.Group) has its own actor
+and critic, shared by the group's agents (their one-hot slot id appended); agents that are not
+active at a step are left out of the losses, the advantages and their normalisation. Defaults
+follow the paper's MPE settings (lr 7e-4, 64 hidden units, gamma 0.99, GAE lambda 0.95, clip
+0.2, entropy 0.01, Huber value loss with delta 10, value normalisation, max grad norm 10,
+parameter sharing), with fewer parallel environments to suit a CPU.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
 from pydantic import Field
 from torch import nn
 
-from equilibria.common.config import Config, NonNegativeFloat, PositiveFloat, Probability, build, count
+from equilibria.common.config import Config, NonNegativeFloat, PositiveFloat, Probability, count
 from equilibria.common.limits import check_memory
-from equilibria.games.core import State
-from equilibria.games.markov import BatchedMarkovGame
-from equilibria.marl.runtime import Actor, Critic, ValueNorm, evaluate_episodes, gae
+from equilibria.games.markov import MarkovGame, StepResult
+from equilibria.games.spaces import Composite, index_obs
+from equilibria.marl.networks import GroupActor, GroupCritic, as_tensors
+from equilibria.marl.policy import MARLPolicy
+from equilibria.marl.registry import register_learner
+from equilibria.marl.runtime import (
+    ValueNorm,
+    agent_ends,
+    evaluate_episodes,
+    gae,
+    masked_mean,
+    normalize_advantages,
+    ppo_clip_loss,
+    rng_from_tensors,
+    rng_to_tensors,
+    state_from_tensors,
+    state_to_tensors,
+)
 
 
 class MAPPOConfig(Config):
-    """MAPPO (Yu et al. 2022) defaults for MPE; `centralized_critic: false` gives IPPO."""
+    """MAPPO (Yu et al. 2022) defaults for MPE; `critic: local` gives IPPO."""
 
     num_envs: count(65_536) = 32
     """parallel environments (the paper: 128 rollout threads)"""
@@ -43,9 +60,9 @@ class MAPPOConfig(Config):
     clip: PositiveFloat = 0.2
     """PPO ratio clip"""
     ppo_epochs: count(1000) = 10
-    """passes over each batch"""
+    """passes over each batch (the paper: 10 for MPE)"""
     num_minibatches: count(100_000) = 1
-    """minibatches per epoch"""
+    """minibatches per epoch (the paper: 1 for MPE)"""
     entropy_coef: NonNegativeFloat = 0.01
     """entropy bonus"""
     value_coef: NonNegativeFloat = 1.0
@@ -53,137 +70,197 @@ class MAPPOConfig(Config):
     huber_delta: PositiveFloat = 10.0
     """Huber loss threshold of the value loss"""
     max_grad_norm: PositiveFloat = 10.0
-    """gradient clipping"""
+    """gradient clipping (actor and critic separately)"""
     hidden: count(65_536) = 64
     """units per hidden layer (two tanh layers)"""
     share_parameters: bool = True
-    """one actor and one critic for all agents (agent id appended to the input)"""
-    centralized_critic: bool = True
-    """critic on the global state (MAPPO); false: on each agent's observation (IPPO)"""
+    """one actor and one critic per agent group (the agent's slot id appended to the input)"""
+    critic: Literal["centralized", "local", "pooled"] = "centralized"
+    """the critic's input: the global state (MAPPO), the agent's own observation (IPPO), or its
+    observation plus the mean encoding of all present agents (linear in the number of agents)"""
     value_norm: bool = True
     """normalise value targets with running statistics (MAPPO's ValueNorm)"""
 
 
-def check_memory_of(game: BatchedMarkovGame, config: MAPPOConfig) -> None:
-    """ValueError when the environments plus a rollout of observations and critic inputs (float32)
-    would not fit this machine's memory (checked before anything is allocated)."""
+def _obs_bytes(game: MarkovGame) -> float:
+    total = 0.0
+    for g in game.groups:
+        parts = g.observation.parts.values() if isinstance(g.observation, Composite) else [g.observation]
+        total += g.size * sum(b.size for b in parts)
+    return 4.0 * total
+
+
+def check_memory_of(game: MarkovGame, config: MAPPOConfig) -> None:
+    """ValueError when the environments plus a rollout of observations and global states
+    (float32) would not fit this machine's memory (checked before anything is allocated)."""
     est = game.size_estimate
     per_env = est.bytes_per_env if est is not None else 0.0
+    per_step = _obs_bytes(game) + 4.0 * float(np.prod(game.state_shape)) + 4 * 8.0 * game.max_agents
     check_memory(f"MAPPO with {config.num_envs} environments of {game!r}",
-                 config.num_envs * (per_env + 2 * 4.0 * game.num_agents * game.obs_dim * config.rollout_length))
+                 config.num_envs * (per_env + per_step * config.rollout_length))
 
 
+def _preflight(game: MarkovGame, config: MAPPOConfig) -> None:
+    check_memory_of(game, config)
+
+
+@register_learner("mappo", MAPPOConfig, preflight=_preflight,
+                  description="MAPPO (Yu et al. 2022): PPO actors per agent group, a centralised critic")
+@register_learner("ippo", MAPPOConfig, preflight=_preflight, critic="local",
+                  description="IPPO (de Witt et al. 2020): MAPPO with each agent's critic on its own observation")
 class MAPPO:
-    def __init__(self, game: BatchedMarkovGame, config: MAPPOConfig, seed: int = 0):
-        if not isinstance(game, BatchedMarkovGame):
-            raise ValueError(f"MAPPO trains on batched Markov games; {game.info.name} is not one")
+    def __init__(self, game: MarkovGame, config: MAPPOConfig, seed: int = 0):
+        if not isinstance(game, MarkovGame):
+            raise ValueError(f"MAPPO trains on Markov games (games.markov.MarkovGame); {game.info.name} is not one")
         check_memory_of(game, config)
         self.game, self.config, self.seed = game, config, seed
-        self.env = game.spawn()
+        self.groups = [g.name for g in game.groups]
+        self.sim = game.simulator(config.num_envs, seed)
         torch.manual_seed(seed)
-        n, d, a = game.num_agents, game.obs_dim, game.num_actions
-        self.obs = self.env.reset(config.num_envs, seed=seed)
-        state_dim = self.env.global_state().shape[1]
-        self.actor = Actor(d, a, n, config.hidden, config.share_parameters)
-        self.critic = Critic(state_dim if config.centralized_critic else d, n, config.hidden, config.share_parameters)
-        self.value_norm = ValueNorm()
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.lr, eps=1e-5)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr, eps=1e-5)
+        state_dim = int(np.prod(game.state_shape))
+        self.actors = nn.ModuleDict({g.name: GroupActor(g, config.hidden, config.share_parameters)
+                                     for g in game.groups})
+        self.critics = nn.ModuleDict({g.name: GroupCritic(g, config.critic, state_dim, config.hidden,
+                                                          config.share_parameters) for g in game.groups})
+        self.value_norms = nn.ModuleDict({g.name: ValueNorm() for g in game.groups})
+        self.actor_opt = torch.optim.Adam(self.actors.parameters(), lr=config.lr, eps=1e-5)
+        self.critic_opt = torch.optim.Adam(self.critics.parameters(), lr=config.critic_lr, eps=1e-5)
+        self.obs, self.active = self.sim.observe(), self.sim.active()
         self.env_steps = 0
         self.updates = 0
-        self.episode_returns = np.zeros((config.num_envs, n))
+        self.episode_returns = np.zeros((config.num_envs, game.max_agents))
+        self.took_part = np.zeros((config.num_envs, game.max_agents), dtype=bool)
         self.finished: list[float] = []
 
     # -- helpers ----------------------------------------------------------------------
-    def _critic_input(self, obs: np.ndarray, state: np.ndarray) -> torch.Tensor:
-        if self.config.centralized_critic:
-            n = self.game.num_agents
-            return torch.as_tensor(np.repeat(state[:, None, :], n, axis=1), dtype=torch.float32)
-        return torch.as_tensor(obs, dtype=torch.float32)
-
-    def _values(self, x: torch.Tensor) -> np.ndarray:
+    def _values(self, obs: dict, state: np.ndarray, active: dict) -> dict[str, np.ndarray]:
+        """Denormalised values {group: [E, n]}."""
+        st = torch.as_tensor(state, dtype=torch.float32)
+        out = {}
         with torch.no_grad():
-            v = self.critic(x)
-            if self.config.value_norm:
-                v = self.value_norm.denormalize(v)
-        return v.numpy()
+            for k in self.groups:
+                v = self.critics[k](as_tensors(obs[k]), st, torch.as_tensor(active[k]))
+                out[k] = (self.value_norms[k].denormalize(v) if self.config.value_norm else v).numpy()
+        return out
+
+    def _track_returns(self, res: StepResult, acting: dict[str, np.ndarray]) -> None:
+        rewards = np.concatenate([res.rewards[k] for k in self.groups], axis=1)
+        self.took_part |= np.concatenate([acting[k] for k in self.groups], axis=1)
+        self.episode_returns += rewards
+        for e in np.flatnonzero(res.done):
+            present = self.took_part[e]
+            self.finished.append(float(self.episode_returns[e][present].mean()) if present.any() else 0.0)
+            self.episode_returns[e] = 0.0
+            self.took_part[e] = False
 
     # -- rollout ----------------------------------------------------------------------
-    def collect(self) -> dict[str, np.ndarray]:
-        c, env = self.config, self.env
-        T, E = c.rollout_length, c.num_envs
-        buf = {k: [] for k in ("obs", "critic_in", "mask", "actions", "logp", "values", "rewards", "next_values",
-                               "terminated", "ends")}
+    def collect(self) -> dict[str, Any]:
+        """T steps of every environment: per group the observations, masks, actions, log-probs,
+        values, rewards and who acted / is still present after each step; per environment the
+        global states and ends. next_values[t] is V(s_{t+1}): the value of the next step's
+        observation, or of the final observation where an episode ended."""
+        c, sim = self.config, self.sim
+        T = c.rollout_length
+        keys = ("obs", "mask", "actions", "logp", "values", "next_values", "rewards", "active", "next_active")
+        buf: dict[str, dict[str, list]] = {k: {g: [] for g in self.groups} for k in keys}
+        states, terminated, done = [], [], []
         for _ in range(T):
-            state = env.global_state()
-            mask = env.action_mask()
-            critic_in = self._critic_input(self.obs, state)
-            with torch.no_grad():
-                dist = self.actor.dist(torch.as_tensor(self.obs), torch.as_tensor(mask))
-                actions = dist.sample()
-                logp = dist.log_prob(actions)
-            values = self._values(critic_in)
-            res = env.step(actions.numpy())
-            # V(s_{t+1}); where an episode ended, the value of its final observation / state
-            next_obs = res.obs if res.final_obs is None else np.where(res.done[:, None, None], res.final_obs, res.obs)
-            next_state = env.global_state() if res.final_state is None else \
-                np.where(res.done[:, None], res.final_state, env.global_state())
-            next_values = self._values(self._critic_input(next_obs, next_state))
-            for k, v in (("obs", self.obs), ("critic_in", critic_in.numpy()), ("mask", mask), ("actions", actions.numpy()),
-                         ("logp", logp.numpy()), ("values", values), ("rewards", res.rewards),
-                         ("next_values", next_values), ("terminated", res.terminated.astype(np.float64)),
-                         ("ends", res.done.astype(np.float64))):
-                buf[k].append(v)
-            self.episode_returns += res.rewards
-            for e in np.flatnonzero(res.done):
-                self.finished.append(float(self.episode_returns[e].mean()))
-                self.episode_returns[e] = 0.0
-            self.obs = res.obs
-            self.env_steps += E
-        return {k: np.stack(v) for k, v in buf.items()}
+            state = sim.global_state()
+            mask = sim.action_mask()
+            actions = {}
+            for k in self.groups:
+                with torch.no_grad():
+                    logits = self.actors[k].logits(as_tensors(self.obs[k]), torch.as_tensor(mask[k]))
+                    dist = torch.distributions.Categorical(logits=logits)
+                    a = dist.sample()
+                    buf["logp"][k].append(dist.log_prob(a).numpy())
+                actions[k] = a.numpy()
+            values = self._values(self.obs, state, self.active)
+            res = sim.step(actions)
+            final_values = None
+            if res.final_obs is not None:
+                final_values = self._values(res.final_obs, res.final_state, res.final_active)
+            for k in self.groups:
+                next_active = res.active[k] if res.final_active is None else \
+                    np.where(res.done[:, None], res.final_active[k], res.active[k])
+                for name, v in (("obs", self.obs[k]), ("mask", mask[k]), ("actions", actions[k]),
+                                ("values", values[k]), ("rewards", res.rewards[k]), ("active", self.active[k]),
+                                ("next_active", next_active)):
+                    buf[name][k].append(v)
+                # filled in below from the next step's values, except where an episode ended
+                buf["next_values"][k].append(None if final_values is None else
+                                             np.where(res.done[:, None], final_values[k], np.nan))
+            states.append(state)
+            terminated.append(res.terminated)
+            done.append(res.done)
+            self._track_returns(res, self.active)
+            self.obs, self.active = res.obs, res.active
+            self.env_steps += c.num_envs
+        last = self._values(self.obs, sim.global_state(), self.active)
+        out: dict[str, Any] = {"state": np.stack(states), "terminated": np.stack(terminated), "done": np.stack(done)}
+        for k in self.groups:
+            following = buf["values"][k][1:] + [last[k]]
+            nv = [f if pre is None else np.where(np.isnan(pre), f, pre) for pre, f in zip(buf["next_values"][k], following)]
+            buf["next_values"][k] = nv
+        for name in keys:
+            out[name] = {k: _stack(buf[name][k]) for k in self.groups}
+        return out
 
     # -- update -----------------------------------------------------------------------
-    def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
+    def update(self, batch: dict[str, Any]) -> dict[str, float]:
         c = self.config
-        adv, returns = gae(batch["rewards"], batch["values"], batch["next_values"], batch["terminated"],
-                           batch["ends"], c.gamma, c.gae_lambda)
-        # samples are (t, env) pairs, each keeping its N agents
-        T, E, N = batch["rewards"].shape
-        obs = torch.as_tensor(batch["obs"].reshape(T * E, N, -1), dtype=torch.float32)
-        critic_in = torch.as_tensor(batch["critic_in"].reshape(T * E, N, -1), dtype=torch.float32)
-        mask = torch.as_tensor(batch["mask"].reshape(T * E, N, -1))
-        all_legal = bool(mask.all())  # skip masking work when nothing is ever illegal
-        actions = torch.as_tensor(batch["actions"].reshape(T * E, N))
-        old_logp = torch.as_tensor(batch["logp"].reshape(T * E, N), dtype=torch.float32)
-        adv_t = torch.as_tensor(adv.reshape(T * E, N), dtype=torch.float32)
-        adv_t = (adv_t - adv_t.mean()) / (adv_t.std() + 1e-8)
-        ret_t = torch.as_tensor(returns.reshape(T * E, N), dtype=torch.float32)
-        if c.value_norm:
-            self.value_norm.update(ret_t)
+        T, E = batch["done"].shape
+        flat = {}  # per group: samples are (t, env) pairs, each keeping the group's n agents
+        for k in self.groups:
+            term, ends = agent_ends(batch["active"][k], batch["next_active"][k], batch["terminated"], batch["done"])
+            adv, returns = gae(batch["rewards"][k], batch["values"][k], batch["next_values"][k], term, ends,
+                               c.gamma, c.gae_lambda)
+            active = torch.as_tensor(batch["active"][k].reshape(T * E, -1))
+            weight = None if bool(active.all()) else active.float()
+            mask = torch.as_tensor(batch["mask"][k].reshape(T * E, *batch["mask"][k].shape[2:]))
+            adv_t = torch.as_tensor(adv.reshape(T * E, -1), dtype=torch.float32)
+            ret_t = torch.as_tensor(returns.reshape(T * E, -1), dtype=torch.float32)
+            if c.value_norm:
+                self.value_norms[k].update(ret_t if weight is None else ret_t[active])
+            flat[k] = {"obs": as_tensors(_merge(batch["obs"][k], T * E)), "weight": weight, "active": active,
+                       "mask": None if bool(mask.all()) else mask,
+                       "actions": torch.as_tensor(batch["actions"][k].reshape(T * E, -1)),
+                       "old_logp": torch.as_tensor(batch["logp"][k].reshape(T * E, -1), dtype=torch.float32),
+                       "adv": normalize_advantages(adv_t, weight), "returns": ret_t}
+        state = torch.as_tensor(batch["state"].reshape(T * E, -1), dtype=torch.float32)
         stats = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "clip_fraction": 0.0}
         count = 0
         for _ in range(c.ppo_epochs):
             for idx in torch.randperm(T * E).chunk(c.num_minibatches):
-                log_probs = torch.log_softmax(self.actor.logits(obs[idx], None if all_legal else mask[idx]), dim=-1)
-                logp = log_probs.gather(-1, actions[idx].unsqueeze(-1)).squeeze(-1)
-                ratio = (logp - old_logp[idx]).exp()
-                a = adv_t[idx]
-                policy_loss = -torch.min(ratio * a, ratio.clamp(1 - c.clip, 1 + c.clip) * a).mean()
-                entropy = -(log_probs.exp() * log_probs).sum(-1).mean()
+                policy_loss = value_loss = entropy = clipped = 0.0
+                for k in self.groups:
+                    f = flat[k]
+                    w = None if f["weight"] is None else f["weight"][idx]
+                    obs = index_obs(f["obs"], idx)
+                    log_probs = torch.log_softmax(self.actors[k].logits(obs, None if f["mask"] is None else f["mask"][idx]), -1)
+                    logp = log_probs.gather(-1, f["actions"][idx].unsqueeze(-1)).squeeze(-1)
+                    pl, clip_frac = ppo_clip_loss(logp, f["old_logp"][idx], f["adv"][idx], c.clip, w)
+                    ent = masked_mean(-(log_probs.exp() * log_probs).sum(-1), w)
+                    target = f["returns"][idx]
+                    if c.value_norm:
+                        target = self.value_norms[k].normalize(target)
+                    v = self.critics[k](obs, state[idx], f["active"][idx])
+                    vl = masked_mean(nn.functional.huber_loss(v, target, delta=c.huber_delta, reduction="none"), w)
+                    policy_loss, entropy, value_loss = policy_loss + pl, entropy + ent, value_loss + vl
+                    clipped += float(clip_frac)
+                # actor and critic share no parameters: one backward pass serves both optimisers
                 self.actor_opt.zero_grad()
-                (policy_loss - c.entropy_coef * entropy).backward()
-                nn.utils.clip_grad_norm_(self.actor.parameters(), c.max_grad_norm)
-                self.actor_opt.step()
-                target = self.value_norm.normalize(ret_t[idx]) if c.value_norm else ret_t[idx]
-                value_loss = nn.functional.huber_loss(self.critic(critic_in[idx]), target, delta=c.huber_delta)
                 self.critic_opt.zero_grad()
-                (c.value_coef * value_loss).backward()
-                nn.utils.clip_grad_norm_(self.critic.parameters(), c.max_grad_norm)
+                (policy_loss - c.entropy_coef * entropy + c.value_coef * value_loss).backward()
+                nn.utils.clip_grad_norm_(self.actors.parameters(), c.max_grad_norm)
+                nn.utils.clip_grad_norm_(self.critics.parameters(), c.max_grad_norm)
+                self.actor_opt.step()
                 self.critic_opt.step()
-                stats["policy_loss"] += float(policy_loss.detach())
-                stats["value_loss"] += float(value_loss.detach())
-                stats["entropy"] += float(entropy.detach())
-                stats["clip_fraction"] += float(((ratio - 1).abs() > c.clip).float().mean())
+                n = len(self.groups)
+                stats["policy_loss"] += float(policy_loss.detach()) / n
+                stats["value_loss"] += float(value_loss.detach()) / n
+                stats["entropy"] += float(entropy.detach()) / n
+                stats["clip_fraction"] += clipped / n
                 count += 1
         self.updates += 1
         return {k: v / count for k, v in stats.items()}
@@ -200,101 +277,67 @@ class MAPPO:
 
     # -- evaluation and policies ----------------------------------------------------------
     def evaluate(self, episodes: int = 32, seed: int = 10_000, deterministic: bool = True) -> tuple[float, float]:
-        """Mean episode return (per agent) over `episodes` fresh episodes, with a 95% CI half-width."""
+        """Mean episode return per agent (over the agents that took part) over `episodes` fresh
+        episodes, with a 95% CI half-width."""
         gen = torch.Generator().manual_seed(seed)
 
-        def choose(obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        def choose(obs: dict, mask: dict, active: dict) -> dict[str, np.ndarray]:
+            out = {}
             with torch.no_grad():
-                logits = self.actor.logits(torch.as_tensor(obs), torch.as_tensor(mask))
-                if deterministic:
-                    return logits.argmax(-1).numpy()
-                flat = torch.softmax(logits.reshape(-1, logits.shape[-1]), -1)
-                return torch.multinomial(flat, 1, generator=gen).view(logits.shape[:-1]).numpy()
+                for k in self.groups:
+                    logits = self.actors[k].logits(as_tensors(obs[k]), torch.as_tensor(mask[k]))
+                    if deterministic:
+                        out[k] = logits.argmax(-1).numpy()
+                    else:
+                        flat = torch.softmax(logits.reshape(-1, logits.shape[-1]), -1)
+                        out[k] = torch.multinomial(flat, 1, generator=gen).view(logits.shape[:-1]).numpy()
+            return out
 
         return evaluate_episodes(self.game, choose, episodes, seed)
 
     def policy(self, deterministic: bool = False) -> MARLPolicy:
-        return MARLPolicy(self.actor, self.game.num_agents, deterministic)
+        return MARLPolicy(dict(self.actors.items()), deterministic)
 
     # -- checkpoints (tensors and plain numbers only: loadable with weights_only=True) ---------
     def state_dict(self) -> dict[str, Any]:
-        try:
-            env_state = {k: torch.as_tensor(v) for k, v in self.env.get_state().items()}
-        except NotImplementedError:  # e.g. wrapped PettingZoo envs: resume re-seeds them instead
-            env_state = {}
-        return {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
-                "value_norm": self.value_norm.state_dict(), "actor_opt": self.actor_opt.state_dict(),
-                "critic_opt": self.critic_opt.state_dict(), "env": env_state,
-                "env_rng": _rng_to_tensors(self.env.rng), "torch_rng": torch.get_rng_state(),
-                "obs": torch.as_tensor(self.obs), "episode_returns": torch.as_tensor(self.episode_returns),
-                "env_steps": self.env_steps, "updates": self.updates}
+        sim_state = state_to_tensors(self.sim.get_state()) if self.sim.supports_state else {}
+        return {"actors": self.actors.state_dict(), "critics": self.critics.state_dict(),
+                "value_norms": self.value_norms.state_dict(), "actor_opt": self.actor_opt.state_dict(),
+                "critic_opt": self.critic_opt.state_dict(), "sim": sim_state, "sim_rng": rng_to_tensors(self.sim.rng),
+                "torch_rng": torch.get_rng_state(), "obs": state_to_tensors(self.obs),
+                "active": state_to_tensors(self.active), "episode_returns": torch.as_tensor(self.episode_returns),
+                "took_part": torch.as_tensor(self.took_part), "env_steps": self.env_steps, "updates": self.updates}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.actor.load_state_dict(state["actor"])
-        self.critic.load_state_dict(state["critic"])
-        self.value_norm.load_state_dict(state["value_norm"])
+        self.actors.load_state_dict(state["actors"])
+        self.critics.load_state_dict(state["critics"])
+        self.value_norms.load_state_dict(state["value_norms"])
         self.actor_opt.load_state_dict(state["actor_opt"])
         self.critic_opt.load_state_dict(state["critic_opt"])
-        self.env.rng = _rng_from_tensors(state["env_rng"])
-        if state["env"]:
-            self.env.set_state({k: v.numpy() for k, v in state["env"].items()})
-        else:
-            self.obs = self.env.reset(self.config.num_envs, seed=int(self.env.rng.integers(2**31)))
-            state = {**state, "obs": torch.as_tensor(self.obs), "episode_returns": torch.zeros(self.episode_returns.shape)}
+        if state["sim"]:
+            self.sim.set_state(state_from_tensors(state["sim"], self.sim.get_state()))
+            self.obs = state_from_tensors(state["obs"], self.obs)
+            self.active = state_from_tensors(state["active"], self.active)
+            self.episode_returns = state["episode_returns"].numpy().copy()
+            self.took_part = state["took_part"].numpy().copy()
+        else:  # a simulator that cannot be copied (wrapped PettingZoo envs) starts fresh episodes
+            self.sim.rng = rng_from_tensors(state["sim_rng"])
+            self.obs = self.sim.reset(seed=int(self.sim.rng.integers(2**31)))
+            self.active = self.sim.active()
+            self.episode_returns[:] = 0.0
+            self.took_part[:] = False
         torch.set_rng_state(state["torch_rng"])
-        self.obs = state["obs"].numpy()
-        self.episode_returns = state["episode_returns"].numpy().copy()
         self.env_steps, self.updates = int(state["env_steps"]), int(state["updates"])
 
 
-def _rng_to_tensors(rng: np.random.Generator) -> dict[str, Any]:
-    st = rng.bit_generator.state
-    if st["bit_generator"] != "PCG64":
-        raise ValueError("checkpoints support numpy's default PCG64 generator")
-    return {"state": str(st["state"]["state"]), "inc": str(st["state"]["inc"]),
-            "has_uint32": int(st["has_uint32"]), "uinteger": int(st["uinteger"])}
+def _stack(xs: list) -> Any:
+    if isinstance(xs[0], dict):
+        return {p: np.stack([x[p] for x in xs]) for p in xs[0]}
+    return np.stack(xs)
 
 
-def _rng_from_tensors(d: dict[str, Any]) -> np.random.Generator:
-    rng = np.random.default_rng()
-    rng.bit_generator.state = {"bit_generator": "PCG64", "state": {"state": int(d["state"]), "inc": int(d["inc"])},
-                               "has_uint32": int(d["has_uint32"]), "uinteger": int(d["uinteger"])}
-    return rng
-
-
-class MARLPolicy:
-    """A trained actor as a games Policy: acts from state.observation(player). An actor trained
-    for all agents (shared parameters) reads every agent's observation; a one-agent actor only
-    the acting player's."""
-
-    def __init__(self, actor: Actor, num_agents: int, deterministic: bool = False):
-        self.actor, self.num_agents, self.deterministic = actor, num_agents, deterministic
-
-    def action_probabilities(self, state: State, player: int | None = None) -> dict[int, float]:
-        if player is None or player < 0:
-            raise ValueError("MARL policies act for a given player")
-        legal = state.legal_actions(player)
-        if not legal:
-            return {}
-        if self.num_agents == 1:  # a one-agent actor (e.g. a PSRO best response) acts for any seat
-            obs, row = state.observation(player)[None], 0
-        else:
-            obs, row = np.stack([state.observation(p) for p in range(self.num_agents)]), player
-        with torch.no_grad():
-            logits = self.actor.logits(torch.as_tensor(obs)[None])[0, row]
-        probs = torch.softmax(logits, -1).numpy()
-        if self.deterministic:
-            best = max(legal, key=lambda a: probs[a])
-            return {a: float(a == best) for a in legal}
-        z = sum(probs[a] for a in legal)
-        return {a: float(probs[a] / z) for a in legal}
-
-
-ALGORITHMS = {"mappo": {}, "ippo": {"centralized_critic": False}}
-
-
-def make(name: str, game: BatchedMarkovGame, seed: int = 0, **config: Any) -> MAPPO:
-    """'mappo' or 'ippo' with config overrides (IPPO is MAPPO with local critics)."""
-    if name not in ALGORITHMS:
-        raise ValueError(f"unknown MARL algorithm {name!r} (algorithms: {', '.join(ALGORITHMS)})")
-    return MAPPO(game, build(MAPPOConfig, {**ALGORITHMS[name], **config}, f"learner {name!r}"), seed)
+def _merge(x: Any, rows: int) -> Any:
+    """[T, E, ...] -> [T * E, ...] (each part of a composite observation)."""
+    if isinstance(x, dict):
+        return {k: v.reshape(rows, *v.shape[2:]) for k, v in x.items()}
+    return x.reshape(rows, *x.shape[2:])

@@ -18,6 +18,7 @@ estimation error.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Sequence
 from typing import Annotated, Any
@@ -27,26 +28,35 @@ import torch
 from pydantic import Field
 
 from equilibria.common.config import Config, PositiveInt, build
-from equilibria.games.markov import BatchedMarkovGame, StepResult
+from equilibria.games.markov import MarkovGame, Simulator, StepResult
+from equilibria.games.spaces import Group
 from equilibria.marl.mappo import MAPPO, MAPPOConfig
-from equilibria.marl.runtime import Actor, play_episodes
+from equilibria.marl.networks import GroupActor
+from equilibria.marl.runtime import play_episodes
 from equilibria.solvers.normal_form import solve_zero_sum
 
 ActorWeights = dict[str, torch.Tensor] | None  # None is the uniform random policy
 
 
-def actor_for(game: BatchedMarkovGame, weights: ActorWeights, hidden: int) -> Actor | None:
+def seat_group(game: MarkovGame, player: int) -> Group:
+    """A one-agent group with the spaces of `player`'s seat (what a best response is trained as)."""
+    name, _ = game.seats()[player]
+    g = game.group(name)
+    return Group(name, 1, g.observation, g.action)
+
+
+def actor_for(game: MarkovGame, player: int, weights: ActorWeights, hidden: int) -> GroupActor | None:
     if weights is None:
         return None
-    actor = Actor(game.obs_dim, game.num_actions, 1, hidden, share=True)
+    actor = GroupActor(seat_group(game, player), hidden, share=True)
     actor.load_state_dict(weights)
     return actor
 
 
-def mixed_actions(actors: Sequence[Actor | None], which: np.ndarray, obs: np.ndarray, mask: np.ndarray,
+def mixed_actions(actors: Sequence[GroupActor | None], which: np.ndarray, obs: np.ndarray, mask: np.ndarray,
                   rng: np.random.Generator) -> np.ndarray:
     """Sample one agent's actions [E] where environment e follows `actors[which[e]]`;
-    obs [E, D], mask [E, A]."""
+    obs [E, *obs], mask [E, A]."""
     out = np.empty(len(obs), dtype=np.int64)
     for k in np.unique(which):
         idx = np.flatnonzero(which == k)
@@ -55,7 +65,7 @@ def mixed_actions(actors: Sequence[Actor | None], which: np.ndarray, obs: np.nda
             logits = torch.zeros(len(idx), mask.shape[-1])
         else:
             with torch.no_grad():
-                logits = actor.logits(torch.as_tensor(obs[idx, None, :]))[:, 0]
+                logits = actor.logits(torch.as_tensor(obs[idx, None]))[:, 0]
         logits = logits.masked_fill(~torch.as_tensor(mask[idx]), -1e9)
         p = torch.softmax(logits, -1).numpy().astype(np.float64)
         u = rng.random(len(idx))[:, None]
@@ -63,97 +73,122 @@ def mixed_actions(actors: Sequence[Actor | None], which: np.ndarray, obs: np.nda
     return out
 
 
-class AgainstMixture(BatchedMarkovGame):
-    """The single-agent game player `learner` faces when its opponent plays the mixture
-    `weights` over `opponents` (drawn per episode). Observations, rewards and masks are the
-    learner's; the global state is the full game's, so a centralised critic still sees it."""
+def _check_two_seats(game: MarkovGame) -> None:
+    if game.max_agents != 2:
+        raise ValueError(f"AgainstMixture wraps two-player games; {game.info.name} has {game.max_agents} agents")
 
-    def __init__(self, game: BatchedMarkovGame, learner: int, opponents: Sequence[Actor | None],
-                 weights: np.ndarray):
-        super().__init__()
-        if game.num_agents != 2:
-            raise ValueError("AgainstMixture wraps two-player games")
+
+class AgainstMixture(MarkovGame):
+    """The one-agent game player `learner` faces when its opponent plays the mixture `weights`
+    over `opponents` (drawn per episode). Its one group has the learner seat's spaces; the global
+    state is the full game's, so a centralised critic still sees it."""
+
+    def __init__(self, game: MarkovGame, learner: int, opponents: Sequence[GroupActor | None], weights: np.ndarray):
+        _check_two_seats(game)
         self.game, self.learner, self.opponents = game, learner, list(opponents)
         self.weights = np.asarray(weights, dtype=np.float64) / np.sum(weights)
-        self.num_agents, self.obs_dim, self.num_actions = 1, game.obs_dim, game.num_actions
-        self.max_steps = game.max_steps
+        self.groups = (seat_group(game, learner),)
+        self.state_shape, self.max_steps = game.state_shape, game.max_steps
+        self.size_estimate = game.size_estimate
         self.info = dataclasses.replace(game.info, name=f"{game.info.name}[player {learner} vs mixture]",
                                         num_players=1)
-        self.which = np.zeros(0, dtype=np.int64)
-        self._obs = np.zeros((0, 2, game.obs_dim), dtype=np.float32)
 
-    def spawn(self) -> AgainstMixture:
-        return AgainstMixture(self.game.spawn(), self.learner, self.opponents, self.weights)
+    def simulator(self, num_envs: int = 1, seed: int | None = None) -> MixtureSimulator:
+        return MixtureSimulator(self, num_envs, seed)
 
-    def reset(self, num_envs: int = 1, seed: int | None = None) -> np.ndarray:
-        self._obs = self.game.reset(num_envs, seed)
+
+class MixtureSimulator(Simulator):
+    """The wrapped game's simulator with the opponent's seat played by the mixture."""
+
+    def __init__(self, game: AgainstMixture, num_envs: int, seed: int | None):
+        self.game, self.num_envs = game, num_envs
+        self.inner = game.game.simulator(num_envs, seed)
+        seats = game.game.seats()
+        self.me, self.other = seats[game.learner], seats[1 - game.learner]
+        self.supports_state = self.inner.supports_state
+        self._reseed(seed)
+
+    def _reseed(self, seed: int | None) -> None:
         self.rng = np.random.default_rng([0 if seed is None else seed, 1])
-        self.num_envs = num_envs
-        self.which = self.rng.choice(len(self.opponents), size=num_envs, p=self.weights)
-        return self._obs[:, [self.learner]]
+        self.which = self.rng.choice(len(self.game.opponents), size=self.num_envs, p=self.game.weights)
 
-    def step(self, actions: np.ndarray, autoreset: bool = True) -> StepResult:
-        actions = np.asarray(actions).reshape(self.num_envs)
-        other = 1 - self.learner
-        mask = self.game.action_mask()[:, other]
-        theirs = mixed_actions(self.opponents, self.which, self._obs[:, other], mask, self.rng)
-        joint = np.empty((self.num_envs, 2), dtype=np.int64)
-        joint[:, self.learner], joint[:, other] = actions, theirs
-        res = self.game.step(joint, autoreset)
-        if autoreset and res.done.any():
-            idx = np.flatnonzero(res.done)
-            self.which[idx] = self.rng.choice(len(self.opponents), size=len(idx), p=self.weights)
-        self._obs = res.obs
-        me = [self.learner]
-        return StepResult(res.obs[:, me], res.rewards[:, me], res.terminated, res.truncated,
-                          None if res.final_obs is None else res.final_obs[:, me], res.final_state)
+    def _mine(self, batch: dict[str, Any]) -> dict[str, Any]:
+        group, slot = self.me
+        return {group: batch[group][:, [slot]]}
+
+    def reset(self, seed: int | None = None) -> dict[str, Any]:
+        self.inner.reset(seed)
+        self._reseed(seed)
+        return self.observe()
+
+    def observe(self) -> dict[str, Any]:
+        return self._mine(self.inner.observe())
+
+    def active(self) -> dict[str, np.ndarray]:
+        return self._mine(self.inner.active())
+
+    def action_mask(self) -> dict[str, np.ndarray]:
+        return self._mine(self.inner.action_mask())
 
     def global_state(self) -> np.ndarray:
-        return self.game.global_state()
+        return self.inner.global_state()
 
-    def action_mask(self) -> np.ndarray:
-        return self.game.action_mask()[:, [self.learner]]
+    def step(self, actions: dict[str, np.ndarray], autoreset: bool = True) -> StepResult:
+        (mg, ms), (og, os_) = self.me, self.other
+        inner_obs, inner_mask = self.inner.observe(), self.inner.action_mask()
+        theirs = mixed_actions(self.game.opponents, self.which, inner_obs[og][:, os_], inner_mask[og][:, os_], self.rng)
+        joint = {g.name: np.zeros((self.num_envs, g.size), dtype=np.int64) for g in self.game.game.groups}
+        joint[mg][:, ms] = np.asarray(actions[mg]).reshape(self.num_envs)
+        joint[og][:, os_] = theirs
+        res = self.inner.step(joint, autoreset)
+        if autoreset and res.done.any():
+            idx = np.flatnonzero(res.done)
+            self.which[idx] = self.rng.choice(len(self.game.opponents), size=len(idx), p=self.game.weights)
+        return StepResult(self._mine(res.obs), self._mine(res.rewards), self._mine(res.active), res.terminated,
+                          res.truncated, None if res.final_obs is None else self._mine(res.final_obs),
+                          None if res.final_active is None else self._mine(res.final_active), res.final_state)
 
-    # the wrapped game owns the simulator state; these hooks are never reached
-    def _allocate(self, num_envs: int) -> None:
-        pass
+    def get_state(self) -> dict[str, Any]:
+        return {"inner": self.inner.get_state(), "which": self.which.copy(),
+                "rng": copy.deepcopy(self.rng.bit_generator.state)}
 
-    def _reset_envs(self, idx: np.ndarray) -> None:
-        raise NotImplementedError
-
-    def _step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        raise NotImplementedError
-
-    def _observe(self) -> np.ndarray:
-        return self._obs[:, [self.learner]]
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.inner.set_state(state["inner"])
+        self.which = np.array(state["which"], dtype=np.int64)
+        self.rng.bit_generator.state = copy.deepcopy(state["rng"])
 
 
-def train_best_response(game: BatchedMarkovGame, learner: int, opponents: Sequence[ActorWeights],
+def train_best_response(game: MarkovGame, learner: int, opponents: Sequence[ActorWeights],
                         weights: np.ndarray, steps: int, config: MAPPOConfig | dict[str, Any], seed: int) -> dict[str, Any]:
     """Train PPO for `learner` against the mixture; returns the actor's weights and its final
     training return. A pure function of its arguments (a Ray task on backend: ray)."""
     torch.set_num_threads(1)
     cfg = build(MAPPOConfig, config, "psro-rl learner")
-    env = AgainstMixture(game, learner, [actor_for(game, w, cfg.hidden) for w in opponents], weights)
+    env = AgainstMixture(game, learner, [actor_for(game, 1 - learner, w, cfg.hidden) for w in opponents], weights)
     ppo = MAPPO(env, cfg, seed=seed)
     while ppo.env_steps < steps:
         ppo.train_step()
     recent = ppo.finished[-cfg.num_envs:]
-    return {"weights": {k: v.clone() for k, v in ppo.actor.state_dict().items()},
+    actor = ppo.actors[env.groups[0].name]
+    return {"weights": {k: v.clone() for k, v in actor.state_dict().items()},
             "train_return": float(np.mean(recent)) if recent else float("nan"), "env_steps": ppo.env_steps}
 
 
-def payoff_entry(game: BatchedMarkovGame, row: ActorWeights, col: ActorWeights, hidden: int, episodes: int,
+def payoff_entry(game: MarkovGame, row: ActorWeights, col: ActorWeights, hidden: int, episodes: int,
                  seed: int) -> float:
     """Player 0's mean episode return with `row` as player 0 and `col` as player 1."""
-    actors = [actor_for(game, row, hidden), actor_for(game, col, hidden)]
+    actors = [actor_for(game, 0, row, hidden), actor_for(game, 1, col, hidden)]
     rng = np.random.default_rng([seed, 2])
     zeros = np.zeros(episodes, dtype=np.int64)
+    seats = game.seats()
 
-    def choose(obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        return np.stack([mixed_actions([actors[p]], zeros, obs[:, p], mask[:, p], rng) for p in range(2)], axis=1)
+    def choose(obs: dict, mask: dict, active: dict) -> dict[str, np.ndarray]:
+        out = {g.name: np.zeros((episodes, g.size), dtype=np.int64) for g in game.groups}
+        for p, (group, slot) in enumerate(seats):
+            out[group][:, slot] = mixed_actions([actors[p]], zeros, obs[group][:, slot], mask[group][:, slot], rng)
+        return out
 
-    return float(play_episodes(game, choose, episodes, seed)[:, 0].mean())
+    return float(play_episodes(game, choose, episodes, seed)[0][:, 0].mean())
 
 
 class RLPSROConfig(Config):
@@ -172,8 +207,8 @@ class RLPSRO:
     meta-Nash weights. `step(executor)` runs one generation; both players' best responses are
     independent jobs, so `backend: ray` trains them in parallel."""
 
-    def __init__(self, game: BatchedMarkovGame, config: RLPSROConfig, seed: int = 0):
-        if game.num_agents != 2 or not game.info.is_zero_sum:
+    def __init__(self, game: MarkovGame, config: RLPSROConfig, seed: int = 0):
+        if game.max_agents != 2 or not game.info.is_zero_sum:
             raise ValueError(f"PSRO with RL best responses needs a two-player zero-sum Markov game; "
                              f"{game.info.name} is not one")
         self.game, self.config, self.seed = game, config, seed

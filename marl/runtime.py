@@ -1,6 +1,8 @@
-"""Shared pieces of on-policy multi-agent training: networks, GAE, value normalisation.
+"""What every multi-agent learner shares: GAE with per-agent ends, masked losses (inactive agents
+count for nothing), the PPO-clip loss, value normalisation, evaluation episodes, and turning
+RNGs and simulator states into checkpointable tensors. Networks are in marl.networks.
 
-Small, pure where possible, and reused by every algorithm file (mappo.py, ...).
+Small and pure where possible, reused by every algorithm file (mappo.py, ...).
 """
 
 from __future__ import annotations
@@ -11,66 +13,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-
-
-def mlp(sizes: list[int], activation: type[nn.Module] = nn.Tanh, out_gain: float = 0.01) -> nn.Sequential:
-    """Orthogonally initialised MLP (as in the MAPPO code), small last layer."""
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        lin = nn.Linear(a, b)
-        last = i == len(sizes) - 2
-        nn.init.orthogonal_(lin.weight, gain=out_gain if last else np.sqrt(2))
-        nn.init.zeros_(lin.bias)
-        layers.append(lin)
-        if not last:
-            layers.append(activation())
-    return nn.Sequential(*layers)
-
-
-class Actor(nn.Module):
-    """Categorical policy over discrete actions, with action masks. With shared parameters the
-    agent's one-hot id is appended to its observation; otherwise each agent has its own net."""
-
-    def __init__(self, obs_dim: int, num_actions: int, num_agents: int, hidden: int = 64, share: bool = True):
-        super().__init__()
-        self.share, self.num_agents = share, num_agents
-        inp = obs_dim + (num_agents if share else 0)
-        nets = [mlp([inp, hidden, hidden, num_actions])] if share else \
-            [mlp([obs_dim, hidden, hidden, num_actions]) for _ in range(num_agents)]
-        self.nets = nn.ModuleList(nets)
-
-    def logits(self, obs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """obs [..., N, D] -> logits [..., N, A]."""
-        if self.share:
-            ids = torch.eye(self.num_agents, dtype=obs.dtype).expand(*obs.shape[:-1], self.num_agents)
-            out = self.nets[0](torch.cat([obs, ids], dim=-1))
-        else:
-            out = torch.stack([net(obs[..., i, :]) for i, net in enumerate(self.nets)], dim=-2)
-        if mask is not None:
-            out = out.masked_fill(~mask, -1e9)
-        return out
-
-    def dist(self, obs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.distributions.Categorical:
-        return torch.distributions.Categorical(logits=self.logits(obs, mask))
-
-
-class Critic(nn.Module):
-    """Value per agent: centralised (global state + agent id) for MAPPO, local observation for IPPO."""
-
-    def __init__(self, input_dim: int, num_agents: int, hidden: int = 64, share: bool = True):
-        super().__init__()
-        self.share, self.num_agents = share, num_agents
-        inp = input_dim + (num_agents if share else 0)
-        nets = [mlp([inp, hidden, hidden, 1], out_gain=1.0)] if share else \
-            [mlp([input_dim, hidden, hidden, 1], out_gain=1.0) for _ in range(num_agents)]
-        self.nets = nn.ModuleList(nets)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x [..., N, input_dim] -> values [..., N]."""
-        if self.share:
-            ids = torch.eye(self.num_agents, dtype=x.dtype).expand(*x.shape[:-1], self.num_agents)
-            return self.nets[0](torch.cat([x, ids], dim=-1)).squeeze(-1)
-        return torch.stack([net(x[..., i, :]).squeeze(-1) for i, net in enumerate(self.nets)], dim=-1)
 
 
 class ValueNorm(nn.Module):
@@ -109,40 +51,92 @@ def gae(rewards: np.ndarray, values: np.ndarray, next_values: np.ndarray, termin
     """Generalised advantage estimation over [T, E, N] arrays.
 
     next_values[t] is V(s_{t+1}) -- for a truncated episode, the value of its final observation,
-    so truncation bootstraps while termination does not. ends[t] marks the last step of an
-    episode (terminated or truncated): the recursion does not carry across it."""
+    so truncation bootstraps while termination does not. ends[t] marks the last step of a
+    trajectory: the recursion does not carry across it. `terminated` and `ends` are [T, E] (the
+    whole environment) or [T, E, N] (per agent: an agent that leaves ends its own trajectory)."""
+    if terminated.ndim == rewards.ndim - 1:
+        terminated = terminated[..., None]
+    if ends.ndim == rewards.ndim - 1:
+        ends = ends[..., None]
     adv = np.zeros_like(rewards)
     last = np.zeros_like(rewards[0])
     for t in reversed(range(len(rewards))):
-        nonterminal = 1.0 - terminated[t][..., None]
-        delta = rewards[t] + gamma * next_values[t] * nonterminal - values[t]
-        carry = 1.0 - ends[t][..., None]
-        last = delta + gamma * lam * carry * last
+        delta = rewards[t] + gamma * next_values[t] * (1.0 - terminated[t]) - values[t]
+        last = delta + gamma * lam * (1.0 - ends[t]) * last
         adv[t] = last
     return adv, adv + values
 
 
-def play_episodes(game: Any, choose: Callable[[np.ndarray, np.ndarray], np.ndarray], episodes: int,
-                  seed: int) -> np.ndarray:
-    """Run `episodes` fresh episodes of a batched Markov game at once, with `choose(obs [E, N, D],
-    mask [E, N, A]) -> actions [E, N]`; returns each episode's return per agent [E, N]."""
-    env = game.spawn()
-    obs = env.reset(episodes, seed=seed)
-    totals = np.zeros((episodes, env.num_agents))
+def agent_ends(active: np.ndarray, next_active: np.ndarray, terminated: np.ndarray,
+               done: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-agent (terminated, ends) [T, E, N] from who acted at each step (`active`), who is still
+    present after it (`next_active`: the final active mask where the episode finished) and the
+    environments' ends [T, E]. An agent that leaves has reached its end: no bootstrap. A step an
+    agent did not act at ends its trajectory too, so nothing carries into or out of absences."""
+    leaves = active & ~next_active
+    term = terminated[..., None] | leaves
+    ends = done[..., None] | leaves | ~active
+    return term.astype(np.float64), ends.astype(np.float64)
+
+
+def masked_mean(x: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    """Mean of x over the entries where `weight` is 1 (all entries when None): inactive agents do
+    not count, neither as zeros nor at all."""
+    if weight is None:
+        return x.mean()
+    return (x * weight).sum() / weight.sum().clamp(min=1.0)
+
+
+def normalize_advantages(adv: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    """(adv - mean) / std over the active entries."""
+    if weight is None:
+        return (adv - adv.mean()) / (adv.std() + 1e-8)
+    n = weight.sum().clamp(min=2.0)
+    mean = (adv * weight).sum() / n
+    var = (((adv - mean) ** 2) * weight).sum() / (n - 1)
+    return (adv - mean) / (var.sqrt() + 1e-8)
+
+
+def ppo_clip_loss(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor, clip: float,
+                  weight: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """PPO's clipped surrogate (Schulman et al. 2017, eq. 7), negated for minimisation, averaged
+    over the entries where `weight` is 1; also the fraction of clipped ratios."""
+    ratio = (logp - old_logp).exp()
+    surrogate = torch.min(ratio * adv, ratio.clamp(1 - clip, 1 + clip) * adv)
+    clipped = ((ratio - 1).abs() > clip).float()
+    return -masked_mean(surrogate, weight), masked_mean(clipped, weight).detach()
+
+
+def play_episodes(game: Any, choose: Callable[[dict, dict, dict], dict], episodes: int,
+                  seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Run `episodes` fresh episodes of a Markov game at once, with `choose(obs, mask, active) ->
+    actions` (dicts keyed by group, as the simulator takes them). Returns each agent's return
+    [E, max_agents] (slots in group order) and whether the agent took part in the episode."""
+    sim = game.simulator(episodes, seed)
+    obs = sim.observe()
+    names = [g.name for g in game.groups]
+    totals = np.zeros((episodes, game.max_agents))
+    present = np.zeros((episodes, game.max_agents), dtype=bool)
     done = np.zeros(episodes, dtype=bool)
+    active = sim.active()
     while not done.all():
-        res = env.step(choose(obs, env.action_mask()), autoreset=False)
-        totals += np.where(done[:, None], 0.0, res.rewards)
+        present |= np.concatenate([active[k] for k in names], axis=1) & ~done[:, None]
+        res = sim.step(choose(obs, sim.action_mask(), active), autoreset=False)
+        rewards = np.concatenate([res.rewards[k] for k in names], axis=1)
+        totals += np.where(done[:, None], 0.0, rewards)
         done |= res.done
-        obs = res.obs
-    return totals
+        obs, active = res.obs, res.active
+    return totals, present
 
 
-def evaluate_episodes(game: Any, choose: Callable[[np.ndarray, np.ndarray], np.ndarray], episodes: int,
+def evaluate_episodes(game: Any, choose: Callable[[dict, dict, dict], dict], episodes: int,
                       seed: int) -> tuple[float, float]:
-    """Mean episode return per agent over `episodes` fresh episodes and its 95% CI half-width.
-    One loop for every learner (MAPPO, the RLlib backend), so their numbers are comparable."""
-    return mean_ci(play_episodes(game, choose, episodes, seed).mean(axis=1))
+    """Mean episode return per agent (over the agents that took part) over `episodes` fresh
+    episodes and its 95% CI half-width. One loop for every learner (MAPPO, the RLlib backend), so
+    their numbers are comparable."""
+    totals, present = play_episodes(game, choose, episodes, seed)
+    per_episode = (totals * present).sum(1) / np.maximum(present.sum(1), 1)
+    return mean_ci(per_episode)
 
 
 def mean_ci(x: np.ndarray) -> tuple[float, float]:
@@ -151,3 +145,47 @@ def mean_ci(x: np.ndarray) -> tuple[float, float]:
     if len(x) < 2:
         return float(x.mean()), float("nan")
     return float(x.mean()), float(1.96 * x.std(ddof=1) / np.sqrt(len(x)))
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def rng_to_tensors(rng: np.random.Generator) -> dict[str, Any]:
+    """A numpy PCG64 generator's state as plain numbers (torch.load(weights_only=True) reads it)."""
+    st = rng.bit_generator.state
+    if st["bit_generator"] != "PCG64":
+        raise ValueError("checkpoints support numpy's default PCG64 generator")
+    return {"state": str(st["state"]["state"]), "inc": str(st["state"]["inc"]),
+            "has_uint32": int(st["has_uint32"]), "uinteger": int(st["uinteger"])}
+
+
+def rng_from_tensors(d: dict[str, Any]) -> np.random.Generator:
+    rng = np.random.default_rng()
+    rng.bit_generator.state = {"bit_generator": "PCG64", "state": {"state": int(d["state"]), "inc": int(d["inc"])},
+                               "has_uint32": int(d["has_uint32"]), "uinteger": int(d["uinteger"])}
+    return rng
+
+
+def state_to_tensors(state: Any) -> Any:
+    """A simulator's get_state() (nested dicts of arrays and numbers, an RNG state) as tensors and
+    plain values, so a checkpoint loads with weights_only=True."""
+    if isinstance(state, dict):
+        return {k: state_to_tensors(v) for k, v in state.items()}
+    if isinstance(state, np.ndarray):
+        return torch.as_tensor(state)
+    if isinstance(state, (list, tuple)):
+        return [state_to_tensors(v) for v in state]
+    if isinstance(state, (int, float, str, bool)) or state is None:
+        return str(state) if isinstance(state, int) and abs(state) >= 2**63 else state
+    raise ValueError(f"cannot checkpoint a simulator state value of type {type(state).__name__}")
+
+
+def state_from_tensors(state: Any, like: Any) -> Any:
+    """The inverse of state_to_tensors, guided by a fresh get_state() for the types."""
+    if isinstance(like, dict):
+        return {k: state_from_tensors(state[k], v) for k, v in like.items()}
+    if isinstance(like, np.ndarray):
+        return state.numpy().astype(like.dtype, copy=True)
+    if isinstance(like, (list, tuple)):
+        return type(like)(state_from_tensors(s, v) for s, v in zip(state, like))
+    if isinstance(like, int) and not isinstance(like, bool):
+        return int(state)
+    return state

@@ -79,6 +79,21 @@ def list_solvers(console: Console) -> None:
     console.print(table)
 
 
+def list_learners(console: Console) -> None:
+    from equilibria import marl
+    from equilibria.common.config import describe
+
+    table = Table(title="registered learners (kind: train, algorithm: NAME)", show_lines=True)
+    for col in ("name", "description", "config fields (defaults): help"):
+        table.add_column(col)
+    for name in marl.registered():
+        e = marl.entry(name)
+        cfg = dict(marl.build_config(name))
+        fields = [f"{f.name} = {cfg[f.name]!r}: {' '.join(f.help.split())}" for f in describe(e.config_cls)]
+        table.add_row(name, e.description, "\n".join(fields))
+    console.print(table)
+
+
 def list_scenarios(console: Console) -> None:
     from equilibria import scenarios
 
@@ -120,8 +135,8 @@ def _summary(console: Console, result) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="equilibria", description="Game-theoretic and multi-agent learning.")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("list", help="list registered games, solvers, scenarios or kinds")
-    p.add_argument("what", nargs="?", default="games", choices=["games", "solvers", "scenarios", "kinds"])
+    p = sub.add_parser("list", help="list registered games, solvers, learners, scenarios or kinds")
+    p.add_argument("what", nargs="?", default="games", choices=["games", "solvers", "learners", "scenarios", "kinds"])
     p = sub.add_parser("validate", help="check a scenario file or built-in without running it")
     p.add_argument("scenario", help="a YAML file or a built-in scenario name")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE")
@@ -158,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         if args.command == "list":
-            {"games": list_games, "solvers": list_solvers, "scenarios": list_scenarios,
+            {"games": list_games, "solvers": list_solvers, "learners": list_learners, "scenarios": list_scenarios,
              "kinds": list_kinds}[args.what](console)
         elif args.command == "validate":
             scenario = scenarios.load(args.scenario, args.overrides)

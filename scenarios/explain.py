@@ -79,13 +79,15 @@ def _game(name: str) -> list[str]:
 
 
 def _learner(name: str) -> list[str]:
-    from equilibria.marl import mappo
+    from equilibria import marl
 
-    lines = [f"[bold]learner {name}[/bold]: MAPPO (Yu et al. 2022)"
-             + (", with local critics (IPPO)" if name == "ippo" else ", centralised critic"), "", "config fields:"]
-    lines += _fields(mappo.MAPPOConfig)
-    lines += ["", "example:", escape(dump_yaml({"kind": "train", "algorithm": {"name": name, "config": {
-        "num_envs": 32, **mappo.ALGORITHMS[name]}}}).rstrip())]
+    e = marl.entry(name)
+    lines = [f"[bold]learner {name}[/bold]: {e.description}", "", "config fields:"]
+    lines += _fields(e.config_cls)
+    if e.defaults:
+        lines.append(f"  ({name} sets {', '.join(f'{k}={v!r}' for k, v in e.defaults.items())})")
+    lines += ["", "example:", escape(dump_yaml({"kind": "train", "game": "cooperative_navigation",
+                                                "algorithm": {"name": name, "config": {"num_envs": 32}}}).rstrip())]
     return lines
 
 
@@ -100,9 +102,8 @@ def _agent(name: str) -> list[str]:
 
 def explain(name: str) -> list[str]:
     """Lines of rich markup describing `name`, wherever it is registered (kinds first)."""
-    from equilibria import games, solvers
+    from equilibria import games, marl, solvers
     from equilibria.llm_agents.agents import agent_types
-    from equilibria.marl import mappo
     from equilibria.scenarios.registry import registered_kinds
 
     found: list[list[str]] = []
@@ -112,12 +113,12 @@ def explain(name: str) -> list[str]:
         found.append(_solver(name))
     if name in games.registered():
         found.append(_game(name))
-    if name in mappo.ALGORITHMS:
+    if name in marl.registered():
         found.append(_learner(name))
     if name in agent_types():
         found.append(_agent(name))
     if not found:
-        known = [*registered_kinds(), *solvers.registered(), *games.registered(), *mappo.ALGORITHMS, *agent_types()]
+        known = [*registered_kinds(), *solvers.registered(), *games.registered(), *marl.registered(), *agent_types()]
         raise ConfigError(f"nothing is registered as {name!r}{suggest(name, known)} (try: equilibria list games, "
-                          "solvers, scenarios or kinds)")
+                          "solvers, learners, scenarios or kinds)")
     return [line for block in found for line in (*block, "")][:-1]

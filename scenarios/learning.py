@@ -15,35 +15,33 @@ from equilibria.scenarios.rundir import RunContext
 
 class LearnerSpec(Config):
     name: str = "mappo"
-    """a registered learner: mappo or ippo"""
+    """a registered learner (equilibria list learners)"""
     config: dict = Field(default_factory=dict)
-    """the learner's parameters, checked against marl.mappo.MAPPOConfig"""
+    """the learner's parameters, checked against its typed config (equilibria explain NAME)"""
 
 
 def learner_config(scenario: Scenario, game: Any) -> Any:
     """The checked learner config of a train scenario (nothing is built)."""
-    from equilibria.games.markov import BatchedMarkovGame
-    from equilibria.marl import mappo
+    from equilibria import marl
 
     spec = scenario.config.algorithm
-    if spec.name not in mappo.ALGORITHMS:
-        raise scenario.error(f"unknown learner {spec.name!r}{suggest(spec.name, list(mappo.ALGORITHMS))} "
-                             f"(learners: {', '.join(mappo.ALGORITHMS)})", "algorithm", "name")
-    config = scenario.build(mappo.MAPPOConfig, {**mappo.ALGORITHMS[spec.name], **spec.config}, "algorithm", "config")
-    if not isinstance(game, BatchedMarkovGame):
-        raise scenario.error(f"train needs a batched Markov game (e.g. cooperative_navigation); {game.info.name} is "
-                             "not one", "game")
+    if spec.name not in marl.registered():
+        raise scenario.error(f"unknown learner {spec.name!r}{suggest(spec.name, marl.registered())} "
+                             f"(learners: {', '.join(marl.registered())})", "algorithm", "name")
+    e = marl.entry(spec.name)
+    config = scenario.build(e.config_cls, {**e.defaults, **spec.config}, "algorithm", "config")
     try:
-        mappo.check_memory_of(game, config)
+        marl.registry.check_applicable(e, game, config)
     except ValueError as err:
-        raise scenario.error(str(err), "algorithm", "config") from None
+        field = ("game",) if "Markov games" in str(err) else ("algorithm", "config")
+        raise scenario.error(str(err), *field) from None
     return config
 
 
 def build_learner(scenario: Scenario, game: Any, config: Any) -> Any:
-    from equilibria.marl import mappo
+    from equilibria import marl
 
-    return mappo.MAPPO(game, config, seed=scenario.seed)
+    return marl.make_with(marl.entry(scenario.config.algorithm.name), game, config, seed=scenario.seed)
 
 
 def load_trained(run_dir: Path) -> tuple[Scenario, Any, Any]:

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from equilibria import games
-from equilibria.marl import mappo
+from equilibria import games, marl
 from equilibria.marl.runtime import gae
 
 torch.set_num_threads(1)
@@ -38,7 +37,7 @@ def test_mappo_learns_cooperative_navigation():
     """A CI-sized budget (about 40k environment steps): the deterministic evaluation return of
     MAPPO rises by more than 15 per agent (measured: about -48 to about -21)."""
     game = games.load("cooperative_navigation(num_agents=3, num_landmarks=3)")
-    algo = mappo.make("mappo", game, seed=0)
+    algo = marl.make("mappo", game, seed=0)
     before, _ = algo.evaluate(32)
     for _ in range(50):
         algo.train_step()
@@ -50,22 +49,22 @@ def test_mappo_learns_cooperative_navigation():
 def test_ippo_and_separate_parameters_train():
     game = games.load("cooperative_navigation(num_agents=2, num_landmarks=2)")
     for name, cfg in (("ippo", {}), ("mappo", {"share_parameters": False})):
-        algo = mappo.make(name, game, seed=1, num_envs=8, **cfg)
-        before = [p.detach().clone() for p in algo.actor.parameters()]
+        algo = marl.make(name, game, seed=1, num_envs=8, **cfg)
+        before = [p.detach().clone() for p in algo.actors.parameters()]
         m = algo.train_step()
         assert np.isfinite(m["policy_loss"]) and m["env_steps"] == 8 * 25
-        assert any(not torch.equal(a, b) for a, b in zip(before, algo.actor.parameters()))
+        assert any(not torch.equal(a, b) for a, b in zip(before, algo.actors.parameters()))
 
 
 def test_checkpoint_reloads_to_identical_actions_and_resumes_exactly(tmp_path):
     game = games.load("cooperative_navigation")
-    a = mappo.make("mappo", game, seed=3, num_envs=8)
+    a = marl.make("mappo", game, seed=3, num_envs=8)
     for _ in range(3):
         a.train_step()
     path = tmp_path / "ckpt.pt"
     torch.save(a.state_dict(), path)
     cont = [a.train_step()["policy_loss"] for _ in range(2)]
-    b = mappo.make("mappo", game, seed=99, num_envs=8)
+    b = marl.make("mappo", game, seed=99, num_envs=8)
     b.load_state_dict(torch.load(path, weights_only=True))
     resumed = [b.train_step()["policy_loss"] for _ in range(2)]
     assert cont == resumed  # bit-identical continuation: env, RNGs, optimisers all restored
@@ -77,7 +76,7 @@ def test_checkpoint_reloads_to_identical_actions_and_resumes_exactly(tmp_path):
 
 def test_trained_policy_is_a_games_policy():
     game = games.load("cooperative_navigation")
-    policy = mappo.make("mappo", game, seed=0, num_envs=4).policy()
+    policy = marl.make("mappo", game, seed=0, num_envs=4).policy()
     assert isinstance(policy, games.Policy)
     state = game.new_initial_state(seed=1)
     probs = policy.action_probabilities(state, 0)
@@ -85,8 +84,8 @@ def test_trained_policy_is_a_games_policy():
 
 
 def test_mappo_refuses_non_markov_games():
-    with pytest.raises(ValueError, match="batched Markov"):
-        mappo.make("mappo", games.load("kuhn_poker"))
+    with pytest.raises(ValueError, match="Markov games"):
+        marl.make("mappo", games.load("kuhn_poker"))
 
 
 def _simple_spread():
@@ -99,26 +98,27 @@ def _simple_spread():
 
 def test_batched_pettingzoo_env_matches_the_raw_env_and_masks_padding():
     game = _simple_spread()
-    obs = game.reset(num_envs=2, seed=0)
-    assert obs.shape == (2, 3, 18) and game.action_mask().all()
+    sim = game.simulator(2, seed=0)
+    assert [g.name for g in game.groups] == ["agent"]
+    assert sim.observe()["agent"].shape == (2, 3, 18) and sim.action_mask()["agent"].all()
     total = np.zeros((2, 3))
     for t in range(25):
-        res = game.step(np.full((2, 3), t % 5))
-        total += res.rewards
+        res = sim.step({"agent": np.full((2, 3), t % 5)})
+        total += res.rewards["agent"]
     assert res.truncated.all() and not res.terminated.any() and res.final_obs is not None
     assert np.all(total < 0)
 
 
 def test_mappo_trains_on_a_real_pettingzoo_env():
     game = _simple_spread()
-    algo = mappo.make("mappo", game, seed=0, num_envs=8)
-    before = [p.detach().clone() for p in algo.actor.parameters()]
+    algo = marl.make("mappo", game, seed=0, num_envs=8)
+    before = [p.detach().clone() for p in algo.actors.parameters()]
     for _ in range(3):
         m = algo.train_step()
     assert np.isfinite(m["episode_return"]) and m["env_steps"] == 3 * 8 * 25
-    assert any(not torch.equal(a, b) for a, b in zip(before, algo.actor.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(before, algo.actors.parameters()))
     state = algo.state_dict()  # envs cannot be copied; the checkpoint still round-trips
-    other = mappo.make("mappo", game, seed=5, num_envs=8)
+    other = marl.make("mappo", game, seed=5, num_envs=8)
     other.load_state_dict(state)
     other.train_step()
 
@@ -126,7 +126,7 @@ def test_mappo_trains_on_a_real_pettingzoo_env():
 @pytest.mark.slow
 def test_mappo_learns_mpe2_simple_spread():
     game = _simple_spread()
-    algo = mappo.make("mappo", game, seed=0, num_envs=16)
+    algo = marl.make("mappo", game, seed=0, num_envs=16)
     before, _ = algo.evaluate(16)
     for _ in range(60):
         algo.train_step()

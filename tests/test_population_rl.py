@@ -9,15 +9,16 @@ from equilibria.marl.population import AgainstMixture, payoff_entry, train_best_
 
 def test_pursuit_is_zero_sum_and_a_chasing_pursuer_beats_random():
     g = games.load("pursuit")
-    obs = g.reset(500, seed=0)
+    sim = g.simulator(500, seed=0)
+    obs = sim.observe()
     rng = np.random.default_rng(0)
     total = np.zeros((500, 2))
     for _ in range(g.max_steps):
-        rel = obs[:, 0, 4:6]  # evader relative to pursuer
+        rel = obs["pursuer"][:, 0, 4:6]  # evader relative to pursuer
         chase = np.where(np.abs(rel[:, 0]) > np.abs(rel[:, 1]), np.where(rel[:, 0] < 0, 1, 2),
                          np.where(rel[:, 1] < 0, 3, 4))
-        res = g.step(np.stack([chase, rng.integers(0, 5, 500)], axis=1))
-        total += res.rewards
+        res = sim.step({"pursuer": chase[:, None], "evader": rng.integers(0, 5, (500, 1))})
+        total += np.concatenate([res.rewards["pursuer"], res.rewards["evader"]], axis=1)
         obs = res.obs
     np.testing.assert_allclose(total.sum(axis=1), 0.0, atol=1e-9)
     assert total[:, 0].mean() > payoff_entry(g, None, None, 64, 500, seed=0) + 10
@@ -25,15 +26,17 @@ def test_pursuit_is_zero_sum_and_a_chasing_pursuer_beats_random():
 
 def test_against_mixture_draws_one_opponent_per_episode():
     g = games.load("pursuit", max_steps=5)
-    env = AgainstMixture(g, 0, [None, None, None], np.array([0.6, 0.4, 0.0]))
-    env.reset(4000, seed=1)
+    game = AgainstMixture(g, 0, [None, None, None], np.array([0.6, 0.4, 0.0]))
+    assert [x.name for x in game.groups] == ["pursuer"] and game.max_agents == 1
+    env = game.simulator(4000, seed=1)
     assert abs(np.mean(env.which == 0) - 0.6) < 0.03 and not np.any(env.which == 2)
     before = env.which.copy()
+    zeros = {"pursuer": np.zeros((4000, 1), dtype=np.int64)}
     for _ in range(4):
-        env.step(np.zeros((4000, 1), dtype=np.int64))
+        env.step(zeros)
     assert np.array_equal(env.which, before)  # kept within the episode
-    env.step(np.zeros((4000, 1), dtype=np.int64))  # episodes end and redraw
-    assert not np.array_equal(env.which, before)
+    res = env.step(zeros)  # episodes end and redraw
+    assert not np.array_equal(env.which, before) and res.final_obs["pursuer"].shape == (4000, 1, 8)
 
 
 def test_ppo_best_response_learns_against_a_fixed_opponent():
@@ -67,7 +70,7 @@ def test_trained_marl_run_plays_in_a_tournament(tmp_path):
     lineup = f"lineup=[{{name: ppo, run: '{train.run_dir}'}}, {{name: random, scripted: random}}]"
     t = scenarios.run(scenarios.load("tournament-kuhn", ["game=pursuit", lineup, "games_per_pairing=60"]),
                       out=tmp_path, quiet=True)
-    # self-play PPO (48k steps, both seats share the actor) beats random by ~3 per episode over both seats
+    # self-play MAPPO (48k steps, one actor per role) beats random by ~3 per episode over both seats
     assert t.metrics["matches"] == 120 and t.metrics["top"] == "ppo"
     bad = f"lineup=[{{name: ppo, run: '{train.run_dir}'}}, {{name: random, scripted: random}}]"
     with pytest.raises(scenarios.ConfigError, match="not on this tournament's game"):

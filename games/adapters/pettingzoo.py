@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from equilibria.games.core import CHANCE, SIMULTANEOUS, TERMINAL, Game, GameInfo, State, sample_chance
-from equilibria.games.markov import BatchedMarkovGame
+from equilibria.games.markov import MarkovGame, MarkovState, Simulator, StepResult
+from equilibria.games.spaces import Box, Discrete, Group
 
 
 def _spaces():
@@ -41,7 +42,8 @@ class _GameEnvMixin:
             raise ValueError(f"to_pettingzoo: {game.info.name} has no finite action space")
         self.game = game
         self.masks = masks
-        self.possible_agents = [_agent(p) for p in range(game.num_players)]
+        self.possible_agents = game.agent_names() if isinstance(game, MarkovGame) else \
+            [_agent(p) for p in range(game.num_players)]
         self.agent_to_player = {a: i for i, a in enumerate(self.possible_agents)}
         self._obs_shape = game.observation_shape()
         self._rng = np.random.default_rng()
@@ -63,13 +65,19 @@ class _GameEnvMixin:
     def _new_state(self, seed: int | None) -> State:
         if seed is not None:
             self._rng = np.random.default_rng(seed)
-        if isinstance(self.game, BatchedMarkovGame):
+        if isinstance(self.game, MarkovGame):
             return self.game.new_initial_state(seed=int(self._rng.integers(2**31)))
         return self.game.new_initial_state()
 
     def _resolve_chance(self) -> None:
         while self.state.current_player() == CHANCE:
             self.state.apply_action(sample_chance(self.state, self._rng))
+
+    def _live(self) -> list[str]:
+        """Agents in play: every one, except the inactive seats of a Markov game."""
+        if isinstance(self.state, MarkovState):
+            return [a for a in self.possible_agents if self.state.is_active(self.agent_to_player[a])]
+        return list(self.possible_agents)
 
     def _observe(self, player: int) -> Any:
         obs = np.asarray(self.state.observation(player), dtype=np.float32)
@@ -174,7 +182,7 @@ def _parallel_class():
         def reset(self, seed: int | None = None, options: dict | None = None):
             self.state = self._new_state(seed)
             self._resolve_chance()
-            self.agents = list(self.possible_agents)
+            self.agents = self._live()
             obs = {a: self._observe(self.agent_to_player[a]) for a in self.agents}
             return obs, {a: {} for a in self.agents}
 
@@ -183,11 +191,11 @@ def _parallel_class():
                 raise ValueError("step() called on a finished episode; call reset()")
             if self.state.current_player() != SIMULTANEOUS:
                 raise ValueError("Parallel env reached a non-simultaneous node")
-            joint = []
+            joint: list[int | None] = [None] * len(self.possible_agents)
             for a in self.agents:
                 if a not in actions:
                     raise ValueError(f"missing action for {a}")
-                joint.append(int(actions[a]))
+                joint[self.agent_to_player[a]] = int(actions[a])
             before = self.state.returns()
             self.state.apply_actions(joint)
             self._resolve_chance()
@@ -195,13 +203,14 @@ def _parallel_class():
             done = self.state.is_terminal()
             truncated = done and bool(getattr(self.state, "truncated", False))
             agents = self.agents
+            live = set(self._live())
             obs = {a: self._observe(self.agent_to_player[a]) for a in agents}
             rew = {a: float(gained[self.agent_to_player[a]]) for a in agents}
-            term = {a: done and not truncated for a in agents}
-            trunc = {a: truncated for a in agents}
+            # an agent that left the game has reached its end
+            term = {a: (done and not truncated) or a not in live for a in agents}
+            trunc = {a: truncated and a in live for a in agents}
             infos = {a: {} for a in agents}
-            if done:
-                self.agents = []
+            self.agents = [] if done else [a for a in self.possible_agents if a in live]
             return obs, rew, term, trunc, infos
 
     return GameParallelEnv
@@ -212,7 +221,7 @@ def to_pettingzoo(game: Game, masks: bool | None = None) -> Any:
     `masks` puts {"observation", "action_mask"} dicts in observations (default: on, except
     for Markov games whose actions are never restricted)."""
     if masks is None:
-        masks = not isinstance(game, BatchedMarkovGame)
+        masks = not isinstance(game, MarkovGame)
     if game.info.dynamics == "sequential":
         return _aec_class()(game, masks)
     return _parallel_class()(game, masks)
@@ -337,74 +346,130 @@ def from_pettingzoo(env: Any, name: str | None = None) -> PettingZooGame:
 
 
 # ----------------------------------------------------------------------------- batched PettingZoo
-class BatchedPettingZoo(BatchedMarkovGame):
-    """E copies of a PettingZoo Parallel env stepped together, as a batched Markov game, so marl/
-    trains on real PettingZoo environments. Heterogeneous agents are carried by padding: each
-    observation is zero-padded to the largest, and actions beyond an agent's own Discrete(n) are
-    masked out. Agents that leave early get zero observations and rewards until the episode ends.
-    Env internals cannot be copied generically, so get_state/set_state are unavailable (a resumed
-    run re-seeds its environments)."""
+def _prefix(agent: str) -> str:
+    return agent.rsplit("_", 1)[0] if "_" in agent else agent
+
+
+class BatchedPettingZoo(MarkovGame):
+    """E copies of a PettingZoo Parallel env stepped together, as a Markov game, so marl/ trains on
+    real PettingZoo environments. Agents form groups by name prefix and spaces (`adversary_0`,
+    `adversary_1` -> group `adversary`), each with its own observation and action space; agents
+    the env has not (or no longer) in play are inactive. The global state is every agent's
+    observation concatenated. Env internals cannot be copied generically, so the simulator has no
+    get_state/set_state (supports_state is False: a resumed run re-seeds its environments, the
+    single-State view clones by replaying)."""
 
     def __init__(self, env_fn: Any, name: str = "pettingzoo", max_steps: int = 1000):
-        super().__init__()
         self.template = PettingZooGame(env_fn, name=name, max_game_length=max_steps)
         self.env_fn = env_fn
-        self.agent_ids = self.template.agents
-        self.num_agents = len(self.agent_ids)
-        self.num_actions = max(self.template.num_actions)
-        self.obs_dim = max(self.template.obs_dims)
         self.max_steps = max_steps
+        probe = env_fn()
+        sizes = {a: int(np.prod(probe.observation_space(a).shape)) for a in self.template.agents}
+        probe.close()
+        keys: dict[tuple, list[str]] = {}
+        for a, n in zip(self.template.agents, self.template.num_actions):
+            keys.setdefault((_prefix(a), sizes[a], n), []).append(a)
+        prefixes = [k[0] for k in keys]
+        groups, self.members = [], {}
+        for (prefix, size, n), agents in keys.items():
+            gname = prefix if prefixes.count(prefix) == 1 else f"{prefix}_{size}x{n}"
+            groups.append(Group(gname, len(agents), Box((size,)), Discrete(n)))
+            self.members[gname] = agents
+        self.groups = tuple(groups)
+        self.state_shape = (sum(g.size * g.observation.size for g in groups),)
         self.info = dataclasses.replace(self.template.info, name=name)
-        self._mask = np.zeros((self.num_agents, self.num_actions), dtype=bool)
-        for i, n in enumerate(self.template.num_actions):
-            self._mask[i, :n] = True
-        self.envs: list[Any] = []
-        self._obs = np.zeros((0, self.num_agents, self.obs_dim), dtype=np.float32)
 
-    def spawn(self) -> BatchedPettingZoo:
-        return BatchedPettingZoo(self.env_fn, self.info.name, self.max_steps)
+    def simulator(self, num_envs: int = 1, seed: int | None = None) -> PettingZooSimulator:
+        return PettingZooSimulator(self, num_envs, seed)
 
-    def _allocate(self, num_envs: int) -> None:
-        self.envs = [self.env_fn() for _ in range(num_envs)]
-        self._obs = np.zeros((num_envs, self.num_agents, self.obs_dim), dtype=np.float32)
 
-    def _write_obs(self, e: int, obs: dict) -> None:
-        self._obs[e] = 0.0
-        for i, a in enumerate(self.agent_ids):
-            if a in obs:
-                flat = np.asarray(obs[a], dtype=np.float32).ravel()
-                self._obs[e, i, : len(flat)] = flat
+class PettingZooSimulator(Simulator):
+    supports_state = False
 
-    def _reset_envs(self, idx: np.ndarray) -> None:
-        for e in idx:
-            obs, _ = self.envs[e].reset(seed=int(self.rng.integers(2**31)))
-            self._write_obs(int(e), obs)
+    def __init__(self, game: BatchedPettingZoo, num_envs: int = 1, seed: int | None = None):
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        self.game, self.num_envs = game, num_envs
+        self.envs = [game.env_fn() for _ in range(num_envs)]
+        self.reset(seed)
 
-    def _step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        rewards = np.zeros((self.num_envs, self.num_agents))
+    def reset(self, seed: int | None = None) -> dict[str, np.ndarray]:
+        if seed is not None or not hasattr(self, "rng"):
+            self.rng = np.random.default_rng(seed)
+        g = self.game
+        self._obs = {grp.name: np.zeros((self.num_envs, grp.size, grp.observation.size), dtype=np.float32)
+                     for grp in g.groups}
+        self._active = {grp.name: np.zeros((self.num_envs, grp.size), dtype=bool) for grp in g.groups}
+        self.t = np.zeros(self.num_envs, dtype=np.int64)
+        for e in range(self.num_envs):
+            self._reset_env(e)
+        return self.observe()
+
+    def _reset_env(self, e: int) -> None:
+        obs, _ = self.envs[e].reset(seed=int(self.rng.integers(2**31)))
+        self.t[e] = 0
+        self._write(e, obs)
+
+    def _write(self, e: int, obs: dict) -> None:
+        live = set(self.envs[e].agents)
+        for gname, agents in self.game.members.items():
+            self._obs[gname][e] = 0.0
+            for i, a in enumerate(agents):
+                self._active[gname][e, i] = a in live
+                if a in obs:
+                    self._obs[gname][e, i] = np.asarray(obs[a], dtype=np.float32).ravel()
+
+    def observe(self) -> dict[str, np.ndarray]:
+        return {k: v.copy() for k, v in self._obs.items()}
+
+    def active(self) -> dict[str, np.ndarray]:
+        return {k: v.copy() for k, v in self._active.items()}
+
+    def action_mask(self) -> dict[str, np.ndarray]:
+        return {g.name: np.ones((self.num_envs, g.size, g.num_actions), dtype=bool) for g in self.game.groups}
+
+    def global_state(self) -> np.ndarray:
+        return np.concatenate([self._obs[g.name].reshape(self.num_envs, -1) for g in self.game.groups], axis=1)
+
+    def step(self, actions: dict[str, np.ndarray], autoreset: bool = True) -> StepResult:
+        g = self.game
+        rewards = {grp.name: np.zeros((self.num_envs, grp.size)) for grp in g.groups}
         terminated = np.zeros(self.num_envs, dtype=bool)
+        truncated = np.zeros(self.num_envs, dtype=bool)
+        for grp in g.groups:
+            a = np.asarray(actions.get(grp.name)) if grp.name in actions else None
+            if a is None or a.shape != (self.num_envs, grp.size):
+                raise ValueError(f"actions[{grp.name!r}] must have shape {(self.num_envs, grp.size)}")
+            bad = self._active[grp.name] & ((a < 0) | (a >= grp.num_actions))
+            if bad.any():
+                raise ValueError(f"actions[{grp.name!r}] of active agents must lie in [0, {grp.num_actions})")
         for e, env in enumerate(self.envs):
-            live = list(env.agents)
-            obs, rew, term, trunc, _ = env.step({a: int(actions[e, i]) for i, a in enumerate(self.agent_ids) if a in live})
-            self._write_obs(e, obs)
-            for i, a in enumerate(self.agent_ids):
-                rewards[e, i] = float(rew.get(a, 0.0))
+            live = set(env.agents)
+            joint = {a: int(actions[gname][e, i]) for gname, agents in g.members.items()
+                     for i, a in enumerate(agents) if a in live}
+            obs, rew, term, trunc, _ = env.step(joint)
+            self.t[e] += 1
+            for gname, agents in g.members.items():
+                for i, a in enumerate(agents):
+                    rewards[gname][e, i] = float(rew.get(a, 0.0))
+            self._write(e, obs)
             if not env.agents or all(term.get(a, False) or trunc.get(a, False) for a in live):
-                # the base class reports truncation at max_steps; an env-side end counts as termination
-                # unless every agent was truncated
+                # an env-side end is a termination unless every agent was truncated
                 terminated[e] = not all(trunc.get(a, False) for a in live)
-                if not terminated[e]:
-                    self.t[e] = self.max_steps - 1  # make the base class mark it truncated this step
-        return rewards, terminated
+                truncated[e] = not terminated[e]
+            elif self.t[e] >= g.max_steps:
+                truncated[e] = True
+        res = StepResult(self.observe(), rewards, self.active(), terminated, truncated)
+        done = terminated | truncated
+        if autoreset and done.any():
+            res.final_obs, res.final_active, res.final_state = res.obs, res.active, self.global_state()
+            for e in np.flatnonzero(done):
+                self._reset_env(int(e))
+            res.obs, res.active = self.observe(), self.active()
+        return res
 
-    def _observe(self) -> np.ndarray:
-        return self._obs.copy()
+    def get_state(self) -> dict[str, Any]:
+        raise NotImplementedError("PettingZoo envs cannot be copied generically (supports_state is False)")
 
-    def action_mask(self) -> np.ndarray:
-        return np.broadcast_to(self._mask, (self.num_envs, self.num_agents, self.num_actions)).copy()
-
-    def get_state(self) -> dict[str, np.ndarray]:
-        raise NotImplementedError("PettingZoo envs cannot be copied generically")
-
-    def new_initial_state(self, seed: int | None = 0) -> PettingZooState:
-        return self.template.new_initial_state(seed)
+    def set_state(self, state: dict[str, Any]) -> None:
+        raise NotImplementedError("PettingZoo envs cannot be copied generically (supports_state is False)")

@@ -41,14 +41,14 @@ def prepare_population(scenario: Scenario) -> SolvePlan | RLPlan:
                              "solver", "name")
     if name == "psro":
         return prepare_solver(scenario, allowed=("psro",))
-    from equilibria.games.markov import BatchedMarkovGame
+    from equilibria.games.markov import MarkovGame
     from equilibria.marl.population import RLPSROConfig
 
     if scenario.backend not in ("local", "ray"):
         raise scenario.error(f"psro-rl runs with backend 'local' or 'ray', got {scenario.backend!r}", "backend")
     game = load_game(scenario)
-    if not isinstance(game, BatchedMarkovGame) or game.num_agents != 2 or not game.info.is_zero_sum:
-        raise scenario.error(f"psro-rl needs a two-player zero-sum batched Markov game (e.g. pursuit); "
+    if not isinstance(game, MarkovGame) or game.max_agents != 2 or not game.info.is_zero_sum:
+        raise scenario.error(f"psro-rl needs a two-player zero-sum Markov game (e.g. pursuit); "
                              f"{game.info.name} is not one (finite games use solver psro)", "game")
     config = scenario.build(RLPSROConfig, scenario.config.solver.config, "solver", "config")
     if scenario.budget.iterations is None:

@@ -1,6 +1,6 @@
-"""Scenario kind `train`: MAPPO / IPPO on a batched Markov game (or RLlib's PPO with
-`backend: rllib`), with evaluation, TensorBoard events, checkpoints (tensors only, loaded with
-weights_only=True) and resume."""
+"""Scenario kind `train`: any registered learner (marl.registry, chosen by `algorithm.name`) on a
+Markov game, or RLlib's PPO with `backend: rllib` (mappo's config), with evaluation, TensorBoard
+events, checkpoints (tensors only, loaded with weights_only=True) and resume."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ class TrainConfig(Config):
 class TrainPlan:
     scenario: Scenario
     game: Any
-    config: Any  # marl.mappo.MAPPOConfig
+    config: Any  # the learner's typed config
 
 
 def prepare_train(scenario: Scenario) -> TrainPlan:
@@ -49,6 +49,9 @@ def prepare_train(scenario: Scenario) -> TrainPlan:
     if scenario.budget.steps is None:
         raise scenario.error("a train scenario needs budget.steps (environment steps)", "budget")
     if scenario.backend == "rllib":
+        if scenario.config.algorithm.name not in ("mappo", "ippo"):
+            raise scenario.error(f"backend rllib runs RLlib's PPO with mappo's config; learner "
+                                 f"{scenario.config.algorithm.name!r} runs with backend local", "backend")
         try:
             import ray  # noqa: F401
         except ImportError:
@@ -56,7 +59,7 @@ def prepare_train(scenario: Scenario) -> TrainPlan:
     return TrainPlan(scenario, game, config)
 
 
-@register_kind("train", TrainConfig, prepare=prepare_train, description="train MAPPO / IPPO on a batched Markov game")
+@register_kind("train", TrainConfig, prepare=prepare_train, description="train a registered learner (MAPPO, IPPO, ...) on a Markov game")
 def run_train(plan: TrainPlan, ctx: RunContext) -> dict[str, Any]:
     scenario, game = plan.scenario, plan.game
     cfg = scenario.config
