@@ -4,6 +4,7 @@ and the checker failing on broken simulators."""
 
 import numpy as np
 import pytest
+from needs import need
 from pettingzoo.test import parallel_api_test
 
 from equilibria import games
@@ -18,7 +19,7 @@ VARIANTS = ["cooperative_navigation(num_agents=6, num_landmarks=6, population=[2
 
 
 def _mpe2(name: str):
-    module = pytest.importorskip(f"mpe2.{name}")
+    module = need(f"mpe2.{name}", "mpe")
     kwargs = {"N": 3} if name == "simple_spread_v3" else {}
     return BatchedPettingZoo(lambda: module.parallel_env(max_cycles=25, continuous_actions=False, **kwargs),
                              name=name, max_steps=25)

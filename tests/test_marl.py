@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from needs import need
 
 from equilibria import games, marl
 from equilibria.marl.runtime import gae
@@ -89,7 +90,7 @@ def test_mappo_refuses_non_markov_games():
 
 
 def _simple_spread():
-    simple_spread = pytest.importorskip("mpe2.simple_spread_v3")
+    simple_spread = need("mpe2.simple_spread_v3", "mpe")
     from equilibria.games.adapters.pettingzoo import BatchedPettingZoo
 
     return BatchedPettingZoo(lambda: simple_spread.parallel_env(N=3, max_cycles=25, continuous_actions=False),

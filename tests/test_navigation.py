@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from needs import need
 
 from equilibria import games
 
@@ -44,7 +45,7 @@ def test_single_state_view_matches_batched():
 
 def test_identical_to_mpe2_simple_spread():
     """Differential: same world state and actions give the same observations and rewards as mpe2."""
-    simple_spread = pytest.importorskip("mpe2.simple_spread_v3")
+    simple_spread = need("mpe2.simple_spread_v3", "mpe")
     g = games.load("cooperative_navigation")
     for seed in range(3):
         env = simple_spread.parallel_env(N=3, local_ratio=0.5, max_cycles=25, continuous_actions=False)

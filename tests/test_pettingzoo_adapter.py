@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from needs import need
 from pettingzoo.test import api_test as pz_api_test
 from pettingzoo.test import parallel_api_test
 
@@ -43,7 +44,7 @@ def test_round_trip_navigation_through_pettingzoo():
 
 
 def test_from_pettingzoo_on_mpe2_simple_spread():
-    mpe2 = pytest.importorskip("mpe2.simple_spread_v3")
+    mpe2 = need("mpe2.simple_spread_v3", "mpe")
     game = from_pettingzoo(lambda: mpe2.parallel_env(N=3, max_cycles=25, continuous_actions=False),
                            name="simple_spread_v3")
     assert game.info.num_players == 3 and game.info.num_distinct_actions == 5

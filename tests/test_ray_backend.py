@@ -11,12 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from needs import need
 
 from equilibria import games, scenarios
 from equilibria.common.executor import RayExecutor
 from equilibria.scenarios.tournament import ResultsDB, run_matches, schedule
 
-ray = pytest.importorskip("ray")
+ray = need("ray", "rllib")
 
 
 @pytest.fixture(scope="module")

@@ -3,10 +3,11 @@ cluster is started), and the rllib backend end to end (slow: starts Ray)."""
 
 import numpy as np
 import pytest
+from needs import need
 
 from equilibria import games
 
-pytest.importorskip("ray.rllib")
+need("ray.rllib", "rllib")
 
 
 def test_multi_agent_env_matches_the_batched_game():

@@ -12,6 +12,7 @@ from collections import Counter
 import numpy as np
 import pytest
 from chat_server import ChatServer
+from needs import need
 
 from equilibria import games, scenarios
 from equilibria.games.core import CHANCE, SIMULTANEOUS
@@ -295,7 +296,7 @@ def test_fixed_seats_refuse_bad_lineups():
 
 @pytest.mark.slow
 def test_smollm2_plays_one_game(tmp_path):
-    pytest.importorskip("gguf")
+    need("gguf", "llm")
     result = scenarios.run(scenarios.load("werewolf-smollm", ["games=1"]), out=tmp_path, quiet=True)  # one match
     record = json.loads(next((result.run_dir / "replays").glob("*.json")).read_text())
     mine = [t for t in record["turns"] if t["agent"] == "smollm2"]
