@@ -1,6 +1,7 @@
 """MARL benchmark: our MAPPO vs RLlib PPO on cooperative navigation (same environment, same batch
-sizes, same PPO constants), end-to-end throughput and return at equal wall time, plus raw
-environment speed against PettingZoo's mpe2 simple_spread.
+sizes, same PPO constants), end-to-end throughput and return at equal wall time, raw
+environment speed against PettingZoo's mpe2 simple_spread, and how simulator speed scales
+with the number of agents (grid_goals, one environment, the active mask in use).
 
     python benchmarks/marl.py [--seconds 120] [--out benchmarks/results]
 """
@@ -22,12 +23,11 @@ def env_speed(seconds: float = 5.0) -> list[tuple[str, float]]:
     game = games.load("cooperative_navigation")
     rng = np.random.default_rng(0)
     for e in (1, 128):
-        sim = game.spawn()
-        sim.reset(e, seed=0)
+        sim = game.simulator(e, seed=0)
         acts = rng.integers(0, 5, size=(1000, e, 3))
         t0, n = time.perf_counter(), 0
         while time.perf_counter() - t0 < seconds:
-            sim.step(acts[n % 1000])
+            sim.step({"agents": acts[n % 1000]})
             n += 1
         rows.append((f"equilibria cooperative_navigation, batched num_envs={e}", n * e / (time.perf_counter() - t0)))
     try:
@@ -47,14 +47,32 @@ def env_speed(seconds: float = 5.0) -> list[tuple[str, float]]:
     return rows
 
 
+def agent_scaling(seconds: float = 3.0, sizes: tuple[int, ...] = (8, 64, 256, 1024)) -> list[tuple[int, float]]:
+    """Agent-steps per second of one grid_goals environment with n agent slots, half to all of
+    them present each episode and leaving on arrival (so the active mask is in use); random
+    legal actions drawn from the mask."""
+    rows = []
+    for n in sizes:
+        game = games.load(f"grid_goals(num_agents={n}, size=64, max_steps=128, population=[{n // 2}, {n}])")
+        sim = game.simulator(1, seed=0)
+        rng = np.random.default_rng(0)
+        t0, steps = time.perf_counter(), 0
+        while time.perf_counter() - t0 < seconds:
+            mask = sim.action_mask()["agents"]
+            sim.step({"agents": np.argmax(rng.random(mask.shape) * mask, axis=-1)})
+            steps += 1
+        rows.append((n, n * steps / (time.perf_counter() - t0)))
+    return rows
+
+
 def ours(seconds: float) -> dict:
     import torch
 
-    from equilibria.marl import mappo
+    from equilibria import marl
 
     torch.set_num_threads(2)  # both cores, as RLlib's ray.init(num_cpus=2)
     t_start = time.perf_counter()
-    algo = mappo.make("mappo", games.load("cooperative_navigation"), seed=0, num_envs=32)
+    algo = marl.make("mappo", games.load("cooperative_navigation"), seed=0, num_envs=32)
     setup = time.perf_counter() - t_start
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < seconds:
@@ -68,14 +86,14 @@ def ours(seconds: float) -> dict:
 def rllib(seconds: float) -> dict:
     import ray
 
-    from equilibria.marl import mappo
+    from equilibria import marl
     from equilibria.marl.rllib import rllib_evaluate, rllib_ppo_config
 
     t_start = time.perf_counter()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     game = games.load("cooperative_navigation")
-    learner = mappo.make("mappo", game, seed=0, num_envs=32)  # only its config: same batch and constants
-    algo = rllib_ppo_config("cooperative_navigation", learner.config, 0).build_algo()
+    config = marl.build_config("mappo", {"num_envs": 32})  # same batch and constants
+    algo = rllib_ppo_config("cooperative_navigation", [g.name for g in game.groups], config, 0).build_algo()
     setup = time.perf_counter() - t_start
     t0, steps = time.perf_counter(), 0
     while time.perf_counter() - t0 < seconds:
@@ -98,6 +116,12 @@ def main() -> None:
              "| environment | env steps/s |", "|---|---|"]
     for name, v in env_speed():
         lines.append(f"| {name} | {v:,.0f} |")
+    scaling = agent_scaling()
+    base = dict(scaling)[64] if 64 in dict(scaling) else scaling[0][1]
+    lines += ["", "## Simulator scaling in agents (grid_goals, one environment, active mask in use)", "",
+              "| agents | agent-steps/s | vs 64 agents |", "|---|---|---|"]
+    for n, v in scaling:
+        lines.append(f"| {n:,} | {v:,.0f} | {v / base:.2f}x |")
     results = [ours(args.seconds), rllib(args.seconds)]
     lines += ["", f"## Training, {args.seconds:.0f} s wall time each on 2 cores (batch 800 = 32 envs x 25 steps, "
               "10 epochs, same PPO constants; deterministic eval over 64 episodes)", "",

@@ -166,6 +166,8 @@ class ArraySimulator(Simulator):
         self.game, self.num_envs = game, num_envs
         self.rng = np.random.default_rng(seed)
         self.t = np.zeros(num_envs, dtype=np.int64)
+        # a game without its own action_mask never forbids an action: skip the legality lookup
+        self._every_action_legal = type(self).action_mask is ArraySimulator.action_mask
         self._allocate()
         self._reset_envs(np.arange(num_envs))
 
@@ -213,7 +215,8 @@ class ArraySimulator(Simulator):
         if not isinstance(actions, dict):
             raise ValueError(f"actions must be a dict keyed by group ({[g.name for g in self.game.groups]})")
         out = {}
-        active, mask = self.active(), self.action_mask()
+        active = self.active()
+        mask = None if self._every_action_legal else self.action_mask()
         for g in self.game.groups:
             if g.name not in actions:
                 raise ValueError(f"actions for group {g.name!r} are missing")
@@ -225,6 +228,9 @@ class ArraySimulator(Simulator):
             chosen = a[acting]
             if np.any(chosen < 0) or np.any(chosen >= g.num_actions):
                 raise ValueError(f"actions[{g.name!r}] of active agents must lie in [0, {g.num_actions})")
+            if self._every_action_legal:
+                out[g.name] = np.where(acting, a, 0)
+                continue
             legal = np.take_along_axis(mask[g.name], np.clip(a, 0, g.num_actions - 1)[..., None], -1)[..., 0]
             if not np.all(legal[acting]):
                 e, i = np.argwhere(acting & ~legal)[0]

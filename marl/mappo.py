@@ -171,7 +171,7 @@ class MAPPO:
             for k in self.groups:
                 with torch.no_grad():
                     logits = self.actors[k].logits(as_tensors(self.obs[k]), torch.as_tensor(mask[k]))
-                    dist = torch.distributions.Categorical(logits=logits)
+                    dist = torch.distributions.Categorical(logits=logits, validate_args=False)
                     a = dist.sample()
                     buf["logp"][k].append(dist.log_prob(a).numpy())
                 actions[k] = a.numpy()
