@@ -132,6 +132,90 @@ def _summary(console: Console, result) -> None:
     console.print(table)
 
 
+def record_demonstrations(args: argparse.Namespace, console: Console) -> int:
+    """`equilibria record`: every check before anything is played; the dataset appears whole or not at all."""
+    from equilibria import games
+    from equilibria.common.config import ConfigError, suggest
+    from equilibria.common.limits import INT64_MAX
+    from equilibria.games.core import ScriptedPolicy
+    from equilibria.games.demonstrations import check_target, record, require_pyarrow
+    from equilibria.games.markov import MarkovGame
+    from equilibria.scenarios.rundir import progress
+
+    require_pyarrow("record")
+    if args.episodes < 1:
+        raise ConfigError(f"--episodes must be >= 1, got {args.episodes}")
+    if not 0 <= args.seed <= INT64_MAX - args.episodes + 1:
+        raise ConfigError(f"--seed must lie in [0, {INT64_MAX - args.episodes + 1}] (episode seeds are int64), got {args.seed}")
+    check_target(args.out)
+    source = args.run_or_policy
+    if Path(source).is_dir():
+        from equilibria.scenarios.learning import load_trained
+
+        scenario, game, learner = load_trained(Path(source))
+        if args.game is not None:
+            trained, game = game, games.load(args.game)
+            if getattr(game, "groups", None) != trained.groups:
+                raise ConfigError(f"--game {args.game}: its agent groups differ from those of {trained!r}, "
+                                  f"which {source} was trained on")
+        policy = learner.policy(deterministic=args.deterministic)
+        name = f"{scenario.config.algorithm.name} run {source}{' (deterministic)' if args.deterministic else ''}"
+    elif source in ScriptedPolicy.KINDS:
+        if args.game is None:
+            raise ConfigError(f"record {source}: give the game with --game SPEC")
+        if args.deterministic:
+            raise ConfigError("--deterministic applies to a train run's policy, not to a scripted one")
+        game, policy, name = games.load(args.game), ScriptedPolicy(source), f"scripted {source}"
+    else:
+        raise ConfigError(f"{source!r} is neither a train run directory nor a scripted policy "
+                          f"({', '.join(ScriptedPolicy.KINDS)}){suggest(source, ScriptedPolicy.KINDS)}")
+    if not isinstance(game, MarkovGame):
+        raise ConfigError(f"record plays Markov games; {game!r} is not one")
+    try:
+        with progress(args.episodes, "record", console=console,
+                      log=lambda m: console.print(m, highlight=False, markup=False)) as update:
+            rec = record(game, policy, args.episodes, args.out, args.seed, policy_name=name, progress=update)
+    except OSError as err:
+        print(f"error: cannot write {args.out}: {err.strerror or err} (nothing was written)", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print(f"interrupted; nothing was written to {args.out}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    console.print(f"recorded {rec.episodes} episodes, {rec.steps} steps, mean return per agent "
+                  f"{rec.mean_return:.4g} ({name} on {game!r}) -> {rec.path}", highlight=False, markup=False)
+    return 0
+
+
+def replay_demonstrations(path: Path, console: Console) -> int:
+    """`equilibria replay DATASET`: every recorded episode played again from its seed and actions;
+    exit 1 when one does not reproduce its observations, rewards and returns."""
+    import numpy as np
+
+    from equilibria.common.config import ConfigError
+    from equilibria.games.demonstrations import Demonstrations, replay
+
+    demos = Demonstrations(path)
+    game = demos.load_game()
+    if getattr(game, "groups", None) != demos.groups:
+        raise ConfigError(f"{path / 'meta.json'}: its groups differ from those of {game!r} as registered now")
+    diverged = 0
+    for i in range(len(demos)):
+        ep = demos.episode(i)
+        try:
+            same = np.array_equal(replay(game, ep).returns(), ep["returns"])
+            verdict = "replays identically" if same else "the returns differ"
+        except ValueError as err:  # an illegal action or a divergence: the game is not what was recorded
+            same, verdict = False, str(err)
+        diverged += not same
+        end = "terminated" if ep["terminated"] else "truncated"
+        console.print(f"episode {i}: seed {ep['seed']}, {ep['length']} steps ({end}), returns "
+                      f"{np.round(ep['returns'], 4).tolist()}: {verdict}", highlight=False, markup=False)
+    if diverged:
+        print(f"warning: {diverged} of {len(demos)} episodes do not replay as recorded", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="equilibria", description="Game-theoretic and multi-agent learning.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -153,10 +237,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="reload train runs' checkpoints and evaluate them")
     p.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
     p.add_argument("--episodes", type=int, default=32)
+    p = sub.add_parser("record", help="record episodes of a trained run or a scripted policy as demonstrations (Parquet)")
+    p.add_argument("run_or_policy", metavar="RUN_OR_POLICY",
+                   help="a train run directory, or a scripted policy (random, first_action, last_action)")
+    p.add_argument("--episodes", type=int, required=True)
+    p.add_argument("--out", type=Path, required=True, help="the dataset directory to create")
+    p.add_argument("--game", help="the game (required for a scripted policy; a run's own game by default)")
+    p.add_argument("--seed", type=int, default=0, help="episode i plays on seed SEED + i")
+    p.add_argument("--deterministic", action="store_true", help="a run's policy takes its most likely action")
     p = sub.add_parser("explain", help="a kind, game, solver or agent type: its fields, types, defaults and help")
     p.add_argument("name")
-    p = sub.add_parser("replay", help="render a game record (JSON) as a transcript (Werewolf: night by night)")
-    p.add_argument("file", type=Path)
+    p = sub.add_parser("replay", help="render a game record (JSON) as a transcript (Werewolf: night by night), or "
+                                      "play a demonstrations directory's episodes again and check them")
+    p.add_argument("file", type=Path, help="a replay JSON file or a demonstrations directory")
     p.add_argument("--prompts", action="store_true", help="also show every prompt and raw model answer")
     p = sub.add_parser("bench", help="run a benchmark against the reference implementations")
     p.add_argument("what", choices=["solvers"])
@@ -216,6 +309,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                          r["episodes"], "{:.3f}", "episodes")
                 console.print(f"{run_dir}: mean episode return {estimate} (95% CI, {r['episodes']} deterministic "
                               f"episodes, checkpoint at {r['env_steps']} steps)")
+        elif args.command == "record":
+            return record_demonstrations(args, console)
         elif args.command == "explain":
             from equilibria.scenarios.explain import explain
 
@@ -224,6 +319,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "replay":
             from equilibria.games.replay import ReplayError, load_replay, render
 
+            if args.file.is_dir():
+                return replay_demonstrations(args.file, console)
             try:
                 record = load_replay(args.file)
             except ReplayError as err:

@@ -361,30 +361,39 @@ class RunContext:
     @contextmanager
     def progress(self, total: float, description: str) -> Iterator[Callable[[float, str], None]]:
         """Yields update(completed, text). A rich bar on a terminal; plain lines otherwise."""
-        use_bar = (not self.quiet) and sys.stdout.isatty()
-        if use_bar:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                          TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=self.console,
-                          transient=False) as bar:
-                task = bar.add_task(description, total=total, info="")
-                yield lambda done, text: bar.update(task, completed=done, info=text)
-        else:
-            # plain lines: one per tenth of the budget, plus the last
-            marks = {"next": total / 10}
-
-            def update(done: float, text: str) -> None:
-                if done >= marks["next"] or done >= total:
-                    marks["next"] = (int(done / (total / 10)) + 1) * total / 10
-                    self.log(f"[{description}] {done:g}/{total:g} {text}")
-
+        with progress(total, description, quiet=self.quiet, console=self.console, log=self.log) as update:
             yield update
 
     def plot_path(self, name: str) -> Path:
         path = self.run_dir / "plots" / name
         self.plots.append(path)
         return path
+
+
+@contextmanager
+def progress(total: float, description: str, *, quiet: bool = False, console: Any = None,
+             log: Callable[[str], None] = print) -> Iterator[Callable[[float, str], None]]:
+    """Yields update(completed, text): a rich bar on a terminal (unless `quiet`), plain lines through
+    `log` otherwise. Runs show progress through RunContext.progress; other long commands call this."""
+    use_bar = (not quiet) and sys.stdout.isatty()
+    if use_bar:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console,
+                      transient=False) as bar:
+            task = bar.add_task(description, total=total, info="")
+            yield lambda done, text: bar.update(task, completed=done, info=text)
+    else:
+        # plain lines: one per tenth of the budget, plus the last
+        marks = {"next": total / 10}
+
+        def update(done: float, text: str) -> None:
+            if done >= marks["next"] or done >= total:
+                marks["next"] = (int(done / (total / 10)) + 1) * total / 10
+                log(f"[{description}] {done:g}/{total:g} {text}")
+
+        yield update
 
 
 def load_torch_file(path: Path, error: Callable[[str], Exception]) -> dict[str, Any]:
