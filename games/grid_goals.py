@@ -25,6 +25,8 @@ STEP_COST, ARRIVAL_REWARD = 0.05, 1.0
 
 
 class GridGoals(MarkovGame):
+    masks_actions = True
+
     def __init__(self, num_agents: int = 8, size: int = 8, max_steps: int = 32, population: list[int] | None = None):
         if num_agents < 1 or size < 2 or max_steps < 1:
             raise ValueError(f"grid_goals needs num_agents >= 1, size >= 2, max_steps >= 1; got {num_agents}, "

@@ -99,6 +99,9 @@ class MarkovGame(Game):
     groups: tuple[Group, ...]
     state_shape: tuple[int, ...]
     max_steps: int
+    # True when some action can be illegal (the simulator overrides action_mask); views that
+    # sample actions (PettingZoo's {"observation", "action_mask"} dicts) read it
+    masks_actions: bool = False
 
     @abc.abstractmethod
     def simulator(self, num_envs: int = 1, seed: int | None = None) -> Simulator: ...

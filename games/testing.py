@@ -226,6 +226,9 @@ def markov_api_test(game: Any, num_envs: int = 4, steps: int | None = None, seed
                                         f"{(sim.num_envs, g.size, g.num_actions)}")
             if np.any(a & ~m.any(-1)):
                 raise _fail(game, None, f"{where}: an active agent of {g.name!r} has no legal action")
+            if not game.masks_actions and not m.all():
+                raise _fail(game, None, f"{where}: action_mask[{g.name!r}] masks actions out but "
+                                        "masks_actions is False")
         state = np.asarray(sim.global_state())
         if state.shape != (sim.num_envs, *game.state_shape) or state.dtype != np.float32:
             raise _fail(game, None, f"{where}: global_state has {state.shape} {state.dtype}, expected "

@@ -221,7 +221,7 @@ def to_pettingzoo(game: Game, masks: bool | None = None) -> Any:
     `masks` puts {"observation", "action_mask"} dicts in observations (default: on, except
     for Markov games whose actions are never restricted)."""
     if masks is None:
-        masks = not isinstance(game, MarkovGame)
+        masks = not isinstance(game, MarkovGame) or game.masks_actions
     if game.info.dynamics == "sequential":
         return _aec_class()(game, masks)
     return _parallel_class()(game, masks)
