@@ -7,8 +7,10 @@ from equilibria.games.core import (
     CHANCE,
     SIMULTANEOUS,
     TERMINAL,
+    CorrelatedPolicy,
     Game,
     GameInfo,
+    JointPolicy,
     Policy,
     ScriptedPolicy,
     SizeEstimate,
@@ -23,6 +25,6 @@ from equilibria.games import goofspiel, grid_goals, navigation, normal_form, pok
 from equilibria.games.adapters import openspiel as _openspiel_adapter  # noqa: E402,F401  registers 'openspiel'
 
 __all__ = [
-    "CHANCE", "SIMULTANEOUS", "TERMINAL", "Game", "GameInfo", "Policy", "ScriptedPolicy", "SizeEstimate", "State", "TabularPolicy",
+    "CHANCE", "SIMULTANEOUS", "TERMINAL", "CorrelatedPolicy", "Game", "GameInfo", "JointPolicy", "Policy", "ScriptedPolicy", "SizeEstimate", "State", "TabularPolicy",
     "UniformRandomPolicy", "load", "register", "registered",
 ]

@@ -185,6 +185,40 @@ class Policy(Protocol):
         ...
 
 
+JointAction = tuple[Action, ...]  # one action per seat, None for a seat with no legal action
+
+
+@runtime_checkable
+class JointPolicy(Protocol):
+    """A policy over joint actions at simultaneous nodes (its agents' actions may be correlated).
+    The engine draws whole joint actions from it when it holds every seat that acts at a node,
+    and uses its per-seat `action_probabilities` (its marginals) otherwise."""
+
+    def joint_action_probabilities(self, state: State) -> dict[JointAction, float]: ...
+
+
+def marginals(joint: Mapping[JointAction, float], player: int) -> dict[Action, float]:
+    """One seat's marginal distribution of a joint-action distribution."""
+    out: dict[Action, float] = {}
+    for actions, p in joint.items():
+        a = actions[player]
+        if a is not None:
+            out[a] = out.get(a, 0.0) + p
+    return out
+
+
+class CorrelatedPolicy(abc.ABC):
+    """Base of a JointPolicy: per-seat action probabilities are the joint distribution's
+    marginals, so a seat played on its own keeps its own distribution (not the correlation)."""
+
+    @abc.abstractmethod
+    def joint_action_probabilities(self, state: State) -> dict[JointAction, float]: ...
+
+    def action_probabilities(self, state: State, player: int | None = None) -> dict[Action, float]:
+        player = state.current_player() if player is None else player
+        return marginals(self.joint_action_probabilities(state), player)
+
+
 class UniformRandomPolicy:
     """Uniform over the legal actions; the usual baseline and default."""
 

@@ -13,6 +13,10 @@ Network-bound agents (`io_bound`, chat APIs) are asked concurrently at simultane
 `stop()` is checked before every decision (Ctrl-C stops a game between two decisions), and an
 agent that cannot answer at all raises AgentUnavailable, which ends the match.
 
+A policy that holds every acting seat of a simultaneous node and implements JointPolicy answers
+with one joint action drawn from its joint distribution (`joint_parts`), so correlated agents
+stay correlated; in any other seating it plays per seat, from its marginals.
+
 Adapters: `PolicyAgent` makes any Policy an agent, and `AgentPolicy` makes any agent that
 scores options (`option_scores(obs)`) a Policy, so tournaments, exploitability and the engine
 treat both alike. The engine knows no game by name.
@@ -29,7 +33,16 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from equilibria.games.core import CHANCE, SIMULTANEOUS, Action, Game, State, sample_action, sample_chance
+from equilibria.games.core import (
+    CHANCE,
+    SIMULTANEOUS,
+    Action,
+    Game,
+    JointPolicy,
+    State,
+    sample_action,
+    sample_chance,
+)
 
 REPLAY_FORMAT = "equilibria.replay/2"
 
@@ -162,6 +175,33 @@ class PolicyAgent:
         return sample_action(self.policy.action_probabilities(obs.state, obs.seat), self.rng)
 
 
+@dataclasses.dataclass
+class JointPart:
+    """Answers each seat's part of one joint action drawn for the node (see joint_parts)."""
+
+    name: str
+    joint: tuple[Action, ...]
+    uses_prompt = False
+
+    def act(self, obs: Any) -> Action:
+        return self.joint[obs.seat]
+
+
+def joint_parts(agents: Sequence[Any], seats: Sequence[int], state: State) -> list[JointPart] | None:
+    """When one JointPolicy holds every seat that acts at a simultaneous node (the same policy
+    behind each of those seats' PolicyAgents), draw one joint action from it, with the lowest
+    seat's generator, and give every seat an agent that answers its part, so correlated choices
+    stay correlated and are still validated like any answer. None otherwise: each seat asks its
+    own agent, and a JointPolicy answers from its marginals."""
+    first = agents[seats[0]] if seats else None
+    if not (isinstance(first, PolicyAgent) and isinstance(first.policy, JointPolicy)):
+        return None
+    if any(not isinstance(agents[s], PolicyAgent) or agents[s].policy is not first.policy for s in seats):
+        return None
+    drawn = tuple(sample_action(first.policy.joint_action_probabilities(state), first.rng))
+    return [JointPart(getattr(a, "name", type(a).__name__), drawn) for a in agents]
+
+
 class AgentPolicy:
     """An agent that scores options (`option_scores(obs) -> {name: log-probability}`) as a
     Policy: the softmax of its scores over the legal options, at `temperature`."""
@@ -262,7 +302,10 @@ def play_game(game: Game, agents: Sequence[Any], seed: int, max_retries: int = 2
     and each agent is reset with `agent_seed(seed, seat)`. `labels` names each seat's agent in
     the record (a lineup's name for it). `keep_turns=False` keeps only per-seat counts, for
     fast tournaments. A simultaneous node asks every player with more than one legal action;
-    a lone legal action is applied without asking. Games may add to the record through
+    a lone legal action is applied without asking; when one JointPolicy holds every seat that
+    acts there, the seats answer their parts of one joint action drawn from it (`joint_parts`).
+    `took_part` in the record says which seats had a legal action at some decision (Markov
+    games: which agents were present). Games may add to the record through
     `game.record_extras(state)` (players' roles, public events, the winner, ...)."""
     if len(agents) != game.num_players:
         raise ValueError(f"{game.num_players} seats need {game.num_players} agents, got {len(agents)}")
@@ -278,6 +321,7 @@ def play_game(game: Game, agents: Sequence[Any], seed: int, max_retries: int = 2
     turns: list[dict[str, Any]] = []
     decisions = np.zeros(len(agents), dtype=np.int64)
     fallbacks = np.zeros(len(agents), dtype=np.int64)
+    took_part = np.zeros(len(agents), dtype=bool)
     usage = [{"completion_tokens": 0, "model_seconds": 0.0} for _ in agents]
 
     def keep(rec: dict[str, Any]) -> None:
@@ -307,14 +351,17 @@ def play_game(game: Game, agents: Sequence[Any], seed: int, max_retries: int = 2
             questions = []
             for p in range(game.num_players):
                 legal = state.legal_actions(p)
-                joint.append(legal[0] if legal else None)
+                joint.append(legal[0] if legal else None)  # seats with no legal action pass None
+                took_part[p] |= bool(legal)
                 if len(legal) > 1:
                     questions.append((p, observe(game, state, p)))
-            for seat, (action, rec) in ask_simultaneous(agents, questions, max_retries):
+            parts = joint_parts(agents, [p for p, a in enumerate(joint) if a is not None], state) if questions else None
+            for seat, (action, rec) in ask_simultaneous(parts or agents, questions, max_retries):
                 joint[seat] = action
                 keep(rec)
             state.apply_actions(joint)
         else:
+            took_part[cur] = True
             action, rec = ask(agents[cur], observe(game, state, cur), max_retries)
             keep(rec)
             state.apply_action(action)
@@ -328,7 +375,7 @@ def play_game(game: Game, agents: Sequence[Any], seed: int, max_retries: int = 2
               "players": players, "turns": turns,
               "outcome": {"returns": np.asarray(state.returns(), dtype=np.float64).tolist(),
                           **(extra.get("outcome") or {})},
-              "decisions": decisions.tolist(), "fallbacks": int(fallbacks.sum()), "seat_fallbacks": fallbacks.tolist(),
+              "decisions": decisions.tolist(), "took_part": took_part.tolist(), "fallbacks": int(fallbacks.sum()), "seat_fallbacks": fallbacks.tolist(),
               "usage": usage, "seconds": time.perf_counter() - t_start}
     for key, value in extra.items():
         if key not in ("players", "outcome"):
@@ -337,5 +384,6 @@ def play_game(game: Game, agents: Sequence[Any], seed: int, max_retries: int = 2
 
 
 
-__all__ = ["AgentPolicy", "AgentUnavailable", "ChoiceObservation", "GameStopped", "Observation", "PolicyAgent",
-           "REPLAY_FORMAT", "agent_seed", "ask", "ask_simultaneous", "json_choice", "observe", "play_game"]
+__all__ = ["AgentPolicy", "AgentUnavailable", "ChoiceObservation", "GameStopped", "JointPart", "Observation",
+           "PolicyAgent", "REPLAY_FORMAT", "agent_seed", "ask", "ask_simultaneous", "joint_parts", "json_choice",
+           "observe", "play_game"]

@@ -107,6 +107,18 @@ class Group:
     num_actions: int = dataclasses.field(init=False, default=0)
 
 
+def matching_group(groups: Mapping[str, Group], target: Group) -> str | None:
+    """Which of `groups` (by name) a policy trained for it can act for `target`'s seats with: the
+    group of the same name, or the only one when there is one, provided its spaces are target's
+    and it has a slot for every seat (a one-slot policy serves any number); None when none fits."""
+    name = target.name if target.name in groups else (next(iter(groups)) if len(groups) == 1 else None)
+    if name is None:
+        return None
+    g = groups[name]
+    fits = (g.observation, g.action) == (target.observation, target.action) and g.size in (1, target.size)
+    return name if fits else None
+
+
 def batch_obs(observation: Observation, *batch: int) -> np.ndarray | dict[str, np.ndarray]:
     """Zeros shaped like `observation` with leading batch dimensions."""
     return observation.zeros(*batch)
@@ -141,4 +153,4 @@ def map_obs(value: np.ndarray | dict[str, np.ndarray], fn) -> np.ndarray | dict[
 
 
 __all__ = ["Action", "Box", "Candidates", "Composite", "Discrete", "Group", "Observation", "batch_obs", "check_obs",
-           "index_obs", "map_obs"]
+           "index_obs", "map_obs", "matching_group"]

@@ -30,9 +30,10 @@ from equilibria.marl.registry import register_learner
 from equilibria.marl.runtime import (
     ValueNorm,
     agent_ends,
-    evaluate_episodes,
+    episode_means,
     gae,
     masked_mean,
+    mean_ci,
     normalize_advantages,
     ppo_clip_loss,
     rng_from_tensors,
@@ -279,6 +280,11 @@ class MAPPO:
     def evaluate(self, episodes: int = 32, seed: int = 10_000, deterministic: bool = True) -> tuple[float, float]:
         """Mean episode return per agent (over the agents that took part) over `episodes` fresh
         episodes, with a 95% CI half-width."""
+        return mean_ci(self.evaluation_returns(episodes, seed, deterministic))
+
+    def evaluation_returns(self, episodes: int = 32, seed: int = 10_000, deterministic: bool = True) -> np.ndarray:
+        """[episodes]: each fresh episode's mean return per agent (over the agents that took part),
+        all episodes stepped at once."""
         gen = torch.Generator().manual_seed(seed)
 
         def choose(obs: dict, mask: dict, active: dict) -> dict[str, np.ndarray]:
@@ -293,7 +299,7 @@ class MAPPO:
                         out[k] = torch.multinomial(flat, 1, generator=gen).view(logits.shape[:-1]).numpy()
             return out
 
-        return evaluate_episodes(self.game, choose, episodes, seed)
+        return episode_means(self.game, choose, episodes, seed)
 
     def policy(self, deterministic: bool = False) -> MARLPolicy:
         return MARLPolicy(dict(self.actors.items()), deterministic)

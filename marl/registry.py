@@ -13,6 +13,8 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
+
 from equilibria.common.config import Config, ConfigError, FieldPath, Source, build, suggest
 from equilibria.games.core import Game, Policy
 
@@ -26,8 +28,13 @@ class Learner(Protocol):
     def train_step(self) -> dict[str, float]:
         """One update; returns at least env_steps and episode_return (nan when no episode ended)."""
 
-    def evaluate(self, episodes: int = 32, seed: int = 10_000) -> tuple[float, float]:
-        """Mean evaluation return per agent and its 95% CI half-width."""
+    def evaluate(self, episodes: int = 32, seed: int = 10_000, deterministic: bool = True) -> tuple[float, float]:
+        """Mean evaluation return per agent and its 95% CI half-width (greedy actions when
+        `deterministic`)."""
+
+    def evaluation_returns(self, episodes: int = 32, seed: int = 10_000, deterministic: bool = True) -> np.ndarray:
+        """[episodes]: each evaluation episode's mean return per agent (marl.runtime.mean_over_present),
+        the episodes stepped as one batch; `evaluate` is their mean and interval."""
 
     def policy(self, deterministic: bool = False) -> Policy: ...
 

@@ -129,14 +129,24 @@ def play_episodes(game: Any, choose: Callable[[dict, dict, dict], dict], episode
     return totals, present
 
 
+def mean_over_present(totals: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Each episode's mean return per agent over the agents that took part (0 where none did):
+    `totals` and `present` are [..., agents]. The one definition of an evaluation return."""
+    present = np.asarray(present, dtype=bool)
+    return (np.asarray(totals) * present).sum(-1) / np.maximum(present.sum(-1), 1)
+
+
+def episode_means(game: Any, choose: Callable[[dict, dict, dict], dict], episodes: int, seed: int) -> np.ndarray:
+    """[episodes]: the mean return per agent of each of `episodes` fresh episodes (mean_over_present)."""
+    return mean_over_present(*play_episodes(game, choose, episodes, seed))
+
+
 def evaluate_episodes(game: Any, choose: Callable[[dict, dict, dict], dict], episodes: int,
                       seed: int) -> tuple[float, float]:
     """Mean episode return per agent (over the agents that took part) over `episodes` fresh
     episodes and its 95% CI half-width. One loop for every learner (MAPPO, the RLlib backend), so
     their numbers are comparable."""
-    totals, present = play_episodes(game, choose, episodes, seed)
-    per_episode = (totals * present).sum(1) / np.maximum(present.sum(1), 1)
-    return mean_ci(per_episode)
+    return mean_ci(episode_means(game, choose, episodes, seed))
 
 
 def mean_ci(x: np.ndarray) -> tuple[float, float]:

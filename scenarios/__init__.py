@@ -5,7 +5,7 @@
     result = scenarios.run(s)                 # RunResult(run_dir, metrics, summary_path, plots)
 
 Layout (imports point one way): registry (kinds) <- loading (YAML -> Scenario) <- rundir
-(RunContext) <- loop, solving, learning, tournament <- kinds <- runner, cli.
+(RunContext) <- loop, solving, learning, tournament <- lineup <- kinds <- runner, cli.
 """
 
 from equilibria.common.config import ConfigError

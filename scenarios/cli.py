@@ -103,7 +103,8 @@ def list_scenarios(console: Console) -> None:
     for name in scenarios.builtins():
         try:
             s = scenarios.load(name)
-            table.add_row(name, s.kind, str(s.game), " ".join(s.description.split()))
+            plays = s.game if s.game is not None else ", ".join(map(str, getattr(s.config, "games", [])))  # evaluate
+            table.add_row(name, s.kind, str(plays), " ".join(s.description.split()))
         except scenarios.ConfigError as err:
             table.add_row(name, "?", "?", f"(invalid: {err})")
     console.print(table)

@@ -50,8 +50,9 @@ class ScenarioFields(Config):
     """names the run directory: letters, digits, '.', '_', '+', '-', at most 100 characters"""
     kind: str
     """solve | preference | train | tournament | population | play"""
-    game: str | dict
-    """a registry string ('leduc_poker', 'random_zero_sum(n=100)') or a mapping {name: ..., param: ...}"""
+    game: str | dict | None = None
+    """a registry string ('leduc_poker', 'random_zero_sum(n=100)') or a mapping {name: ..., param: ...};
+    required by every kind but evaluate (which takes `games`)"""
     description: str = ""
     seed: Seed = 0
     backend: Literal["local", "ray", "rllib"] = "local"
@@ -101,6 +102,8 @@ class Scenario:
         out = {"name": self.name, "description": self.description, "kind": self.kind, "game": self.game,
                "seed": self.seed, "backend": self.backend, "output": self.output,
                "budget": to_plain(self.budget)}
+        if self.game is None:  # a kind that takes its games elsewhere (evaluate's `games`)
+            del out["game"]
         out.update(to_plain(self.config))
         return out
 
@@ -184,15 +187,41 @@ def from_data(data: dict, source: Source) -> Scenario:
                     source=source, raw=data)
 
 
+def game_spec(scenario: Scenario) -> str | dict:
+    """The scenario's `game` spec; ConfigError when it has none (`game` is optional for evaluate only)."""
+    if scenario.game is None:
+        raise scenario.error(f"missing required field (a {scenario.kind!r} scenario plays one game: a registry "
+                             "string or {name: ..., param: ...})", "game")
+    return scenario.game
+
+
 def load_game(scenario: Scenario) -> Any:
+    """The scenario's `game`, built; a bad or missing spec is a ConfigError naming the field."""
+    return load_game_spec(scenario, game_spec(scenario), "game")
+
+
+def load_game_spec(scenario: Scenario, spec: Any, *where: str) -> Any:
+    """A game spec found at `where` in the scenario, built (ConfigError naming that field)."""
     from equilibria import games
 
     try:
-        return games.load(scenario.game)
+        return games.load(spec)
     except ConfigError as err:
-        raise scenario.error(err.reason if err.source is None else str(err), "game") from None
+        raise scenario.error(err.reason if err.source is None else str(err), *where) from None
     except ValueError as err:
-        raise scenario.error(str(err), "game") from None
+        raise scenario.error(str(err), *where) from None
+
+
+def check_job_backend(scenario: Scenario, what: str) -> None:
+    """A kind whose jobs run through common.executor: backend local or ray, and ray importable for
+    ray (nothing is started here)."""
+    if scenario.backend not in ("local", "ray"):
+        raise scenario.error(f"{what} run with backend 'local' or 'ray', got {scenario.backend!r}", "backend")
+    if scenario.backend == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise scenario.error("backend ray needs ray (pip install 'equilibria[rllib]')", "backend") from None
 
 
 def load_run_config(resume: Path) -> Scenario:

@@ -26,6 +26,19 @@ def interval_text(value: float, lo: float, hi: float, n: int, fmt: str = "{:.3f}
     return f"{fmt.format(value)} [{fmt.format(lo)}, {fmt.format(hi)}]"
 
 
+def plus_minus_text(mean: float, half_width: float, n: int, fmt: str = "{:.3f}", unit: str = "episodes") -> str:
+    """'-16.512 ± 0.310' (a symmetric interval's half-width), or interval_text's reason when there
+    is no interval worth printing."""
+    if np.isfinite(mean) and np.isfinite(half_width) and n >= MIN_INTERVAL_SAMPLES:
+        return f"{fmt.format(mean)} ± {fmt.format(half_width)}"
+    return interval_text(mean, mean - half_width, mean + half_width, n, fmt, unit)
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+                     + ["| " + " | ".join(r) + " |" for r in rows])
+
+
 def pyplot() -> Any:
     """matplotlib.pyplot on the non-interactive backend (runs without a display)."""
     import matplotlib

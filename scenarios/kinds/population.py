@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from equilibria.common.executor import make_executor
-from equilibria.scenarios.loading import Scenario, load_game
+from equilibria.scenarios.loading import Scenario, check_job_backend, load_game
 from equilibria.scenarios.loop import run_loop
 from equilibria.scenarios.plots import heatmap, pyplot, save
 from equilibria.scenarios.registry import register_kind
@@ -44,8 +44,7 @@ def prepare_population(scenario: Scenario) -> SolvePlan | RLPlan:
     from equilibria.games.markov import MarkovGame
     from equilibria.marl.population import RLPSROConfig
 
-    if scenario.backend not in ("local", "ray"):
-        raise scenario.error(f"psro-rl runs with backend 'local' or 'ray', got {scenario.backend!r}", "backend")
+    check_job_backend(scenario, "psro-rl scenarios")
     game = load_game(scenario)
     if not isinstance(game, MarkovGame) or game.max_agents != 2 or not game.info.is_zero_sum:
         raise scenario.error(f"psro-rl needs a two-player zero-sum Markov game (e.g. pursuit); "
@@ -53,11 +52,6 @@ def prepare_population(scenario: Scenario) -> SolvePlan | RLPlan:
     config = scenario.build(RLPSROConfig, scenario.config.solver.config, "solver", "config")
     if scenario.budget.iterations is None:
         raise scenario.error("a psro-rl scenario needs budget.iterations (generations)", "budget")
-    if scenario.backend == "ray":
-        try:
-            import ray  # noqa: F401
-        except ImportError:
-            raise scenario.error("backend ray needs ray (pip install 'equilibria[rllib]')", "backend") from None
     return RLPlan(scenario, game, config)
 
 

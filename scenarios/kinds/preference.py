@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import Field
 
 from equilibria.common.config import Config, PositiveFloat, PositiveInt, Seed, suggest
-from equilibria.scenarios.loading import Scenario
+from equilibria.scenarios.loading import Scenario, game_spec
 from equilibria.scenarios.loop import run_loop
 from equilibria.scenarios.plots import major_log_labels, pyplot, save
 from equilibria.scenarios.registry import register_kind
@@ -85,7 +85,7 @@ def _check(scenario: Scenario) -> None:
 def _game(scenario: Scenario, seed: int) -> Any:
     from equilibria import games
 
-    spec = scenario.game
+    spec = game_spec(scenario)
     try:
         if isinstance(spec, dict):
             return games.load({**spec, "seed": seed})

@@ -28,15 +28,14 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import Field
 
-from equilibria.common.config import Config, ConfigError, Probability, count
+from equilibria.common.config import Config, Probability, count
 from equilibria.common.executor import JobFailed, make_executor
 from equilibria.common.limits import MAX_MATCHES, check_count
-from equilibria.games.core import ScriptedPolicy
 from equilibria.games.engine import AgentUnavailable
-from equilibria.scenarios.learning import load_trained
-from equilibria.scenarios.loading import Scenario, load_game, load_run_config
+from equilibria.scenarios.lineup import LineupEntry, build_entry, check_entry, same_game, trained_run
+from equilibria.scenarios.loading import Scenario, check_job_backend, load_game
 from equilibria.scenarios.loop import run_loop
-from equilibria.scenarios.plots import heatmap, interval_bars, interval_text, pyplot, save
+from equilibria.scenarios.plots import heatmap, interval_bars, interval_text, markdown_table, pyplot, save
 from equilibria.scenarios.registry import register_kind
 from equilibria.scenarios.rundir import RunContext, RunFailed
 from equilibria.scenarios.tournament import (
@@ -48,38 +47,6 @@ from equilibria.scenarios.tournament import (
     schedule,
 )
 from equilibria.solvers.ratings import wilson
-
-Seats = count(64)
-
-
-class LineupEntry(Config):
-    name: str
-    """the entry's name in tables, plots and replays"""
-    solver: str | None = None
-    """a registered solver, run for `iterations` before the tournament"""
-    iterations: Annotated[int, Field(ge=0, le=100_000_000)] = 0
-    """solver iterations before the snapshot is taken"""
-    config: dict = Field(default_factory=dict)
-    """the solver's parameters"""
-    policy: Literal["average", "current"] = "average"
-    """which policy of the solver plays"""
-    scripted: Literal["random", "first_action", "last_action"] | None = None
-    """a scripted bot"""
-    run: str | None = None
-    """a train run directory: its MARL checkpoint plays (stochastic actor)"""
-    agent: str | dict | None = None
-    """an agent: its type (random, rule, human, smollm2, transformers, openai) or {type: ..., ...}"""
-    seats: Seats = 1
-    """seating fixed: how many seats this entry fills in every match"""
-
-    def agent_spec(self) -> dict[str, Any]:
-        return {"type": self.agent} if isinstance(self.agent, str) else dict(self.agent or {})
-
-    def check(self) -> None:
-        if sum(x is not None for x in (self.solver, self.scripted, self.run, self.agent)) != 1:
-            raise ValueError("give exactly one of solver, scripted, run or agent")
-        if self.solver is not None and self.iterations < 1:
-            raise ValueError(f"iterations: must be >= 1 for a solver snapshot, got {self.iterations}")
 
 
 class TournamentConfig(Config):
@@ -118,34 +85,13 @@ class TournamentPlan:
 
 def prepare_tournament(scenario: Scenario) -> TournamentPlan:
     """Every check of a tournament, running no solver, loading no model or checkpoint."""
-    from equilibria import solvers
-    from equilibria.llm_agents.agents import check_agent_spec
-    from equilibria.solvers.base import check_applicable
-
-    if scenario.backend not in ("local", "ray"):
-        raise scenario.error(f"tournaments run with backend 'local' or 'ray', got {scenario.backend!r}", "backend")
+    check_job_backend(scenario, "tournaments")
     game = load_game(scenario)
     cfg = scenario.config
     runs: dict[int, Path] = {}
     for i, e in enumerate(cfg.lineup):
-        where = ("lineup", str(i))
-        if e.agent is not None:
-            try:
-                check_agent_spec(e.agent_spec(), game.info.name)  # no model is loaded here
-            except (TypeError, ValueError) as err:
-                raise scenario.error(str(err), *where, "agent") from None
-            if scenario.backend == "ray" and e.agent_spec().get("type") == "human":
-                raise scenario.error("a human agent plays at this terminal; use backend 'local'", "backend")
-        elif e.solver is not None:
-            try:
-                entry = solvers.entry(e.solver)
-                solvers.build_config(e.solver, e.config, source=scenario.source, path=(*where, "config"))
-                check_applicable(entry, game)
-            except ConfigError:
-                raise
-            except ValueError as err:
-                raise scenario.error(str(err), *where, "solver") from None
-        elif e.run is not None:
+        check_entry(scenario, game, e, ("lineup", str(i)))
+        if e.run is not None:
             runs[i] = _checked_run(scenario, game, e.run, i)
     seating = cfg.seating or ("rotate" if game.num_players == 2 else "draw")
     if seating == "rotate":
@@ -165,50 +111,21 @@ def prepare_tournament(scenario: Scenario) -> TournamentPlan:
         if seats != game.num_players:
             raise scenario.error(f"the lineup fills {seats} seats but the game has {game.num_players} players",
                                  "lineup")
-    if scenario.backend == "ray":
-        try:
-            import ray  # noqa: F401
-        except ImportError:
-            raise scenario.error("backend ray needs ray (pip install 'equilibria[rllib]')", "backend") from None
     return TournamentPlan(scenario, game, seating, runs)
 
 
 def _checked_run(scenario: Scenario, game: Any, run_dir: str, index: int) -> Path:
-    """A train run directory (relative paths also from the scenario file's folder), trained on this game."""
-    path = Path(run_dir)
-    if not path.is_absolute() and scenario.source.name not in ("scenario", ""):
-        candidate = Path(scenario.source.name).parent / path
-        path = candidate if candidate.exists() else path
-    try:
-        trained = load_run_config(path)
-        trained_game = load_game(trained)
-    except ConfigError as err:
-        raise scenario.error(str(err), "lineup", str(index), "run") from None
-    if trained.kind != "train":
-        raise scenario.error(f"{path} is a '{trained.kind}' run, not a train run", "lineup", str(index), "run")
-    if trained_game.info.parameters != game.info.parameters or trained_game.info.name != game.info.name:
-        raise scenario.error(f"{path} was trained on {trained.game!r}, not on this tournament's game",
+    """A train run directory, trained on this tournament's game."""
+    path, trained_game = trained_run(scenario, run_dir, ("lineup", str(index)))
+    if not same_game(trained_game, game):
+        raise scenario.error(f"{path} was trained on {trained_game!r}, not on this tournament's game",
                              "lineup", str(index), "run")
     return path
 
 
 def build_lineup(plan: TournamentPlan) -> list[Any]:
-    """The entries as they play: solver snapshots run here, trained actors load here."""
-    from equilibria import solvers
-
-    out: list[Any] = []
-    for i, e in enumerate(plan.scenario.config.lineup):
-        if e.agent is not None:
-            out.append(AgentSpec(json.dumps(e.agent_spec(), sort_keys=True), e.name))
-        elif e.scripted is not None:
-            out.append(ScriptedPolicy(e.scripted))
-        elif e.run is not None:
-            out.append(load_trained(plan.runs[i])[2].policy(deterministic=False))
-        else:
-            solver = solvers.make(e.solver, plan.game, **e.config)
-            solver.run(e.iterations)
-            out.append(solver.average_policy() if e.policy == "average" else solver.current_policy())
-    return out
+    """The entries as they play."""
+    return [build_entry(e, plan.game, plan.runs.get(i)) for i, e in enumerate(plan.scenario.config.lineup)]
 
 
 @register_kind("tournament", TournamentConfig, prepare=prepare_tournament,
@@ -271,11 +188,6 @@ def run_tournament(plan: TournamentPlan, ctx: RunContext) -> dict[str, Any]:
         db.close()
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-                     + ["| " + " | ".join(r) + " |" for r in rows])
-
-
 def _two_player_report(ctx: RunContext, scenario: Scenario, game: Any, lineup: list[Any], names: list[str],
                        db: Any, num_matches: int) -> dict[str, Any]:
     from equilibria import solvers
@@ -302,7 +214,7 @@ def _two_player_report(ctx: RunContext, scenario: Scenario, game: Any, lineup: l
                      "elo_sd": float(elo_sd[i]), "meta_nash": float(nash[i]), "mean_return": float(mean_return[i]),
                      "exploitability": float(expl[i])})
     ctx.write_metrics(rows)  # the final table: a resumed finished run rewrites it, never appends
-    table = _table(["rank", "policy", "return vs meta-Nash", "BT strength", "Elo (sd)", "meta-Nash weight",
+    table = markdown_table(["rank", "policy", "return vs meta-Nash", "BT strength", "Elo (sd)", "meta-Nash weight",
                     "mean return", "exploitability"],
                    [[str(r["rank"]), r["policy"], f"{r['nash_averaged_return']:+.4f}", f"{r['bt_strength']:.3f}",
                      f"{r['elo']:.0f} ({r['elo_sd']:.0f})", f"{r['meta_nash']:.3f}", f"{r['mean_return']:+.3f}",
@@ -395,7 +307,7 @@ def _seat_report(ctx: RunContext, scenario: Scenario, game: Any, names: list[str
             ctx.alarm(f"{names[i]}'s answers fell back to the legal default in {fallbacks[i] / decisions[i]:.0%} of "
                       f"{int(decisions[i])} decisions (max_fallback_rate {limit:g}): its results measure the fallback, "
                       "not the agent")
-    table = _table(["rank", "entry", "seats", "role-adjusted win rate [95%]", "win rate [95%]",
+    table = markdown_table(["rank", "entry", "seats", "role-adjusted win rate [95%]", "win rate [95%]",
                     "mean return [95%]", "BT strength", "fallbacks per decision", "tokens/s"]
                    + [f"as {role} (seats)" for role in sr.roles], cells)
     sides, side_rates = _sides(db.outcomes(), num_matches)
@@ -438,7 +350,7 @@ def _sides(outcomes: list[dict], matches: int) -> tuple[str, dict[str, float]]:
         p, lo, hi = wilson(k, len(winners))
         rates[f"{side}_win_rate"] = p
         rows.append([side, str(k), interval_text(p, lo, hi, len(winners), unit="matches", min_samples=1)])
-    return _table(["side", "wins", f"win rate of {len(winners)} matches [95% Wilson]"], rows), rates
+    return markdown_table(["side", "wins", f"win rate of {len(winners)} matches [95% Wilson]"], rows), rates
 
 
 def _interval(row: dict[str, Any], value: str, prefix: str, fmt: str, matches: int) -> str:
