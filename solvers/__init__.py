@@ -11,7 +11,7 @@ from equilibria.solvers.base import NormalFormPolicy, Solver, TreePolicy, build_
 from equilibria.solvers.exploitability import best_response, exploitability, nash_conv, policy_value
 
 # Solver families register themselves on import.
-from equilibria.solvers import cfr, mmd, normal_form, preference, psro  # noqa: E402,F401  isort: skip
+from equilibria.solvers import cfr, mccfr, mmd, normal_form, preference, psro  # noqa: E402,F401  isort: skip
 
 __all__ = ["Solver", "TreePolicy", "NormalFormPolicy", "make", "registered", "entry", "build_config",
            "nash_conv", "exploitability", "best_response", "policy_value"]

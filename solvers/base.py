@@ -101,6 +101,9 @@ def policy_to_array(game: Game, policy: Policy) -> np.ndarray:
     tree = tree_of(game)
     if isinstance(policy, TreePolicy) and policy.tree is tree:
         return policy.probs
+    tree_array = getattr(policy, "tree_array", None)  # policies keyed by infoset (MCCFR's) map by key
+    if callable(tree_array):
+        return tree_array(tree)
     return tree.policy_to_array(policy)
 
 
