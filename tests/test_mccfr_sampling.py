@@ -4,6 +4,7 @@ that resume bit-identically."""
 
 import numpy as np
 import pytest
+from equilibria.games.adapters.openspiel import from_openspiel
 from equilibria.games.tree import compile_tree
 from equilibria.solvers.mccfr import MCCFRSolver
 
@@ -71,6 +72,32 @@ def test_a_traversal_larger_than_half_the_node_limit_is_refused():
         solvers.make("mccfr-external", games.load("leduc_poker"), max_nodes=40).run(1)
 
 
+def test_phantom_ttt_improves_against_uniform_random():
+    game = from_openspiel("phantom_ttt")
+    with pytest.raises(ValueError, match="histories"):
+        compile_tree(game)
+    uniform = games.UniformRandomPolicy()
+    solver = solvers.make("mccfr-outcome", game, seed=0)
+    values, errors = [], []
+    for policy in (uniform, solver.run(2_000).average_policy(), solver.run(8_000).average_policy()):
+        est = solvers.value_against(game, policy, uniform, episodes=2000, seed=5)
+        values.append(est.mean.mean())  # over both seats
+        errors.append(np.sqrt((est.stderr**2).sum()) / 2)
+    assert values[1] > values[0] + 4 * np.hypot(errors[0], errors[1])
+    assert values[2] > values[1] + 4 * np.hypot(errors[1], errors[2])
+    assert values[2] > 0.2  # measured 0.30 (uniform: -0.01)
+
+
+@pytest.mark.slow
+def test_phantom_ttt_external_sampling_improves_against_uniform_random():
+    game = from_openspiel("phantom_ttt")
+    uniform = games.UniformRandomPolicy()
+    before = solvers.value_against(game, uniform, uniform, episodes=2000, seed=5).mean.mean()
+    after = solvers.value_against(game, solvers.make("mccfr-external", game).run(3).average_policy(), uniform,
+                                  episodes=2000, seed=5).mean.mean()
+    assert after > before + 0.1  # measured 0.15 over -0.01
+
+
 @pytest.mark.parametrize("game_spec, sampling, max_nodes", [
     ("leduc_poker", "external", 10_000_000), ("leduc_poker", "outcome", 10_000_000),
     ("leduc_poker", "external", 4000),  # cut back while running, and again after the resume
@@ -128,6 +155,17 @@ def test_simultaneous_goofspiel_through_the_lazy_tree():
     keys = {(int(compiled.infoset_player[i]), k) for i, k in enumerate(compiled.infoset_keys)}
     assert {(p, k) for p in range(2) for k in solver.tree.index[p]} <= keys
     solver.average_policy().tree_array(compiled)  # raises if any legal actions differ
+
+
+def test_sampled_best_response_matches_the_exact_one_on_kuhn():
+    game = games.load("kuhn_poker")
+    policy = solvers.make("mccfr-external", game, seed=0).run(300).average_policy()
+    for player in range(2):
+        exact, _ = solvers.best_response(game, policy, player)
+        sampled = solvers.sampled_best_response(game, policy, player, iterations=3000, episodes=20_000, seed=1)
+        assert sampled.value == pytest.approx(exact, abs=4 * sampled.stderr)
+    estimate, stderr = solvers.sampled_exploitability(game, policy, iterations=3000, episodes=20_000)
+    assert estimate == pytest.approx(solvers.exploitability(game, policy), abs=4 * stderr)
 
 
 def test_fixed_players_play_their_policy_and_are_not_updated():
