@@ -30,7 +30,7 @@ from equilibria.common.limits import check_memory
 from equilibria.games.core import CHANCE, SIMULTANEOUS, TERMINAL, Game, Policy, State
 
 
-@dataclass
+@dataclass(eq=False)  # identity equality and hash: trees key weak caches (solvers.exploitability)
 class CompiledTree:
     game: Game
     num_players: int

@@ -102,6 +102,9 @@ def policy_to_array(game: Game, policy: Policy) -> np.ndarray:
     tree = tree_of(game)
     if isinstance(policy, TreePolicy) and policy.tree is tree:
         return policy.probs
+    tree_array = getattr(policy, "tree_array", None)  # policies keyed by infoset (MCCFR's) map by key
+    if callable(tree_array):
+        return tree_array(tree)
     return tree.policy_to_array(policy)
 
 
@@ -178,7 +181,7 @@ class SolverEntry:
     defaults: dict[str, Any]
     description: str
     requires_zero_sum: bool
-    kind: str  # "tree" | "normal_form" | "any"
+    kind: str  # "tree" (compiled tree) | "sampled" (any finite game, no tree) | "normal_form" | "any"
 
 
 _SOLVERS: dict[str, SolverEntry] = {}
@@ -243,7 +246,7 @@ def check_applicable(e: SolverEntry, game: Game) -> None:
     if e.requires_zero_sum and not (info.is_zero_sum and info.num_players == 2):
         raise ValueError(f"solver {name!r} needs a two-player zero-sum (or constant-sum) game; "
                          f"{info.name} is {info.num_players}-player {info.utility}")
-    if e.kind == "tree" and not info.is_finite:
+    if e.kind in ("tree", "sampled") and not info.is_finite:
         raise ValueError(f"solver {name!r} needs a finite game with enumerable actions and chance; "
                          f"{info.name} has {'text actions' if info.action_type == 'text' else 'sampled chance'}")
     if e.kind == "normal_form" and not has_payoff_tensor(game):

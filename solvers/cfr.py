@@ -1,5 +1,5 @@
 """Counterfactual regret minimisation on the compiled tree: one class, named variants as
-configurations, and sampling variants (MCCFR) for games too large to sweep every iteration.
+configurations. (Sampling variants, MCCFR, live in solvers.mccfr and need no compiled tree.)
 
 Variants (all share forward_reach / cfr_backward / regret_matching in solvers.kernels):
 - cfr:  Zinkevich et al. (2007); uniform averaging, alternating updates (OpenSpiel's default)
@@ -12,12 +12,9 @@ exploitability sequences agree to rounding (tests/test_solvers_cfr.py).
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import numpy as np
-from pydantic import Field
 
-from equilibria.common.config import Config, NonNegativeFloat, Seed
+from equilibria.common.config import Config, NonNegativeFloat
 from equilibria.games.core import Game, Policy
 from equilibria.solvers import kernels
 from equilibria.solvers.base import Solver, TreePolicy, register_solver, tree_of
@@ -104,62 +101,3 @@ class CFRSolver(Solver):
 
     def _arrays(self) -> dict[str, np.ndarray]:
         return {"regret": self.regret, "cum_policy": self.cum_policy, "policy": self.policy}
-
-
-# ----------------------------------------------------------------------------- MCCFR
-class MCCFRConfig(Config):
-    """Monte Carlo CFR (Lanctot et al. 2009)."""
-
-    seed: Seed = 0
-    """seeds the sampling"""
-    epsilon: Annotated[float, Field(gt=0, le=1)] = 0.6
-    """outcome sampling: exploration at the updating player's nodes (OpenSpiel's default)"""
-
-
-@register_solver("mccfr-external", MCCFRConfig, kind="tree",
-                 description="external-sampling MCCFR (Lanctot et al. 2009): sample chance and opponents")
-@register_solver("mccfr-outcome", MCCFRConfig, kind="tree",
-                 description="outcome-sampling MCCFR (Lanctot et al. 2009): sample one trajectory, epsilon-explore")
-class MCCFRSolver(Solver):
-    def __init__(self, game: Game, config: MCCFRConfig):
-        super().__init__(game, config)
-        self.tree = t = tree_of(game)
-        self.regret = np.zeros(t.num_slots)
-        self.cum_policy = np.zeros(t.num_slots)
-        seed_mix = np.random.SeedSequence(config.seed).generate_state(1, dtype=np.uint64)
-        self.rng_state = np.asarray(seed_mix, dtype=np.uint64)
-        self._visit = np.empty(t.num_nodes, dtype=np.int64)
-        self._chosen = np.full(t.num_nodes, -1, dtype=np.int64)
-        self._values = np.empty(t.num_nodes)
-        self._strategy = np.zeros(t.num_slots)
-        depth = int(t.max_depth) + 1
-        width = int(t.num_children.max())
-        self._path_node = np.empty(depth, dtype=np.int64)
-        self._path_choice = np.empty(depth, dtype=np.int64)
-        self._path_probs = np.empty((depth, width))
-
-    def step(self) -> None:
-        self.iteration += 1
-        t = self.tree
-        for p in range(t.num_players):
-            if self.name == "mccfr-outcome":
-                kernels.outcome_sampling(t.node_player, t.child_start, t.num_children, t.node_infoset, t.chance_prob,
-                                         t.utility, t.infoset_offset, self.regret, self.cum_policy, p,
-                                         self.config.epsilon, self.rng_state, self._path_node, self._path_choice,
-                                         self._path_probs)
-            else:
-                kernels.external_sampling(t.node_player, t.child_start, t.num_children, t.node_infoset,
-                                          t.chance_prob, t.utility, t.infoset_offset, self.regret, self.cum_policy, p,
-                                          self.rng_state, self._visit, self._chosen, self._values, self._strategy)
-
-    def average_policy(self) -> Policy:
-        return TreePolicy.from_mass(self.tree, self.cum_policy)
-
-    def current_policy(self) -> Policy:
-        t = self.tree
-        out = np.empty(t.num_slots)
-        kernels.regret_matching(self.regret, t.infoset_offset, t.infoset_num_actions, out)
-        return TreePolicy(t, out)
-
-    def _arrays(self) -> dict[str, np.ndarray]:
-        return {"regret": self.regret, "cum_policy": self.cum_policy, "rng_state": self.rng_state}

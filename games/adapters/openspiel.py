@@ -55,9 +55,20 @@ class OpenSpielGame(Game):
             reward_model="step" if t.reward_model.name == "REWARDS" else "terminal",
             parameters={"game": str(os_game)},
         )
+        self._perfect = self.info.information == "perfect"
 
     def new_initial_state(self) -> OpenSpielState:
         return OpenSpielState(self, self.os_game.new_initial_state())
+
+    def information_state_key(self, os_state: Any, player: int) -> str:
+        """The key of `player` at a pyspiel state (solvers that walk raw pyspiel states use this too)."""
+        if self._perfect:
+            # Every history is its own information state. (OpenSpiel's strings for some perfect-information
+            # simultaneous games, e.g. goofspiel, drop the bid order and so break perfect recall.)
+            return f"p{player}|{os_state.history_str()}"
+        if self._provides_info_string:
+            return os_state.information_state_string(player)
+        return f"p{player}|{os_state.history_str()}"  # no string offered: the full history (perfect recall)
 
     def action_name(self, action: int) -> str:
         return self.os_game.action_to_string(0, action) if self.info.num_players else str(action)
@@ -104,14 +115,7 @@ class OpenSpielState(State):
         return np.asarray(self.s.rewards(), dtype=np.float64)
 
     def information_state_key(self, player: int) -> Hashable:
-        g = self.game
-        if g.info.information == "perfect":
-            # Every history is its own information state. (OpenSpiel's strings for some perfect-information
-            # simultaneous games, e.g. goofspiel, drop the bid order and so break perfect recall.)
-            return f"p{player}|{self.s.history_str()}"
-        if g._provides_info_string:
-            return self.s.information_state_string(player)
-        return f"p{player}|{self.s.history_str()}"  # no string offered: the full history (perfect recall)
+        return self.game.information_state_key(self.s, player)
 
     def observation(self, player: int) -> np.ndarray:
         g = self.game
