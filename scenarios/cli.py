@@ -73,7 +73,8 @@ def list_solvers(console: Console) -> None:
         e = solvers.entry(name)
         cfg = solvers.build_config(name)
         params = ", ".join(f"{k}={v!r}" for k, v in cfg)
-        applies = {"tree": "finite extensive-form", "normal_form": "normal-form", "any": "normal or extensive",
+        applies = {"tree": "finite extensive-form (compiled tree)",
+                   "sampled": "finite extensive-form (sampled, any size)", "normal_form": "normal-form", "any": "normal or extensive",
                    "preference": "preference games"}[e.kind]
         table.add_row(name, applies, "yes" if e.requires_zero_sum else "no", params, e.description)
     console.print(table)

@@ -30,6 +30,9 @@ class SolveEval(Config):
     """iterations between evaluations"""
     policy: Literal["average", "current", "both"] = "average"
     """which policy's exploitability is measured"""
+    episodes: PositiveInt = 500
+    """games too large for the compiled tree (sampling solvers): episodes per seat of the
+    value against a uniform random opponent, reported instead of exploitability"""
 
 
 class SolveConfig(Config):
@@ -45,11 +48,13 @@ class SolvePlan:
     game: Any
     entry: Any  # solvers.base.SolverEntry
     config: Any  # the solver's checked config
+    exact: bool = True  # the game fits the compiled tree: exploitability is computed exactly
 
 
 def prepare_solver(scenario: Scenario, allowed: tuple[str, ...] | None = None) -> SolvePlan:
     """Every check of a solver scenario, building nothing expensive (no tree is compiled)."""
     from equilibria import solvers
+    from equilibria.games.tree import check_tree_size
     from equilibria.solvers.base import check_applicable
 
     if scenario.backend != "local":
@@ -70,20 +75,34 @@ def prepare_solver(scenario: Scenario, allowed: tuple[str, ...] | None = None) -
         check_applicable(entry, game)
     except ValueError as err:
         raise scenario.error(str(err), "solver") from None
+    exact = True
+    if entry.kind == "sampled":
+        try:
+            check_tree_size(game)
+        except ValueError:
+            exact = False  # evaluated by sampling: value against uniform random
     budget = scenario.budget
     if budget.iterations is None and budget.seconds is None:
         raise scenario.error("a solve scenario needs budget.iterations or budget.seconds", "budget")
-    return SolvePlan(scenario, game, entry, cfg)
+    return SolvePlan(scenario, game, entry, cfg, exact)
 
 
-def _evaluate(game: Any, solver: Any, which: str) -> dict[str, float]:
-    from equilibria import solvers
+def _evaluate(plan: SolvePlan, solver: Any) -> dict[str, float]:
+    from equilibria import games, solvers
 
+    game, which = plan.game, plan.scenario.config.eval.policy
     row: dict[str, float] = {}
     targets = {"average": [("", solver.average_policy)], "current": [("", solver.current_policy)],
                "both": [("", solver.average_policy), ("_current", solver.current_policy)]}[which]
     for suffix, get in targets:
         policy = get()
+        if not plan.exact:  # beyond the compiled tree: the value against uniform random, per seat
+            est = solvers.value_against(game, policy, games.UniformRandomPolicy(),
+                                        plan.scenario.config.eval.episodes, seed=plan.scenario.seed)
+            for p in range(game.num_players):
+                row[f"value_vs_uniform{suffix}_p{p}"] = float(est.mean[p])
+                row[f"value_vs_uniform{suffix}_p{p}_stderr"] = float(est.stderr[p])
+            continue
         row["exploitability" + suffix] = solvers.exploitability(game, policy)
         if suffix == "":
             values = solvers.policy_value(game, policy)
@@ -128,20 +147,27 @@ def run_solver(plan: SolvePlan, ctx: RunContext) -> dict[str, Any]:
         counter=lambda: solver.iteration, step=step,
         also_done=(lambda: budget.seconds is not None and clock["seconds"] >= budget.seconds),
         evaluate=lambda _: {"iteration": solver.iteration, "seconds": round(clock["seconds"], 6),
-                            **_evaluate(game, solver, cfg.eval.policy)},
+                            **_evaluate(plan, solver)},
         eval_every=cfg.eval.every, eval_after_first=True,
         save=lambda: ctx.save_checkpoint({**solver.state_dict(), "seconds": clock["seconds"]}),
-        save_every=cfg.checkpoint_every, describe=lambda r: f"exploitability {r['exploitability']:.3g}")
+        save_every=cfg.checkpoint_every, describe=_describe)
     if not row:
-        row = {"iteration": solver.iteration, **_evaluate(game, solver, cfg.eval.policy)}
+        row = {"iteration": solver.iteration, **_evaluate(plan, solver)}
     plot_exploitability(ctx, scenario)
     return {**row, "warmup_seconds": round(warmup, 4)}
+
+
+def _describe(row: dict[str, float]) -> str:
+    if "exploitability" in row:
+        return f"exploitability {row['exploitability']:.3g}"
+    values = [v for k, v in row.items() if k.startswith("value_vs_uniform_p") and not k.endswith("stderr")]
+    return "value vs uniform " + " / ".join(f"{v:.3f}" for v in values)
 
 
 def plot_exploitability(ctx: RunContext, scenario: Scenario) -> None:
     plt = pyplot()
     rows = ctx.read_metrics()
-    if not rows:
+    if not rows or "exploitability" not in rows[0]:
         return
     it = np.array([r["iteration"] for r in rows])
     sec = np.array([max(r["seconds"], 1e-6) for r in rows])

@@ -2,10 +2,12 @@
 how much of the tree is cached, beyond compile_tree's limit, on phantom_ttt, and checkpoints
 that resume bit-identically."""
 
+import csv
+
 import numpy as np
 import pytest
 
-from equilibria import games, solvers
+from equilibria import games, scenarios, solvers
 from equilibria.games.adapters.openspiel import from_openspiel
 from equilibria.games.tree import compile_tree
 from equilibria.solvers.mccfr import MCCFRSolver
@@ -86,6 +88,18 @@ def test_phantom_ttt_improves_against_uniform_random():
     assert values[1] > values[0] + 4 * np.hypot(errors[0], errors[1])
     assert values[2] > values[1] + 4 * np.hypot(errors[1], errors[2])
     assert values[2] > 0.2  # measured 0.30 (uniform: -0.01)
+
+
+def test_a_solve_scenario_beyond_the_compiled_tree_reports_values_against_uniform(tmp_path):
+    path = tmp_path / "phantom.yaml"
+    path.write_text("name: mccfr-phantom\nkind: solve\ngame: openspiel(game=phantom_ttt)\n"
+                    "solver: {name: mccfr, config: {sampling: outcome}}\nbudget: {iterations: 200}\n"
+                    "eval: {every: 100, episodes: 50}\n")
+    result = scenarios.run(scenarios.load(str(path)), out=tmp_path / "runs", quiet=True)
+    rows = list(csv.DictReader(open(result.run_dir / "metrics.csv")))
+    assert [int(r["iteration"]) for r in rows] == [1, 100, 200]
+    assert "exploitability" not in rows[0] and -1 <= float(rows[-1]["value_vs_uniform_p0"]) <= 1
+    assert float(rows[-1]["value_vs_uniform_p1_stderr"]) > 0
 
 
 @pytest.mark.slow
