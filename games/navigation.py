@@ -1,4 +1,4 @@
-"""Cooperative navigation (MPE `simple_spread`), natively batched in numpy.
+"""Cooperative navigation (MPE `simple_spread`), natively batched: numba kernels over [E, ...] arrays.
 
 N agents must cover L landmarks while avoiding each other. Physics, observations and
 rewards follow the MPE / PettingZoo `simple_spread_v3` definitions: damping 0.25, dt 0.1,
@@ -13,7 +13,10 @@ rewards, and appear as zeros in the others' observations (the layout is the MPE 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+from numba import njit
 
 from equilibria.common.config import PositiveInt, Probability
 from equilibria.games.core import GameInfo, SizeEstimate
@@ -88,73 +91,16 @@ class NavigationSimulator(ArraySimulator):
             n = self.rng.integers(g.population[0], g.population[1] + 1, size=k)
             self.present[idx] = np.arange(g.num_agents)[None, :] < n[:, None]
 
-    def _pairwise(self) -> tuple[np.ndarray, np.ndarray]:
-        delta = self.pos[:, :, None, :] - self.pos[:, None, :, :]  # [E, N, N, 2], i minus j
-        dist = np.sqrt((delta**2).sum(-1))  # [E, N, N]
-        return delta, dist
-
     def _step(self, actions: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
         g = self.game
-        force = _MOVES[actions["agents"]] * _ACCEL  # [E, N, 2]
-        n = g.num_agents
-        if n > 1:
-            delta, dist = self._pairwise()
-            dist_min = 2 * _AGENT_SIZE
-            k = _CONTACT_MARGIN
-            penetration = np.logaddexp(0.0, -(dist - dist_min) / k) * k
-            safe = np.where(dist > 0, dist, 1.0)
-            contact = _CONTACT_FORCE * (delta / safe[..., None]) * penetration[..., None]
-            contact[:, np.arange(n), np.arange(n)] = 0.0
-            if g.population is not None:  # absent agents push no one
-                contact *= (self.present[:, :, None] & self.present[:, None, :])[..., None]
-            force = force + contact.sum(axis=2)
-        # MPE's integrator: move with the old velocity, then damp and accelerate
-        self.pos = self.pos + self.vel * _DT
-        self.vel = self.vel * (1.0 - _DAMPING) + force * _DT
-        if g.population is not None:
-            self.vel = np.where(self.present[..., None], self.vel, 0.0)
-        return {"agents": self._rewards()}, np.zeros(self.num_envs, dtype=bool)
-
-    def _rewards(self) -> np.ndarray:
-        g = self.game
-        # global: minus the sum over landmarks of the distance to the nearest agent
-        d = np.sqrt(((self.pos[:, None, :, :] - self.landmarks[:, :, None, :]) ** 2).sum(-1))  # [E, L, N]
-        if g.population is not None:
-            d = np.where(self.present[:, None, :], d, np.inf)
-            global_r = -np.where(self.present, d.min(axis=2), 0.0).sum(axis=1)  # landmark j exists iff slot j does
-        else:
-            global_r = -d.min(axis=2).sum(axis=1)  # [E]
-        local = np.zeros((self.num_envs, g.num_agents))
-        if g.num_agents > 1:
-            _, dist = self._pairwise()
-            hit = dist < 2 * _AGENT_SIZE
-            hit[:, np.arange(g.num_agents), np.arange(g.num_agents)] = False
-            if g.population is not None:
-                hit &= self.present[:, :, None] & self.present[:, None, :]
-            local = -hit.sum(axis=2).astype(np.float64)
-        return global_r[:, None] * (1.0 - g.local_ratio) + local * g.local_ratio
+        rewards = np.empty((self.num_envs, g.num_agents))
+        step_world(self.pos, self.vel, self.landmarks, self.present, actions["agents"], g.population is not None,
+                   g.local_ratio, rewards)
+        return {"agents": rewards}, np.zeros(self.num_envs, dtype=bool)
 
     def _observe(self) -> dict[str, np.ndarray]:
-        g = self.game
-        e, n, m = self.num_envs, g.num_agents, g.num_landmarks
-        obs = np.zeros((e, n, g.obs_dim), dtype=np.float32)
-        obs[:, :, 0:2] = self.vel
-        obs[:, :, 2:4] = self.pos
-        rel_l = self.landmarks[:, None, :, :] - self.pos[:, :, None, :]  # [E, N, L, 2]
-        if g.population is not None:
-            rel_l = np.where(self.present[:, None, :, None], rel_l, 0.0)
-        obs[:, :, 4:4 + 2 * m] = rel_l.reshape(e, n, 2 * m)
-        if n > 1:
-            rel_a = self.pos[:, None, :, :] - self.pos[:, :, None, :]  # [E, i, j, 2]: j relative to i
-            if g.population is not None:
-                rel_a = np.where(self.present[:, None, :, None], rel_a, 0.0)
-            others = ~np.eye(n, dtype=bool)
-            rel_o = rel_a[:, others].reshape(e, n, n - 1, 2)
-            start = 4 + 2 * m
-            obs[:, :, start:start + 2 * (n - 1)] = rel_o.reshape(e, n, 2 * (n - 1))
-            # the remaining 2 * (n - 1) entries are MPE's communication channel: silent agents send zeros
-        if g.population is not None:
-            obs *= self.present[..., None]
+        obs = np.empty((self.num_envs, self.game.num_agents, self.game.obs_dim), dtype=np.float32)
+        observe(self.pos, self.vel, self.landmarks, self.present, self.game.population is not None, obs)
         return {"agents": obs}
 
     def active(self) -> dict[str, np.ndarray]:
@@ -169,16 +115,152 @@ class NavigationSimulator(ArraySimulator):
         return np.concatenate([pos.reshape(e, -1), vel.reshape(e, -1), lm.reshape(e, -1)], axis=1).astype(np.float32)
 
 
+# ----------------------------------------------------------------------------- compiled kernels
+# One pass per environment over its agents, in place on the simulator's arrays: at MPE's sizes
+# (a handful of agents) the numpy version spent its time on [E, N, N, 2] temporaries and on
+# per-call overhead, neither of which a loop has. numba compiles each kernel once per machine
+# (cache=True). `varying` is True for a game with a population: absent agents take no part, and
+# landmark j exists iff agent slot j does (such games have as many landmarks as agents).
+
+# Beyond this distance MPE's soft contact penetration, log(1 + exp(-(d - 2 size) / margin)) *
+# margin, underflows to exactly 0.0 in float64 (exp(-746) rounds to 0), so skipping
+# those pairs changes no bit of the result.
+_CONTACT_RANGE_SQ = (2 * _AGENT_SIZE + 746 * _CONTACT_MARGIN + 0.01) ** 2
+
+
+@njit(cache=True)
+def _softplus(x):
+    """log(1 + exp(x)) as numpy's logaddexp(0, x) computes it (no overflow for large x)."""
+    if x > 0.0:
+        return x + math.log1p(math.exp(-x))
+    return math.log1p(math.exp(x))
+
+
+@njit(cache=True)
+def collide(pos, present, e, push):
+    """push[i] = the sum over the other present agents j of MPE's soft contact force on i from j
+    (along i - j, stiffer the deeper they overlap). Each pair is computed once and applied with
+    opposite signs, which is exact: the force on j from i is bitwise the negation."""
+    n = pos.shape[1]
+    push[:, :] = 0.0
+    for i in range(n):
+        if not present[e, i]:
+            continue
+        for j in range(i + 1, n):
+            if not present[e, j]:
+                continue
+            dx = pos[e, i, 0] - pos[e, j, 0]
+            dy = pos[e, i, 1] - pos[e, j, 1]
+            d2 = dx * dx + dy * dy
+            if d2 > _CONTACT_RANGE_SQ:
+                continue
+            dist = math.sqrt(d2)
+            penetration = _softplus(-(dist - 2 * _AGENT_SIZE) / _CONTACT_MARGIN) * _CONTACT_MARGIN
+            safe = dist if dist > 0.0 else 1.0  # coincident agents push each other nowhere
+            fx = _CONTACT_FORCE * (dx / safe) * penetration
+            fy = _CONTACT_FORCE * (dy / safe) * penetration
+            push[i, 0] += fx
+            push[i, 1] += fy
+            push[j, 0] -= fx
+            push[j, 1] -= fy
+
+
+@njit(cache=True)
+def integrate(pos, vel, present, actions, e, push):
+    """MPE's integrator: move with the old velocity, then damp and accelerate by the action's
+    force plus the contact push. Absent agents stay where they are, at rest."""
+    for i in range(pos.shape[1]):
+        a = actions[e, i]
+        for c in range(2):
+            force = _MOVES[a, c] * _ACCEL + push[i, c]
+            pos[e, i, c] = pos[e, i, c] + vel[e, i, c] * _DT
+            vel[e, i, c] = vel[e, i, c] * (1.0 - _DAMPING) + force * _DT if present[e, i] else 0.0
+
+
+@njit(cache=True)
+def reward(pos, landmarks, present, varying, local_ratio, e, out):
+    """out[i] = (1 - local_ratio) * global + local_ratio * local_i, where global is minus the sum
+    over landmarks of the distance to the nearest agent, and local_i minus the number of agents
+    that i overlaps (absent agents neither cover landmarks nor collide)."""
+    n, m = pos.shape[1], landmarks.shape[1]
+    cover = 0.0
+    for j in range(m):
+        if varying and not present[e, j]:
+            continue
+        nearest = np.inf
+        for i in range(n):
+            if present[e, i]:
+                dx = pos[e, i, 0] - landmarks[e, j, 0]
+                dy = pos[e, i, 1] - landmarks[e, j, 1]
+                nearest = min(nearest, math.sqrt(dx * dx + dy * dy))
+        cover += nearest
+    for i in range(n):
+        out[e, i] = 0.0
+    for i in range(n):
+        if not present[e, i]:
+            continue
+        for j in range(i + 1, n):
+            if not present[e, j]:
+                continue
+            dx = pos[e, i, 0] - pos[e, j, 0]
+            dy = pos[e, i, 1] - pos[e, j, 1]
+            if math.sqrt(dx * dx + dy * dy) < 2 * _AGENT_SIZE:
+                out[e, i] -= 1.0
+                out[e, j] -= 1.0
+    for i in range(n):
+        out[e, i] = -cover * (1.0 - local_ratio) + out[e, i] * local_ratio
+
+
+@njit(cache=True)
+def step_world(pos, vel, landmarks, present, actions, varying, local_ratio, rewards):
+    """One step of every environment: contact forces from the current positions, integration,
+    then the rewards of the new positions (rewards [E, N] is written)."""
+    push = np.empty((pos.shape[1], 2))
+    for e in range(pos.shape[0]):
+        collide(pos, present, e, push)
+        integrate(pos, vel, present, actions, e, push)
+        reward(pos, landmarks, present, varying, local_ratio, e, rewards)
+
+
+@njit(cache=True)
+def observe(pos, vel, landmarks, present, varying, obs):
+    """obs[e, i] in MPE's layout: own velocity, own position, each landmark relative to i, each
+    other agent relative to i, then the silent communication channel (zeros). Absent agents and
+    landmarks appear as zeros; an absent agent observes all zeros."""
+    n, m = pos.shape[1], landmarks.shape[1]
+    for e in range(pos.shape[0]):
+        for i in range(n):
+            o = obs[e, i]
+            if not present[e, i]:
+                o[:] = 0.0
+                continue
+            o[0], o[1] = vel[e, i, 0], vel[e, i, 1]
+            o[2], o[3] = pos[e, i, 0], pos[e, i, 1]
+            k = 4
+            for j in range(m):
+                seen = not varying or present[e, j]
+                o[k] = landmarks[e, j, 0] - pos[e, i, 0] if seen else 0.0
+                o[k + 1] = landmarks[e, j, 1] - pos[e, i, 1] if seen else 0.0
+                k += 2
+            for j in range(n):
+                if j != i:
+                    o[k] = pos[e, j, 0] - pos[e, i, 0] if present[e, j] else 0.0
+                    o[k + 1] = pos[e, j, 1] - pos[e, i, 1] if present[e, j] else 0.0
+                    k += 2
+            o[k:] = 0.0
+
+
 def navigation_size(num_agents: int = 3, num_landmarks: int = 3, **_: object) -> SizeEstimate:
-    """Per environment: float32 observations N x (4 + 2L + 4(N - 1)) and float64 pairwise arrays
-    N x N x 2 with about three temporaries of that size."""
+    """Per environment: float32 observations N x (4 + 2L + 4(N - 1)), two live at once (a step's
+    and the copy kept at an autoreset), and the float64 world (positions, velocities, landmarks);
+    the kernels need no pairwise temporaries."""
     n, m = float(num_agents), float(num_landmarks)
-    return SizeEstimate(bytes_per_env=4 * n * (4 + 2 * m + 4 * (n - 1)) + 3 * 8 * 2 * n * n + 3 * 8 * 2 * n * m)
+    return SizeEstimate(bytes_per_env=2 * 4 * n * (4 + 2 * m + 4 * (n - 1)) + 8 * 2 * (2 * n + m))
 
 
 @register("cooperative_navigation", size=navigation_size)
 def cooperative_navigation(num_agents: PositiveInt = 3, num_landmarks: PositiveInt = 3, max_steps: PositiveInt = 25,
                            local_ratio: Probability = 0.5, population: list[int] | None = None) -> CooperativeNavigation:
-    """MPE simple_spread: N agents cover L landmarks without colliding; batched numpy. `population:
+    """MPE simple_spread: N agents cover L landmarks without colliding; batched. `population:
     [low, high]` draws each episode's agents (and landmarks) from that range."""
     return CooperativeNavigation(num_agents, num_landmarks, max_steps, local_ratio, population)
