@@ -4,6 +4,8 @@ environment speed against PettingZoo's mpe2 simple_spread, and how simulator spe
 with the number of agents (grid_goals, one environment, the active mask in use).
 
     python benchmarks/marl.py [--seconds 120] [--out benchmarks/results]
+
+The comparison with BenchMARL (TorchRL) and VMAS needs its own venv: benchmarks/benchmarl.py.
 """
 
 import argparse
@@ -70,7 +72,7 @@ def ours(seconds: float) -> dict:
 
     from equilibria import marl
 
-    torch.set_num_threads(2)  # both cores, as RLlib's ray.init(num_cpus=2)
+    torch.set_num_threads(1)  # the train kind's default: faster than 2 for these networks (RLlib gets num_cpus=2)
     t_start = time.perf_counter()
     algo = marl.make("mappo", games.load("cooperative_navigation"), seed=0, num_envs=32)
     setup = time.perf_counter() - t_start
