@@ -364,22 +364,13 @@ class GameStates:
 
 
 class OpenSpielStates(GameStates):
-    """The same on raw pyspiel states: the adapter's wrappers cost more than pyspiel itself
+    """The same on raw pyspiel states (whose child / clone / apply_actions GameStates.child
+    uses as they are): the adapter's wrappers cost more than pyspiel itself
     per node, and expansion is the per-node cost of games that do not repeat. Keys come from
     the adapter (OpenSpielGame.information_state_key), so policies find them through it."""
 
     def root(self) -> Any:
         return self.game.os_game.new_initial_state()
-
-    def child(self, state: Any, joint: tuple, action: int, simultaneous: bool) -> tuple[Any, tuple]:
-        if not simultaneous:
-            return state.child(action), ()
-        joint = (*joint, action)
-        if len(joint) < self.num_players:
-            return state, joint
-        nxt = state.clone()
-        nxt.apply_actions(list(joint))
-        return nxt, ()
 
     def describe(self, state: Any, joint: tuple) -> tuple[int, Any, list[float] | None, str | None, bool]:
         if state.is_terminal():
