@@ -9,7 +9,7 @@ import pytest
 import torch
 from toy_markov import GridLight, PickBest
 
-from equilibria import games, marl
+from equilibria import games, marl, scenarios
 from equilibria.common.config import ConfigError
 from equilibria.games.spaces import Box, Candidates, Composite, Discrete, Group
 from equilibria.marl.networks import EntityEncoder, GroupActor, GroupCritic
@@ -146,3 +146,9 @@ def test_ippo_learns_when_the_population_changes_every_episode():
         fixed.append(algo.evaluate(128)[0])
     target = float(np.mean(fixed))
     assert learned_return >= random_return + 0.5 * (target - random_return), (random_return, learned_return, fixed)
+
+
+def test_the_rllib_backend_refuses_games_that_mask_actions():
+    s = scenarios.load("mappo-navigation", ["game=grid_goals", "backend=rllib"])
+    with pytest.raises(ConfigError, match="masks actions"):
+        scenarios.validate(s)

@@ -56,6 +56,9 @@ def prepare_train(scenario: Scenario) -> TrainPlan:
         if scenario.config.algorithm.name not in ("mappo", "ippo"):
             raise scenario.error(f"backend rllib runs RLlib's PPO with mappo's config; learner "
                                  f"{scenario.config.algorithm.name!r} runs with backend local", "backend")
+        if game.masks_actions:
+            raise scenario.error(f"backend rllib does not pass action masks, and {game.info.name} masks actions; "
+                                 "use backend local", "backend")
         try:
             import ray  # noqa: F401
         except ImportError:
