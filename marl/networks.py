@@ -169,18 +169,20 @@ class GroupActor(nn.Module):
         ctx = ctx.unsqueeze(-2).expand(*cand.shape[:-1], ctx.shape[-1])
         return self.heads[k](torch.cat([ctx, cand], dim=-1)).squeeze(-1)
 
+    def _masked(self, out: torch.Tensor, obs: Any, mask: torch.Tensor | None) -> torch.Tensor:
+        """Logits with illegal actions and padded candidates (feature 0 is "present") at -1e9."""
+        if self.candidates is not None:
+            present = obs[self.candidates][..., 0] > 0.5
+            mask = present if mask is None else (mask & present)
+        return out if mask is None else out.masked_fill(~mask, -1e9)
+
     def logits(self, obs: Any, mask: torch.Tensor | None = None) -> torch.Tensor:
         """obs [..., n, *obs] -> logits [..., n, A]."""
         if self.share:
             out = self._one(0, obs, "all")
         else:
             out = torch.stack([self._one(i, select_slot(obs, self.group.observation, i), None) for i in range(self.n)], dim=-2)
-        if self.candidates is not None:
-            present = obs[self.candidates][..., 0] > 0.5
-            mask = present if mask is None else (mask & present)
-        if mask is not None:
-            out = out.masked_fill(~mask, -1e9)
-        return out
+        return self._masked(out, obs, mask)
 
     def slot_logits(self, obs: Any, slot: int, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Logits [..., A] of one slot from that slot's observations [..., *obs] only (a policy
@@ -189,12 +191,7 @@ class GroupActor(nn.Module):
             out = self._one(0, obs, slot)
         else:
             out = self._one(slot, obs, None)
-        if self.candidates is not None:
-            present = obs[self.candidates][..., 0] > 0.5
-            mask = present if mask is None else (mask & present)
-        if mask is not None:
-            out = out.masked_fill(~mask, -1e9)
-        return out
+        return self._masked(out, obs, mask)
 
 
 def _dims(observation: Observation) -> dict[str | None, int]:
