@@ -167,7 +167,10 @@ def _describe(row: dict[str, float]) -> str:
 def plot_exploitability(ctx: RunContext, scenario: Scenario) -> None:
     plt = pyplot()
     rows = ctx.read_metrics()
-    if not rows or "exploitability" not in rows[0]:
+    if not rows:
+        return
+    if "exploitability" not in rows[0]:
+        plot_value_vs_uniform(ctx, scenario, rows)
         return
     it = np.array([r["iteration"] for r in rows])
     sec = np.array([max(r["seconds"], 1e-6) for r in rows])
@@ -187,3 +190,27 @@ def plot_exploitability(ctx: RunContext, scenario: Scenario) -> None:
         major_log_labels(ax)
     fig.suptitle(f"{scenario.name}: {scenario.config.solver.name} on {scenario.game}", fontsize=10)
     save(fig, ctx.plot_path("exploitability.png"))
+
+
+def plot_value_vs_uniform(ctx: RunContext, scenario: Scenario, rows: list[dict]) -> None:
+    """Games beyond the compiled tree: each seat's value against uniform random over iterations,
+    with a band of two standard errors."""
+    plt = pyplot()
+    it = np.array([r["iteration"] for r in rows])
+    fig, ax = plt.subplots(figsize=(7, 4))
+    seat = 0
+    while f"value_vs_uniform_p{seat}" in rows[0]:
+        y = np.array([r[f"value_vs_uniform_p{seat}"] for r in rows])
+        se = np.array([r[f"value_vs_uniform_p{seat}_stderr"] for r in rows])
+        ax.plot(it, y, marker="o", label=f"seat {seat}")
+        ax.fill_between(it, y - 2 * se, y + 2 * se, alpha=0.2)
+        seat += 1
+    ax.set_xscale("log")
+    ax.set_xlabel("iterations")
+    which = "current iterate" if scenario.config.eval.policy == "current" else "average policy"
+    ax.set_ylabel(f"value against uniform random ({which})")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    major_log_labels(ax)
+    fig.suptitle(f"{scenario.name}: {scenario.config.solver.name} on {scenario.game}", fontsize=10)
+    save(fig, ctx.plot_path("value_vs_uniform.png"))

@@ -100,6 +100,7 @@ def test_a_solve_scenario_beyond_the_compiled_tree_reports_values_against_unifor
     assert [int(r["iteration"]) for r in rows] == [1, 100, 200]
     assert "exploitability" not in rows[0] and -1 <= float(rows[-1]["value_vs_uniform_p0"]) <= 1
     assert float(rows[-1]["value_vs_uniform_p1_stderr"]) > 0
+    assert (result.run_dir / "plots" / "value_vs_uniform.png").stat().st_size > 0
 
 
 @pytest.mark.slow
