@@ -288,7 +288,7 @@ def _report(ctx: RunContext, plan: EvaluatePlan, rows: list[tuple[Cell, dict]]) 
             "mean, across all episodes of all seeds, and across the per-seed means.")
     if plan.runs:
         note += f" Train runs act {'greedily' if cfg.deterministic else 'stochastically'}."
-    (ctx.run_dir / "results.md").write_text(f"{table}\n\n{note}\n")
+    atomic_write_bytes(ctx.run_dir / "results.md", f"{table}\n\n{note}\n".encode())
     ctx.log(f"{table}\n\n{note}")
     _plot(ctx, plan, summary, names)
     return {"cells": len(rows), "episodes": sum(len(r["returns"]) for _, r in rows),

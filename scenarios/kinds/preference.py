@@ -22,7 +22,7 @@ from equilibria.scenarios.loading import Scenario, game_spec
 from equilibria.scenarios.loop import run_loop
 from equilibria.scenarios.plots import major_log_labels, pyplot, save
 from equilibria.scenarios.registry import register_kind
-from equilibria.scenarios.rundir import RunContext
+from equilibria.scenarios.rundir import RunContext, atomic_write_bytes
 
 
 class AlgorithmSpec(Config):
@@ -211,7 +211,7 @@ def run_preference(plan: PreferencePlan, ctx: RunContext) -> dict[str, Any]:
              describe=lambda r: f"{r['algorithm']} seed {r['seed']}: {gap_key} {r[gap_key]:.3g}")
     table = _summarise(ctx, cfg, gap_key)
     _plot(ctx, scenario, gap_key)
-    (ctx.run_dir / "comparison.md").write_text(table + "\n")
+    atomic_write_bytes(ctx.run_dir / "comparison.md", (table + "\n").encode())
     ctx.log(table)
     return {"gap_metric": gap_key, "algorithms": len(cfg.algorithms), "seeds": len(cfg.seeds),
             **{f"final_{r['algorithm']}": r["median"] for r in _finals(ctx, gap_key)}}

@@ -37,7 +37,7 @@ from equilibria.scenarios.loading import Scenario, check_job_backend, load_game
 from equilibria.scenarios.loop import run_loop
 from equilibria.scenarios.plots import heatmap, interval_bars, interval_text, markdown_table, pyplot, save
 from equilibria.scenarios.registry import register_kind
-from equilibria.scenarios.rundir import RunContext, RunFailed
+from equilibria.scenarios.rundir import RunContext, RunFailed, atomic_write_bytes
 from equilibria.scenarios.tournament import (
     AgentSpec,
     ResultsDB,
@@ -219,7 +219,7 @@ def _two_player_report(ctx: RunContext, scenario: Scenario, game: Any, lineup: l
                    [[str(r["rank"]), r["policy"], f"{r['nash_averaged_return']:+.4f}", f"{r['bt_strength']:.3f}",
                      f"{r['elo']:.0f} ({r['elo_sd']:.0f})", f"{r['meta_nash']:.3f}", f"{r['mean_return']:+.3f}",
                      f"{r['exploitability']:.4g}"] for r in rows])
-    (ctx.run_dir / "ranking.md").write_text(table + "\n")
+    atomic_write_bytes(ctx.run_dir / "ranking.md", (table + "\n").encode())
     ctx.log(table)
     plt = pyplot()
     ranked = [names[i] for i in order]  # rows and columns in ranking order
@@ -311,9 +311,9 @@ def _seat_report(ctx: RunContext, scenario: Scenario, game: Any, names: list[str
                     "mean return [95%]", "BT strength", "fallbacks per decision", "tokens/s"]
                    + [f"as {role} (seats)" for role in sr.roles], cells)
     sides, side_rates = _sides(db.outcomes(), num_matches)
-    (ctx.run_dir / "ranking.md").write_text(
+    atomic_write_bytes(ctx.run_dir / "ranking.md", (
         table + "\n\nIntervals: 95% bootstrap over matches. Role-adjusted win rate: the win rate per role "
-        "weighted by each role's share of all seats.\n" + (f"\n{sides}\n" if sides else ""))
+        "weighted by each role's share of all seats.\n" + (f"\n{sides}\n" if sides else "")).encode())
     ctx.log(table + (f"\n\n{sides}" if sides else ""))
     plt = pyplot()
     ranked = [names[i] for i in order]
