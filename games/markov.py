@@ -102,6 +102,9 @@ class MarkovGame(Game):
     # True when some action can be illegal (the simulator overrides action_mask); views that
     # sample actions (PettingZoo's {"observation", "action_mask"} dicts) read it
     masks_actions: bool = False
+    # (name, factor): the score users of this game compare is factor x the mean return per agent
+    # (lifelong MAPF's average throughput); evaluation reports and plots use it. None: the return
+    report_metric: tuple[str, float] | None = None
 
     @abc.abstractmethod
     def simulator(self, num_envs: int = 1, seed: int | None = None) -> Simulator: ...
