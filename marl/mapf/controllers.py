@@ -1,0 +1,135 @@
+"""Rule-based controllers for lifelong MAPF, the baselines of an evaluation grid: a random walk,
+the Follower's planner alone (with or without its dynamic and static costs) and PIBT.
+
+A controller acts for every agent of a batch of environments at once from the simulator's arrays
+(its map, positions and targets: the planners are given the map, as the Follower's is) and is
+evaluated like a learner (`evaluation_returns`), so `kind: evaluate` runs it batched, locally or
+as a Ray task. Registered in marl.controllers under `mapf_random`, `mapf_planner`, `pibt`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import numpy as np
+
+from equilibria.games.lifelong_mapf import LifelongMAPF, LifelongMAPFSimulator
+from equilibria.marl.controllers import register_controller
+from equilibria.marl.mapf.planner import BatchPlanner, PlannerConfig, _dijkstra_to, move_towards
+
+
+def mapf_episodes(game: LifelongMAPF, episodes: int, seed: int,
+                  make_choose: Callable[[LifelongMAPFSimulator], Callable[[], np.ndarray]]) -> np.ndarray:
+    """[episodes]: targets reached per agent in each of `episodes` fresh episodes stepped at once,
+    the actions [E, N] from `make_choose(sim)()` at every step."""
+    sim = game.simulator(episodes, seed)
+    choose = make_choose(sim)
+    totals = np.zeros((episodes, game.num_agents))
+    for _ in range(game.max_steps):
+        totals += sim.step({"agents": choose()}, autoreset=False).rewards["agents"]
+    return totals.mean(axis=1)
+
+
+class _Controller:
+    def __init__(self, game: LifelongMAPF):
+        if not isinstance(game, LifelongMAPF):
+            raise ValueError(f"MAPF controllers act in lifelong_mapf games, not {game.info.name}")
+        self.game = game
+
+    def chooser(self, sim: LifelongMAPFSimulator, seed: int) -> Callable[[], np.ndarray]:
+        raise NotImplementedError
+
+    def evaluation_returns(self, episodes: int = 32, seed: int = 10_000, deterministic: bool = True) -> np.ndarray:
+        return mapf_episodes(self.game, episodes, seed, lambda sim: self.chooser(sim, seed))
+
+
+@register_controller("mapf_random", description="uniformly random moves (lifelong MAPF)")
+class RandomWalk(_Controller):
+    def chooser(self, sim: LifelongMAPFSimulator, seed: int) -> Callable[[], np.ndarray]:
+        rng = np.random.default_rng([seed, 1])
+        return lambda: rng.integers(0, 5, size=sim.pos.shape)
+
+
+@register_controller("mapf_planner", description="the Follower's A* planner alone: step to the path's next cell")
+class PlannerOnly(_Controller):
+    def __init__(self, game: LifelongMAPF, static_cost: bool = True, dynamic_cost: bool = True,
+                 max_expansions: int = 10_000):
+        super().__init__(game)
+        self.config = PlannerConfig(static_cost=static_cost, dynamic_cost=dynamic_cost, max_expansions=max_expansions)
+
+    def chooser(self, sim: LifelongMAPFSimulator, seed: int) -> Callable[[], np.ndarray]:
+        planner = BatchPlanner(sim, self.config)
+        return lambda: planner.actions(planner.plan())
+
+
+@register_controller("pibt", description="PIBT (Okumura et al. 2022): priority inheritance with backtracking, "
+                                         "one step at a time, centralised")
+class PIBT(_Controller):
+    """Each step, agents in order of priority (steps since their last new target, ties broken
+    by a fixed random order) claim the neighbouring cell closest to their target; an agent whose
+    cell is claimed must move away first (it inherits the priority), and backtracks to its next
+    choice when that agent cannot. The moves it returns have no vertex or swap conflicts, so the
+    soft collision rules execute them all."""
+
+    def chooser(self, sim: LifelongMAPFSimulator, seed: int) -> Callable[[], np.ndarray]:
+        e_count, n = sim.pos.shape
+        cells = sim.grid.shape[1]
+        offsets = np.array([0, -sim.padded_width, sim.padded_width, -1, 1], dtype=np.int64)
+        dist = np.zeros((e_count, n, cells), dtype=np.float32)
+        dist_goal = np.full((e_count, n), -1, dtype=np.int64)
+        heap = (np.empty(4 * cells + 8, np.float32), np.empty(4 * cells + 8, np.float32),
+                np.empty(4 * cells + 8, np.int64))
+        ones = np.ones(cells, dtype=np.float32)
+        rng = np.random.default_rng([seed, 2])
+        tie = rng.random((e_count, n)) / n  # fixed tie-break, below one step of priority
+        elapsed = np.zeros((e_count, n))
+
+        def choose() -> np.ndarray:
+            nonlocal elapsed
+            stale = dist_goal != sim.target
+            for e, i in zip(*np.nonzero(stale)):
+                _dijkstra_to(sim.grid[e], offsets[1:], ones, False, sim.target[e, i], dist[e, i], *heap)
+            dist_goal[stale] = sim.target[stale]
+            nxt = np.empty_like(sim.pos)
+            for e in range(e_count):
+                nxt[e] = _pibt_step(sim.pos[e], sim.occupant[e], sim.grid[e], dist[e], offsets, elapsed[e] + tie[e])
+            actions = move_towards(nxt - sim.pos, sim.padded_width)
+            arrives = nxt == sim.target
+            elapsed = np.where(arrives, 0.0, elapsed + 1.0)
+            return actions
+
+        return choose
+
+
+def _pibt_step(pos: np.ndarray, occupant: np.ndarray, grid: np.ndarray, dist: np.ndarray, offsets: np.ndarray,
+               priority: np.ndarray) -> np.ndarray:
+    """One PIBT step for one environment: next cells [N]."""
+    n = len(pos)
+    nxt = np.full(n, -1, dtype=np.int64)
+    claimed: dict[int, int] = {}
+
+    def pibt(i: int, parent: int) -> bool:
+        candidates = [c for c in pos[i] + offsets if grid[c] == 0]
+        candidates.sort(key=lambda c: dist[i, c])
+        for c in candidates:
+            if c in claimed:
+                continue
+            j = int(occupant[c])
+            if j >= 0 and j != i and nxt[j] == pos[i]:  # a swap (with the agent that pushed us)
+                continue
+            nxt[i] = c
+            claimed[c] = i
+            if j >= 0 and j != i and nxt[j] == -1 and not pibt(j, i):
+                continue
+            return True
+        nxt[i] = pos[i]
+        claimed[int(pos[i])] = i
+        return False
+
+    if sys.getrecursionlimit() < 2 * n + 100:  # a chain of pushes can pass through every agent
+        sys.setrecursionlimit(2 * n + 100)
+    for i in np.argsort(-priority, kind="stable"):
+        if nxt[i] == -1:
+            pibt(int(i), -1)
+    return nxt
