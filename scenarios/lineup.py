@@ -24,10 +24,12 @@ class LineupEntry(Config):
     """the entry's name in tables, plots and replays"""
     solver: str | None = None
     """a registered solver, run for `iterations` before play"""
+    controller: str | None = None
+    """a registered controller holding every seat of a Markov game (mapf_planner, pibt, ...; evaluate only)"""
     iterations: Annotated[int, Field(ge=0, le=100_000_000)] = 0
     """solver iterations before the snapshot is taken"""
     config: dict = Field(default_factory=dict)
-    """the solver's parameters"""
+    """the solver's or the controller's parameters"""
     policy: Literal["average", "current"] = "average"
     """which policy of the solver plays"""
     scripted: Literal["random", "first_action", "last_action"] | None = None
@@ -43,8 +45,8 @@ class LineupEntry(Config):
         return {"type": self.agent} if isinstance(self.agent, str) else dict(self.agent or {})
 
     def check(self) -> None:
-        if sum(x is not None for x in (self.solver, self.scripted, self.run, self.agent)) != 1:
-            raise ValueError("give exactly one of solver, scripted, run or agent")
+        if sum(x is not None for x in (self.solver, self.scripted, self.run, self.agent, self.controller)) != 1:
+            raise ValueError("give exactly one of solver, scripted, run, agent or controller")
         if self.solver is not None and self.iterations < 1:
             raise ValueError(f"iterations: must be >= 1 for a solver snapshot, got {self.iterations}")
 
@@ -56,7 +58,18 @@ def check_entry(scenario: Scenario, game: Any, e: LineupEntry, where: tuple[str,
     from equilibria.llm_agents.agents import check_agent_spec
     from equilibria.solvers.base import check_applicable
 
-    if e.agent is not None:
+    if e.controller is not None:
+        from equilibria.marl import controllers
+
+        if scenario.kind != "evaluate":
+            raise scenario.error("a controller holds every seat of a Markov game at once; use it in kind: evaluate",
+                                 *where, "controller")
+        try:
+            controllers.make(e.controller, game, **e.config)
+        except (TypeError, ValueError) as err:
+            raise scenario.error(str(err), *where, "controller" if isinstance(err, ConfigError) else "config") \
+                from None
+    elif e.agent is not None:
         try:
             check_agent_spec(e.agent_spec(), game.info.name)  # no model is loaded here
         except (TypeError, ValueError) as err:
@@ -105,6 +118,10 @@ def build_entry(e: LineupEntry, game: Any, run: Path | None = None) -> Any:
         return AgentSpec(json.dumps(e.agent_spec(), sort_keys=True), e.name)
     if e.scripted is not None:
         return ScriptedPolicy(e.scripted)
+    if e.controller is not None:
+        from equilibria.marl import controllers
+
+        return controllers.make(e.controller, game, **e.config)
     if e.run is not None:
         return load_trained(run)[2].policy(deterministic=False)
     solver = solvers.make(e.solver, game, **e.config)

@@ -60,6 +60,9 @@ class EvaluateConfig(Config):
     """episodes per cell (one game, one policy, one seed)"""
     deterministic: bool = True
     """train runs take their most likely action (as `equilibria eval` and train's evaluation do); false samples"""
+    x: str | None = None
+    """a numeric game parameter (e.g. num_agents) to plot the score against: one line per policy, each point
+    the mean over the games with that value and their seeds, with a 95% interval across those (game, seed) cells"""
 
     def check(self) -> None:
         if not self.games:
@@ -90,6 +93,16 @@ def _fits(trained_game: Any, game: Any) -> bool:
     return all(matching_group(trained, g) is not None for g in game.groups)
 
 
+def _transfers(run_dir: Path) -> Callable[[Any, Any], bool]:
+    """The run's learner's own test of the games it evaluates on beyond its groups' spaces
+    (`evaluates_on(trained_game, game)`: the follower acts in any lifelong_mapf game)."""
+    from equilibria.marl import registry
+    from equilibria.scenarios.loading import load_run_config
+
+    cls = registry.entry(load_run_config(run_dir).config.algorithm.name).cls
+    return getattr(cls, "evaluates_on", lambda trained, game: False)
+
+
 def prepare_evaluate(scenario: Scenario) -> EvaluatePlan:
     """Every check of the grid: games built (cheap), entries checked against every game, runs'
     configs read; no checkpoint, model or solver is loaded or run."""
@@ -112,12 +125,19 @@ def prepare_evaluate(scenario: Scenario) -> EvaluatePlan:
             check_entry(scenario, g, e, where)
         if e.run is not None:
             path, trained_game = trained_run(scenario, e.run, where)
+            transfers = _transfers(path)
             for label, g in zip(labels, games):
-                if not _fits(trained_game, g):
+                if not (_fits(trained_game, g) or transfers(trained_game, g)):
                     raise scenario.error(f"{path} was trained on {trained_game!r}; its actors cannot hold the seats "
                                          f"of {label} (not a Markov game with the same agent groups and spaces)",
                                          *where, "run")
             runs[i] = (path, trained_game)
+    if cfg.x is not None:
+        for i, g in enumerate(games):
+            value = g.info.parameters.get(cfg.x)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise scenario.error(f"{labels[i]} has no numeric parameter {cfg.x!r} (its parameters: "
+                                     f"{', '.join(g.info.parameters) or 'none'})", "x")
     seeds = list(cfg.seeds) if isinstance(cfg.seeds, list) else [scenario.seed + k for k in range(cfg.seeds)]
     try:
         check_count("seeds", len(games) * len(cfg.policies) * len(seeds), MAX_CELLS,
@@ -201,8 +221,12 @@ def _players(plan: EvaluatePlan, todo: list[Cell]) -> dict[tuple[int, int], Any]
         if pi not in learners:
             learners[pi] = load_trained(path)[2]
         learner = learners[pi]
-        batched = same_game(trained_game, game) and hasattr(learner, "evaluation_returns")
-        out[gi, pi] = learner if batched else learner.policy(deterministic=cfg.deterministic)
+        if same_game(trained_game, game) and hasattr(learner, "evaluation_returns"):
+            out[gi, pi] = learner
+        elif hasattr(learner, "on_game") and (bound := learner.on_game(game)) is not None:
+            out[gi, pi] = bound  # the learner's batched evaluation on another game of its family
+        else:
+            out[gi, pi] = learner.policy(deterministic=cfg.deterministic)
     return out
 
 
@@ -231,7 +255,8 @@ def run_evaluate(plan: EvaluatePlan, ctx: RunContext) -> dict[str, Any]:
             if out is None:  # stopped mid-cell: nothing of it is kept
                 continue
             c, (values, seconds) = todo[i], out
-            by = "learner" if hasattr(players[c.game, c.policy], "evaluation_returns") else "engine"
+            by = "engine" if not hasattr(players[c.game, c.policy], "evaluation_returns") else \
+                "controller" if cfg.policies[c.policy].controller is not None else "learner"
             results[c.key] = {"game": plan.labels[c.game], "policy": cfg.policies[c.policy].name, "seed": c.seed,
                               "evaluated_by": by, "seconds": seconds, "returns": values.tolist()}
             atomic_write_bytes(store / f"{c.key}.json", json.dumps(results[c.key]).encode())
@@ -259,45 +284,98 @@ def _report(ctx: RunContext, plan: EvaluatePlan, rows: list[tuple[Cell, dict]]) 
 
     cfg = plan.scenario.config
     names = [e.name for e in cfg.policies]
-    fields = ["game", "policy", "seed", "episodes", "mean_return", "ci95", "evaluated_by", "seconds"]
+    metric, factors = score_of(plan.games)
+    fields = ["game", "policy", "seed", "episodes", "mean_return", "ci95", "score", "evaluated_by", "seconds"]
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     w.writeheader()
     for c, r in rows:  # names from this run's grid: a stored cell is found by its key, however it was labelled
         mean, ci = mean_ci(np.asarray(r["returns"]))
         w.writerow({"game": plan.labels[c.game], "policy": names[c.policy], "seed": c.seed,
-                    "episodes": len(r["returns"]), "mean_return": mean, "ci95": ci, "evaluated_by": r["evaluated_by"],
+                    "episodes": len(r["returns"]), "mean_return": mean, "ci95": ci, "score": mean * factors[c.game],
+                    "evaluated_by": r["evaluated_by"],
                     "seconds": round(r["seconds"], 3)})
     atomic_write_bytes(ctx.run_dir / "results.csv", buf.getvalue().encode())
     summary, cells = [], []
     for gi, label in enumerate(plan.labels):
         for pi, name in enumerate(names):
             mine = [r for c, r in rows if (c.game, c.policy) == (gi, pi)]
-            pooled = np.concatenate([r["returns"] for r in mine])
-            per_seed = np.array([np.mean(r["returns"]) for r in mine])
+            pooled = np.concatenate([r["returns"] for r in mine]) * factors[gi]
+            per_seed = np.array([np.mean(r["returns"]) for r in mine]) * factors[gi]
             mean, ci_episodes = mean_ci(pooled)
             ci_seeds = mean_ci(per_seed)[1]
-            summary.append({"game": label, "policy": name, "mean_return": mean, "ci95_episodes": ci_episodes,
-                            "ci95_seeds": ci_seeds, "episodes": len(pooled), "seeds": len(mine)})
+            summary.append({"game": label, "policy": name, "mean_return": mean / factors[gi], "score": mean,
+                            "ci95_episodes": ci_episodes, "ci95_seeds": ci_seeds, "episodes": len(pooled),
+                            "seeds": len(mine)})
             cells.append([label, name, plus_minus_text(mean, ci_episodes, len(pooled)),
                           plus_minus_text(mean, ci_seeds, len(mine), unit="seeds"), str(len(pooled)), str(len(mine))])
     ctx.write_metrics(summary)  # the final table: a resumed finished run rewrites it, never appends
     table = markdown_table(["game", "policy", "mean ± 95% CI across episodes", "mean ± 95% CI across seeds",
                             "episodes", "seeds"], cells)
-    note = ("Mean episode return per agent (over the agents that took part). Intervals: 95% normal intervals of the "
+    note = (f"{metric[0].upper()}{metric[1:]}. Intervals: 95% normal intervals of the "
             "mean, across all episodes of all seeds, and across the per-seed means.")
     if plan.runs:
         note += f" Train runs act {'greedily' if cfg.deterministic else 'stochastically'}."
+    if cfg.x is not None:
+        curve = _curve(plan, rows, factors)
+        table += "\n\n" + markdown_table(
+            ["policy", *[f"{cfg.x} = {v:g}" for v in curve["x"]]],
+            [[name, *[plus_minus_text(m, h, n, unit="cells") for m, h, n in zip(*curve[name])]] for name in names])
+        _plot_curve(ctx, plan, curve, names, metric)
     atomic_write_bytes(ctx.run_dir / "results.md", f"{table}\n\n{note}\n".encode())
     ctx.log(f"{table}\n\n{note}")
-    _plot(ctx, plan, summary, names)
+    _plot(ctx, plan, summary, names, metric)
     return {"cells": len(rows), "episodes": sum(len(r["returns"]) for _, r in rows),
-            **{f"{s['policy']} @ {s['game']}": s["mean_return"] for s in summary}}
+            **{f"{s['policy']} @ {s['game']}": s["score"] for s in summary}}
 
 
-def _plot(ctx: RunContext, plan: EvaluatePlan, summary: list[dict], names: list[str]) -> None:
+def score_of(games: list[Any]) -> tuple[str, list[float]]:
+    """What the report shows: the games' own metric where they all declare the same one
+    (MarkovGame.report_metric: lifelong MAPF's average throughput), else the mean episode return
+    per agent; and each game's factor from the mean return per agent to it."""
+    metrics = {getattr(g, "report_metric", None) and g.report_metric[0] for g in games}
+    if len(metrics) == 1 and None not in metrics:
+        return metrics.pop(), [g.report_metric[1] for g in games]
+    return "mean episode return per agent (over the agents that took part)", [1.0] * len(games)
+
+
+def _curve(plan: EvaluatePlan, rows: list[tuple[Cell, dict]], factors: list[float]) -> dict[str, Any]:
+    """Per policy and value of the `x` parameter: the mean score over the (game, seed) cells with
+    that value, its 95% interval across them and their count."""
+    from equilibria.marl.runtime import mean_ci
+
+    xs = sorted({plan.games[c.game].info.parameters[plan.scenario.config.x] for c, _ in rows})
+    out: dict[str, Any] = {"x": xs}
+    for pi, entry in enumerate(plan.scenario.config.policies):
+        means, halves, counts = [], [], []
+        for v in xs:
+            cells = np.array([np.mean(r["returns"]) * factors[c.game] for c, r in rows
+                              if c.policy == pi and plan.games[c.game].info.parameters[plan.scenario.config.x] == v])
+            m, h = mean_ci(cells)
+            means.append(m), halves.append(h), counts.append(len(cells))
+        out[entry.name] = (means, halves, counts)
+    return out
+
+
+def _plot_curve(ctx: RunContext, plan: EvaluatePlan, curve: dict[str, Any], names: list[str],
+                metric: str) -> None:
     plt = pyplot()
-    mean = np.array([s["mean_return"] for s in summary]).reshape(len(plan.labels), len(names))
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name in names:
+        m, h, _ = (np.asarray(v, dtype=float) for v in curve[name])
+        ax.plot(curve["x"], m, marker="o", label=name)
+        ax.fill_between(curve["x"], m - np.nan_to_num(h), m + np.nan_to_num(h), alpha=0.2)
+    ax.set_xlabel(plan.scenario.config.x)
+    ax.set_ylabel(textwrap.fill(metric, 40))
+    ax.grid(True, alpha=0.3)
+    ax.legend(title="policy", fontsize=8)
+    ax.set_title(f"{plan.scenario.name}: mean over maps and seeds, 95% CI across (game, seed) cells", fontsize=9)
+    save(fig, ctx.plot_path("curve.png"))
+
+
+def _plot(ctx: RunContext, plan: EvaluatePlan, summary: list[dict], names: list[str], metric: str) -> None:
+    plt = pyplot()
+    mean = np.array([s["score"] for s in summary]).reshape(len(plan.labels), len(names))
     ci = np.array([s["ci95_episodes"] for s in summary]).reshape(len(plan.labels), len(names))
     width = 0.8 / len(names)
     x = np.arange(len(plan.labels))
@@ -308,7 +386,7 @@ def _plot(ctx: RunContext, plan: EvaluatePlan, summary: list[dict], names: list[
     ax.axhline(0, color="#666666", lw=0.8)
     ax.set_xticks(x, [textwrap.fill(label, 40, break_long_words=False) for label in plan.labels], fontsize=8)
     ax.set_xlabel("game")
-    ax.set_ylabel("mean episode return per agent")
+    ax.set_ylabel(textwrap.fill(metric, 40))
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(title="policy", fontsize=8)
     ax.set_title(f"{plan.scenario.name}: {plan.scenario.config.episodes} episodes x {len(plan.seeds)} seeds per bar "
