@@ -34,7 +34,6 @@ import base64
 import json
 import math
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -45,6 +44,9 @@ from typing import Any
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from peak_rss import maxrss_kib, reset_peak_rss  # noqa: E402
+
 WORKER = HERE / "pogema_worker.py"
 POGEMA_VERSION = "1.4.0"
 ACTION_NAMES = ("wait", "up", "down", "left", "right")
@@ -397,28 +399,6 @@ def run_diff(py: Path, quick: bool, steps: int, strict: bool) -> tuple[bool, lis
 SPEED_CONFIGS = [(8, 16), (64, 32), (256, 64), (1024, 128)]  # (agents, map side)
 
 
-def _maxrss_kib() -> int:
-    """This process's peak RSS in KiB: VmHWM, the high-water mark of its own memory map. getrusage's
-    ru_maxrss is not used where VmHWM exists: Linux folds the parent's peak at fork/exec into it, so a
-    child of a big process starts with the parent's peak."""
-    try:
-        with open("/proc/self/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
-    except (OSError, StopIteration):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
-def _reset_peak_rss() -> bool:
-    """Lower the peak-RSS mark to the current RSS (Linux clear_refs 5), so that it grows from here rather
-    than from the transient peak of imports and warm-up; False where the kernel refuses."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
 def our_speed(req: dict) -> dict:
     """Our side of one speed measurement (run in a fresh process: --speed-worker)."""
     n, size, density, r = req["num_agents"], req["size"], req["density"], req["obs_radius"]
@@ -430,8 +410,8 @@ def our_speed(req: dict) -> dict:
     # = POGEMA's draws at one environment; drawn before the baseline, so the RSS growth is the simulator's
     draw = lambda episode: np.random.default_rng(seed + episode).integers(0, 5, (steps, num_envs, n))  # noqa: E731
     actions = draw(0)
-    peak_reset = _reset_peak_rss()
-    rss0 = _maxrss_kib()
+    peak_reset = reset_peak_rss()
+    rss0 = maxrss_kib()
     load = [os.getloadavg()[0]]
     t0 = time.perf_counter()
     sim = our_game(n, size, density, r, steps).simulator(num_envs=num_envs, seed=seed)
@@ -447,7 +427,7 @@ def our_speed(req: dict) -> dict:
             sim.step({"agents": actions[t]}, autoreset=False)  # observations computed and returned every step
         step_s += time.perf_counter() - t0
         episodes += 1
-        rss1 = rss1 or _maxrss_kib()  # after the first episode
+        rss1 = rss1 or maxrss_kib()  # after the first episode
     load.append(os.getloadavg()[0])
     return {"agent_steps_per_s": episodes * steps * num_envs * n / step_s, "step_s": step_s, "reset_s": reset_s,
             "num_envs": num_envs, "episodes": episodes, "steps": steps, "rss0_kib": rss0, "rss_peak_kib": rss1,

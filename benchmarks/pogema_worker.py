@@ -25,11 +25,12 @@ from __future__ import annotations
 import base64
 import json
 import os
-import resource
 import sys
 import time
 import warnings
 from pathlib import Path
+
+from peak_rss import maxrss_kib, reset_peak_rss  # noqa: E402  (beside this file, before the folder leaves the path)
 
 # benchmarks/pogema.py sits beside this file: keep the folder off the import path, or it shadows POGEMA.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
@@ -98,28 +99,6 @@ def trace(req: dict) -> dict:
     return {"positions": as_int(positions), "targets": as_int(targets), "rewards": rewards, "obs": packed}
 
 
-def _maxrss_kib() -> int:
-    """This process's peak RSS in KiB: VmHWM, the high-water mark of its own memory map. getrusage's
-    ru_maxrss is not used where VmHWM exists: Linux folds the parent's peak at fork/exec into it, so a
-    child of a big process starts with the parent's peak."""
-    try:
-        with open("/proc/self/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
-    except (OSError, StopIteration):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
-def _reset_peak_rss() -> bool:
-    """Lower the peak-RSS mark to the current RSS (Linux clear_refs 5), so that it grows from here rather
-    than from the transient peak of imports and warm-up; False where the kernel refuses."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
 def speed(req: dict) -> dict:
     steps, seconds, seed = int(req.get("steps", 256)), float(req.get("seconds", 3.0)), int(req.get("seed", 0))
     warm = _env({"num_agents": 2, "obs_radius": int(req["obs_radius"]), "steps": 4}, seed=0, size=4, density=0.0)
@@ -130,8 +109,8 @@ def speed(req: dict) -> dict:
     n = int(req["num_agents"])
     draw = lambda episode: np.random.default_rng(seed + episode).integers(0, 5, (steps, n))  # noqa: E731
     actions = draw(0)  # drawn before the baseline: the RSS growth is the environment's
-    peak_reset = _reset_peak_rss()
-    rss0 = _maxrss_kib()
+    peak_reset = reset_peak_rss()
+    rss0 = maxrss_kib()
     load = [os.getloadavg()[0]]
     step_s = reset_s = 0.0
     episodes = rss1 = 0
@@ -147,7 +126,7 @@ def speed(req: dict) -> dict:
             env.step(actions[t])
         step_s += time.perf_counter() - t0
         episodes += 1
-        rss1 = rss1 or _maxrss_kib()  # after the first episode
+        rss1 = rss1 or maxrss_kib()  # after the first episode
     load.append(os.getloadavg()[0])
     return {"agent_steps_per_s": episodes * steps * n / step_s, "step_s": step_s, "reset_s": reset_s,
             "episodes": episodes, "steps": steps, "rss0_kib": rss0, "rss_peak_kib": rss1,
