@@ -92,6 +92,12 @@ class LifelongMAPF(MarkovGame):
             args["height"] = args["width"] = None
         return LifelongMAPF(**args)
 
+    def animation(self, record: dict, title: str = "") -> str:
+        """An animated SVG of a recorded episode (games.mapf_render)."""
+        from equilibria.games.mapf_render import episode_svg
+
+        return episode_svg(record, title)
+
     def make_task(self, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(obstacles [H, W], starts [N, 2], first targets [N, 2]) of the episode with this seed."""
         return make_task(self.map, seed, self.num_agents, self.height, self.width, self.density, self.openness)

@@ -13,7 +13,7 @@ from pydantic import Field
 from equilibria.common.config import Config, ConfigError, count
 from equilibria.games.core import ScriptedPolicy
 from equilibria.scenarios.learning import load_trained
-from equilibria.scenarios.loading import Scenario, load_game, load_run_config
+from equilibria.scenarios.loading import Scenario, builtin_dir, load_game, load_run_config
 from equilibria.scenarios.tournament import AgentSpec
 
 Seats = count(64)
@@ -91,7 +91,10 @@ def trained_run(scenario: Scenario, run_dir: str, where: tuple[str, ...]) -> tup
     """A train run directory (relative paths also from the scenario file's folder) and the game it
     was trained on; nothing is loaded but its config."""
     path = Path(run_dir)
-    if not path.is_absolute() and scenario.source.name not in ("scenario", ""):
+    if not path.is_absolute() and scenario.source.name.endswith(" (built-in)"):
+        candidate = builtin_dir() / path  # runs shipped beside the built-ins (the FollowerLite weights)
+        path = candidate if candidate.exists() else path
+    elif not path.is_absolute() and scenario.source.name not in ("scenario", ""):
         candidate = Path(scenario.source.name).parent / path
         path = candidate if candidate.exists() else path
     try:

@@ -35,7 +35,8 @@ def grid(tmp_path, text: str):
 def lineup(run) -> str:
     return ("policies: [{name: random, controller: mapf_random}, "
             "{name: planner, controller: mapf_planner, config: {dynamic_cost: false}}, "
-            f"{{name: pibt, controller: pibt}}, {{name: follower, run: '{run}'}}]\nseeds: 2\nepisodes: 2\nx: num_agents\n")
+            f"{{name: pibt, controller: pibt}}, {{name: follower, run: '{run}'}}]\nseeds: 2\nepisodes: 2\nx: num_agents\n"
+            "animate: true\n")
 
 
 def rows(path):
@@ -54,6 +55,8 @@ def test_grid_reports_throughput_against_agents(follower_run, tmp_path):
     report = (result.run_dir / "results.md").read_text()
     assert "Average throughput" in report and "num_agents = 16" in report
     assert (result.run_dir / "plots" / "curve.png").exists()
+    svg = (result.run_dir / "animations" / "follower.svg").read_text()
+    assert svg.startswith("<svg") and svg.count("<circle") == 8 and "targets in 24 steps" in svg
 
 
 def test_controllers_are_checked_before_anything_runs(tmp_path):

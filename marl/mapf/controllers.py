@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from equilibria.games.lifelong_mapf import LifelongMAPF, LifelongMAPFSimulator
 from equilibria.marl.controllers import register_controller
-from equilibria.marl.mapf.planner import BatchPlanner, PlannerConfig, _dijkstra_to, move_towards
+from equilibria.marl.mapf.planner import BatchPlanner, PlannerConfig, distances_to, move_towards
+
+Chooser = Callable[[LifelongMAPFSimulator], Callable[[], np.ndarray]]
 
 
-def mapf_episodes(game: LifelongMAPF, episodes: int, seed: int,
-                  make_choose: Callable[[LifelongMAPFSimulator], Callable[[], np.ndarray]]) -> np.ndarray:
+def mapf_episodes(game: LifelongMAPF, episodes: int, seed: int, make_choose: Chooser) -> np.ndarray:
     """[episodes]: targets reached per agent in each of `episodes` fresh episodes stepped at once,
     the actions [E, N] from `make_choose(sim)()` at every step."""
     sim = game.simulator(episodes, seed)
@@ -29,6 +31,21 @@ def mapf_episodes(game: LifelongMAPF, episodes: int, seed: int,
     for _ in range(game.max_steps):
         totals += sim.step({"agents": choose()}, autoreset=False).rewards["agents"]
     return totals.mean(axis=1)
+
+
+def record_mapf_episode(game: LifelongMAPF, seed: int, make_choose: Chooser) -> dict[str, Any]:
+    """One episode (the first of `mapf_episodes(game, 1, seed, ...)`) with every step's positions
+    and targets, for games.mapf_render.episode_svg."""
+    sim = game.simulator(1, seed)
+    choose = make_choose(sim)
+    positions, targets, reached = [sim.to_rc(sim.pos[0])], [sim.to_rc(sim.target[0])], []
+    for _ in range(game.max_steps):
+        res = sim.step({"agents": choose()}, autoreset=False)
+        positions.append(sim.to_rc(sim.pos[0]))
+        targets.append(sim.to_rc(sim.target[0]))
+        reached.append(int(res.rewards["agents"][0].sum()))
+    return {"obstacles": sim.obstacles(0), "positions": np.stack(positions), "targets": np.stack(targets),
+            "reached": reached}
 
 
 class _Controller:
@@ -42,6 +59,9 @@ class _Controller:
 
     def evaluation_returns(self, episodes: int = 32, seed: int = 10_000, deterministic: bool = True) -> np.ndarray:
         return mapf_episodes(self.game, episodes, seed, lambda sim: self.chooser(sim, seed))
+
+    def record_episode(self, seed: int = 10_000, deterministic: bool = True) -> dict[str, Any]:
+        return record_mapf_episode(self.game, seed, lambda sim: self.chooser(sim, seed))
 
 
 @register_controller("mapf_random", description="uniformly random moves (lifelong MAPF)")
@@ -89,7 +109,7 @@ class PIBT(_Controller):
             nonlocal elapsed
             stale = dist_goal != sim.target
             for e, i in zip(*np.nonzero(stale)):
-                _dijkstra_to(sim.grid[e], offsets[1:], ones, False, sim.target[e, i], dist[e, i], *heap)
+                distances_to(sim.grid[e], offsets[1:], ones, False, sim.target[e, i], dist[e, i], *heap)
             dist_goal[stale] = sim.target[stale]
             nxt = np.empty_like(sim.pos)
             for e in range(e_count):

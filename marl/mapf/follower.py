@@ -20,6 +20,7 @@ batched and the planner is numba, on one process.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import numpy as np
@@ -29,8 +30,9 @@ from torch import nn
 
 from equilibria.common.config import Config, NonNegativeFloat, PositiveFloat, Probability, count
 from equilibria.games.core import CorrelatedPolicy, JointAction, State
-from equilibria.games.lifelong_mapf import LifelongMAPF
+from equilibria.games.lifelong_mapf import LifelongMAPF, LifelongMAPFSimulator
 from equilibria.games.markov import MarkovGame, MarkovState
+from equilibria.marl.mapf.controllers import Chooser, mapf_episodes, record_mapf_episode
 from equilibria.marl.mapf.planner import BatchPlanner, PlannerConfig
 from equilibria.marl.registry import register_learner
 from equilibria.marl.runtime import gae, mean_ci, normalize_advantages, ppo_clip_loss, rng_from_tensors, rng_to_tensors
@@ -269,20 +271,30 @@ class Follower:
             a = torch.multinomial(torch.softmax(logits, -1), 1, generator=gen).squeeze(-1)
         return a.numpy().reshape(obs.shape[:2])
 
+    def _chooser(self, seed: int, deterministic: bool) -> Chooser:
+        def make(sim: LifelongMAPFSimulator) -> Callable[[], np.ndarray]:
+            planner = BatchPlanner(sim, self.planner_config)
+            gen = torch.Generator().manual_seed(seed)
+
+            def choose() -> np.ndarray:
+                planner.plan()
+                obs = follower_observations(sim, planner, self.config.network_radius)
+                return self.act(obs, deterministic, gen)
+
+            return choose
+
+        return make
+
     def evaluation_returns(self, episodes: int = 32, seed: int = 10_000, deterministic: bool = True,
                            game: LifelongMAPF | None = None) -> np.ndarray:
         """[episodes]: each episode's targets reached per agent, on `game` (the trained game by
         default; any lifelong_mapf game with obs_radius >= network_radius), all stepped at once."""
-        game = game or self.game
-        sim = game.simulator(episodes, seed)
-        planner = BatchPlanner(sim, self.planner_config)
-        gen = torch.Generator().manual_seed(seed)
-        totals = np.zeros((episodes, game.num_agents))
-        for _ in range(game.max_steps):
-            planner.plan()
-            actions = self.act(follower_observations(sim, planner, self.config.network_radius), deterministic, gen)
-            totals += sim.step({"agents": actions}, autoreset=False).rewards["agents"]
-        return totals.mean(axis=1)
+        return mapf_episodes(game or self.game, episodes, seed, self._chooser(seed, deterministic))
+
+    def record_episode(self, seed: int = 10_000, deterministic: bool = True,
+                       game: LifelongMAPF | None = None) -> dict[str, Any]:
+        """One episode with its positions and targets at every step (games.mapf_render)."""
+        return record_mapf_episode(game or self.game, seed, self._chooser(seed, deterministic))
 
     def evaluate(self, episodes: int = 32, seed: int = 10_000, deterministic: bool = True) -> tuple[float, float]:
         return mean_ci(self.evaluation_returns(episodes, seed, deterministic))
@@ -325,6 +337,9 @@ class _OnGame:
 
     def evaluation_returns(self, episodes: int = 32, seed: int = 10_000, deterministic: bool = True) -> np.ndarray:
         return self.follower.evaluation_returns(episodes, seed, deterministic, self.game)
+
+    def record_episode(self, seed: int = 10_000, deterministic: bool = True) -> dict[str, Any]:
+        return self.follower.record_episode(seed, deterministic, self.game)
 
 
 class FollowerPolicy(CorrelatedPolicy):

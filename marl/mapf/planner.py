@@ -175,7 +175,7 @@ def _pop(hf, hg, hc, size):
 
 
 @njit(cache=True)
-def _dijkstra_to(grid, offsets, penalty, use_static, goal, h, hf, hg, hc):
+def distances_to(grid, offsets, penalty, use_static, goal, h, hf, hg, hc):
     """h[c] = cheapest static cost from c to goal (cost of a step = the entered cell's penalty)."""
     h[:] = INF
     h[goal] = 0.0
@@ -210,7 +210,7 @@ def plan_all(grid, occupant, pos, target, penalty, h, h_goal, seen, seen_goal, o
         for i in range(n):
             start, goal = pos[e, i], target[e, i]
             if h_goal[e, i] != goal:
-                _dijkstra_to(grid[e], offsets, penalty[e], use_static, goal, h[e, i], hf, hg, hc)
+                distances_to(grid[e], offsets, penalty[e], use_static, goal, h[e, i], hf, hg, hc)
                 h_goal[e, i] = goal
             if use_dynamic:
                 if seen_goal[e, i] != goal:

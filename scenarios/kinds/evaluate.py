@@ -60,6 +60,9 @@ class EvaluateConfig(Config):
     """episodes per cell (one game, one policy, one seed)"""
     deterministic: bool = True
     """train runs take their most likely action (as `equilibria eval` and train's evaluation do); false samples"""
+    animate: bool = False
+    """write animations/<policy>.svg: one episode of the first game (its first seed) for each policy that can
+    record one (lifelong MAPF controllers and followers)"""
     x: str | None = None
     """a numeric game parameter (e.g. num_agents) to plot the score against: one line per policy, each point
     the mean over the games with that value and their seeds, with a 95% interval across those (game, seed) cells"""
@@ -275,7 +278,27 @@ def run_evaluate(plan: EvaluatePlan, ctx: RunContext) -> dict[str, Any]:
     except AgentUnavailable as err:
         raise RunFailed(f"{err}; the finished cells are stored, resume with: equilibria run --resume {ctx.run_dir}") \
             from None
+    if cfg.animate and not ctx.stop_requested:
+        _animate(ctx, plan, _players(plan, [c for c in cells if c.game == 0 and c.seed == plan.seeds[0]]))
     return _report(ctx, plan, [(c, results[c.key]) for c in cells])
+
+
+def _animate(ctx: RunContext, plan: EvaluatePlan, players: dict[tuple[int, int], Any]) -> None:
+    game = plan.games[0]
+    if not hasattr(game, "animation"):
+        ctx.log(f"animate: {plan.labels[0]} draws no animations")
+        return
+    folder = ctx.run_dir / "animations"
+    folder.mkdir(exist_ok=True)
+    for (_, pi), player in sorted(players.items()):
+        name = plan.scenario.config.policies[pi].name
+        if not hasattr(player, "record_episode"):
+            ctx.log(f"animate: {name} cannot record an episode; skipped")
+            continue
+        record = player.record_episode(plan.seeds[0], plan.scenario.config.deterministic)
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+        atomic_write_bytes(folder / f"{safe}.svg",
+                           game.animation(record, f"{name} on {plan.labels[0]}, seed {plan.seeds[0]}").encode())
 
 
 def _report(ctx: RunContext, plan: EvaluatePlan, rows: list[tuple[Cell, dict]]) -> dict[str, Any]:
