@@ -77,7 +77,7 @@ class LifelongMAPF(MarkovGame):
             params["openness"] = openness
         self.info = GameInfo(
             name="lifelong_mapf", num_players=num_agents, dynamics="simultaneous", chance=True,
-            information="imperfect", utility="identical", min_utility=0.0, max_utility=float(max_steps),
+            information="imperfect", utility="general", min_utility=0.0, max_utility=float(max_steps),
             max_game_length=max_steps, num_distinct_actions=5, utility_sum=None, sampled_chance=True,
             reward_model="step", parameters=params,
         )
@@ -337,7 +337,8 @@ def mapf_size(num_agents: int = 64, size: int = 32, obs_radius: int = 5, height:
 
 
 @register("lifelong_mapf", size=lambda num_agents=64, size=32, obs_radius=5, **_: mapf_size(num_agents, size,
-                                                                                              obs_radius))
+                                                                                              obs_radius),
+          example="lifelong_mapf(num_agents=16, size=12, max_steps=48)")
 def lifelong_mapf(num_agents: PositiveInt = 64, size: PositiveInt = 32, density: Probability = 0.3,
                   obs_radius: PositiveInt = 5, max_steps: PositiveInt = 256, map: str = "random",
                   openness: Probability = 0.2, height: PositiveInt | None = None, width: PositiveInt | None = None,
