@@ -93,8 +93,12 @@ def test_tournament_kuhn_ranks_by_exploitability(tmp_path):
 
 
 def test_tournament_refuses_bad_lineups():
-    with pytest.raises(scenarios.ConfigError, match="exactly one of solver, scripted, run or agent"):
+    with pytest.raises(scenarios.ConfigError, match="exactly one of solver, scripted, run, agent or controller"):
         scenarios.load("tournament-kuhn", ["lineup=[{name: x}, {name: y, scripted: random}]"])
+    mapf = scenarios.load("tournament-kuhn", ["game=lifelong_mapf(num_agents=2, size=4)",
+                                              "lineup=[{name: x, controller: pibt}, {name: y, scripted: random}]"])
+    with pytest.raises(scenarios.ConfigError, match="a controller holds every seat .* use it in kind: evaluate"):
+        scenarios.validate(mapf)
 
 
 def test_psro_solves_kuhn_and_improves_on_leduc():
