@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 INF = np.float32(1e9)
 _NEIGHBOURS = 4
@@ -139,6 +139,8 @@ def static_penalty(grid, offsets, inner):
 # a binary min-heap on (f, g) with lazy deletion, in three parallel arrays
 @njit(cache=True)
 def _push(hf, hg, hc, size, f, g, c):
+    if size >= hf.shape[0]:  # never reached with the capacity plan_all gives; a guard, not a code path
+        return size
     i = size
     hf[i], hg[i], hc[i] = f, g, c
     while i > 0:
@@ -192,12 +194,23 @@ def distances_to(grid, offsets, penalty, use_static, goal, h, hf, hg, hc):
                 size = _push(hf, hg, hc, size, h[v], h[v], v)
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def plan_all(grid, occupant, pos, target, penalty, h, h_goal, seen, seen_goal, offsets, width, radius,
              use_static, use_dynamic, max_expansions, path, path_len, expansions):
-    n_env, n = pos.shape
+    """Every environment in parallel (numba threads), its agents in turn."""
+    for e in prange(pos.shape[0]):
+        _plan_env(e, grid, occupant, pos, target, penalty, h, h_goal, seen, seen_goal, offsets, width, radius,
+                  use_static, use_dynamic, max_expansions, path, path_len, expansions)
+
+
+@njit(cache=True)
+def _plan_env(e, grid, occupant, pos, target, penalty, h, h_goal, seen, seen_goal, offsets, width, radius,
+              use_static, use_dynamic, max_expansions, path, path_len, expansions):
+    n = pos.shape[1]
     cells = grid.shape[1]
-    cap = 4 * cells + 8
+    # heap room: Dijkstra pushes a cell at most once per neighbour; A* (whose heuristic, as the
+    # authors', need not be consistent) at most 4 per expansion, and expansions are capped
+    cap = 4 * (max(cells, max_expansions) + 2)
     hf = np.empty(cap, dtype=np.float32)
     hg = np.empty(cap, dtype=np.float32)
     hc = np.empty(cap, dtype=np.int64)
@@ -206,77 +219,76 @@ def plan_all(grid, occupant, pos, target, penalty, h, h_goal, seen, seen_goal, o
     stamp = np.zeros(cells, dtype=np.int64)
     tick = 0
     keep = path.shape[2]
-    for e in range(n_env):
-        for i in range(n):
-            start, goal = pos[e, i], target[e, i]
-            if h_goal[e, i] != goal:
-                distances_to(grid[e], offsets, penalty[e], use_static, goal, h[e, i], hf, hg, hc)
-                h_goal[e, i] = goal
-            if use_dynamic:
-                if seen_goal[e, i] != goal:
-                    seen[e, i, :] = 0.0
-                    seen_goal[e, i] = goal
-                pr, pc = start // width, start % width
-                for a in range(-radius, radius + 1):
-                    for b in range(-radius, radius + 1):
-                        c = (pr + a) * width + pc + b
-                        if c != start and occupant[e, c] >= 0:
-                            seen[e, i, c] += 1.0
-            # A* from start to goal
-            tick += 1
-            stamp[start] = tick
-            g[start] = 0.0
-            parent[start] = -1
-            size = _push(hf, hg, hc, 0, h[e, i, start], np.float32(0.0), start)
-            found = start == goal
-            spent = 0
-            while size > 0 and not found:
-                f, gu, u, size = _pop(hf, hg, hc, size)
-                if gu > g[u]:
+    for i in range(n):
+        start, goal = pos[e, i], target[e, i]
+        if h_goal[e, i] != goal:
+            distances_to(grid[e], offsets, penalty[e], use_static, goal, h[e, i], hf, hg, hc)
+            h_goal[e, i] = goal
+        if use_dynamic:
+            if seen_goal[e, i] != goal:
+                seen[e, i, :] = 0.0
+                seen_goal[e, i] = goal
+            pr, pc = start // width, start % width
+            for a in range(-radius, radius + 1):
+                for b in range(-radius, radius + 1):
+                    c = (pr + a) * width + pc + b
+                    if c != start and occupant[e, c] >= 0:
+                        seen[e, i, c] += 1.0
+        # A* from start to goal
+        tick += 1
+        stamp[start] = tick
+        g[start] = 0.0
+        parent[start] = -1
+        size = _push(hf, hg, hc, 0, h[e, i, start], np.float32(0.0), start)
+        found = start == goal
+        spent = 0
+        while size > 0 and not found:
+            f, gu, u, size = _pop(hf, hg, hc, size)
+            if gu > g[u]:
+                continue
+            if u == goal:
+                found = True
+                break
+            spent += 1
+            if spent > max_expansions:
+                break
+            for k in range(_NEIGHBOURS):
+                v = u + offsets[k]
+                if grid[e, v] != 0:
                     continue
-                if u == goal:
-                    found = True
-                    break
-                spent += 1
-                if spent > max_expansions:
-                    break
-                for k in range(_NEIGHBOURS):
-                    v = u + offsets[k]
-                    if grid[e, v] != 0:
-                        continue
-                    cost = penalty[e, v] if use_static else np.float32(1.0)
+                cost = penalty[e, v] if use_static else np.float32(1.0)
+                if use_dynamic:
+                    cost += seen[e, i, v]
+                if stamp[v] != tick or g[v] > gu + cost:
+                    stamp[v] = tick
+                    g[v] = gu + cost
+                    parent[v] = u
+                    size = _push(hf, hg, hc, size, g[v] + h[e, i, v], g[v], v)
+        expansions[e, i] = spent
+        if found and goal != start:
+            length = 0  # walk back from the goal: count, then fill the first `keep` cells
+            c = goal
+            while c != -1:
+                length += 1
+                c = parent[c]
+            c = goal
+            for k in range(length - 1, -1, -1):
+                if k < keep:
+                    path[e, i, k] = c
+                c = parent[c]
+            path_len[e, i] = min(length, keep)
+        elif h[e, i, start] < INF and goal != start:  # out of budget: one greedy step
+            best, best_c = INF, start
+            for k in range(_NEIGHBOURS):
+                v = start + offsets[k]
+                if grid[e, v] == 0:
+                    cost = (penalty[e, v] if use_static else np.float32(1.0)) + h[e, i, v]
                     if use_dynamic:
                         cost += seen[e, i, v]
-                    if stamp[v] != tick or g[v] > gu + cost:
-                        stamp[v] = tick
-                        g[v] = gu + cost
-                        parent[v] = u
-                        size = _push(hf, hg, hc, size, g[v] + h[e, i, v], g[v], v)
-            expansions[e, i] = spent
-            if found and goal != start:
-                length = 0  # walk back from the goal: count, then fill the first `keep` cells
-                c = goal
-                while c != -1:
-                    length += 1
-                    c = parent[c]
-                c = goal
-                for k in range(length - 1, -1, -1):
-                    if k < keep:
-                        path[e, i, k] = c
-                    c = parent[c]
-                path_len[e, i] = min(length, keep)
-            elif h[e, i, start] < INF and goal != start:  # out of budget: one greedy step
-                best, best_c = INF, start
-                for k in range(_NEIGHBOURS):
-                    v = start + offsets[k]
-                    if grid[e, v] == 0:
-                        cost = (penalty[e, v] if use_static else np.float32(1.0)) + h[e, i, v]
-                        if use_dynamic:
-                            cost += seen[e, i, v]
-                        if cost < best:
-                            best, best_c = cost, v
-                path[e, i, 0], path[e, i, 1] = start, best_c
-                path_len[e, i] = 2
-            else:
-                path[e, i, 0] = start
-                path_len[e, i] = 1
+                    if cost < best:
+                        best, best_c = cost, v
+            path[e, i, 0], path[e, i, 1] = start, best_c
+            path_len[e, i] = 2
+        else:
+            path[e, i, 0] = start
+            path_len[e, i] = 1
