@@ -15,11 +15,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from equilibria import games
 from equilibria.scenarios.rundir import atomic_write_bytes  # noqa: E402
 from equilibria.solvers import bayesian_pg as bn  # noqa: E402
 
-GAMES = {"climbing (Claus & Boutilier)": bn.climbing_game(), "penalty, k = -100": bn.penalty_game(),
-         "three-agent climb": bn.three_agent_climb()}
+GAMES = {"climbing (Claus & Boutilier)": bn.common_payoff(games.load("climbing_game")), "penalty, k = -100": bn.common_payoff(games.load("penalty_game(k=-100)")),
+         "three-agent climb": bn.common_payoff(games.load("three_agent_climb"))}
 
 
 def main() -> None:

@@ -170,6 +170,35 @@ def prisoners_dilemma() -> NormalFormGame:
     return NormalFormGame(np.stack([row, row.T]), name="prisoners_dilemma", action_names=[names, names])
 
 
+def _common(payoff: np.ndarray, name: str) -> NormalFormGame:
+    return NormalFormGame(np.stack([payoff] * payoff.ndim), name=name)
+
+
+@register("climbing_game")
+def climbing_game() -> NormalFormGame:
+    """Claus & Boutilier (1998), common payoff: the optimum (0, 0) pays 11, but miscoordinating
+    next to it costs 30; (1, 1) pays 7 and (2, 2) 5."""
+    return _common(np.array([[11.0, -30.0, 0.0], [-30.0, 7.0, 6.0], [0.0, 0.0, 5.0]]), "climbing_game")
+
+
+@register("penalty_game")
+def penalty_game(k: float = -100.0) -> NormalFormGame:
+    """Claus & Boutilier (1998), common payoff: two optima (0, 2) and (2, 0) worth 10,
+    miscoordinating on them costs k (<= 0), (1, 1) pays 2."""
+    if k > 0:
+        raise ValueError(f"penalty_game: k is a penalty, <= 0; got {k}")
+    return _common(np.array([[k, 0.0, 10.0], [0.0, 2.0, 0.0], [10.0, 0.0, k]]), "penalty_game")
+
+
+@register("three_agent_climb")
+def three_agent_climb() -> NormalFormGame:
+    """Three agents, three actions, common payoff: all choosing 0 pays 20 (the unique optimum),
+    a 0 next to any other choice costs 20, all choosing 2 pays 8 (the safe equilibrium)."""
+    r = np.where((np.indices((3, 3, 3)) == 0).any(0), -20.0, 0.0)
+    r[0, 0, 0], r[2, 2, 2] = 20.0, 8.0
+    return _common(r, "three_agent_climb")
+
+
 def tensor_size(players: int, *actions: int) -> SizeEstimate:
     """A payoff tensor of float64 (built with a temporary of the same size) and its one-move tree."""
     cells = float(np.prod([float(a) for a in actions]))

@@ -113,27 +113,17 @@ def run(reward: np.ndarray, parents: Parents, seed: int, iterations: int = 3000,
     return {"return": float(p @ reward.ravel()), "p_optimal": float(p[best].sum())}
 
 
-def climbing_game() -> np.ndarray:
-    """Claus & Boutilier (1998): the optimum (0, 0) pays 11 but miscoordinating next to it costs 30."""
-    return np.array([[11.0, -30.0, 0.0], [-30.0, 7.0, 6.0], [0.0, 0.0, 5.0]])
+def common_payoff(game) -> np.ndarray:
+    """The common payoff tensor [A_0, ..., A_n-1] of an identical-interest normal-form game
+    (games.load("climbing_game"), "penalty_game(k=-100)", "three_agent_climb", any matrix with
+    equal payoffs); ValueError otherwise."""
+    if not hasattr(game, "payoff_tensor"):
+        raise ValueError(f"Bayesian-network policy gradient here runs on normal-form games; {game.info.name} is not one")
+    payoffs = game.payoff_tensor()
+    if not all(np.allclose(payoffs[i], payoffs[0]) for i in range(len(payoffs))):
+        raise ValueError(f"{game.info.name} is not identical-interest: the agents' payoffs differ")
+    return np.asarray(payoffs[0])
 
 
-def penalty_game(k: float = -100.0) -> np.ndarray:
-    """Claus & Boutilier (1998): two optima (0, 2) and (2, 0) worth 10, miscoordination on them costs k."""
-    return np.array([[k, 0.0, 10.0], [0.0, 2.0, 0.0], [10.0, 0.0, k]])
-
-
-def three_agent_climb() -> np.ndarray:
-    """Three agents, three actions: all choosing 0 pays 20 (the unique optimum), a 0 next to any
-    other choice costs 20, all choosing 2 pays 8 (the safe equilibrium), anything else pays 0."""
-    r = np.zeros((3, 3, 3))
-    a = np.indices((3, 3, 3))
-    some_zero = (a == 0).any(0)
-    r[some_zero] = -20.0
-    r[0, 0, 0] = 20.0
-    r[2, 2, 2] = 8.0
-    return r
-
-
-__all__ = ["Tables", "chain", "climbing_game", "gradient", "independent", "init", "joint_distribution",
-           "penalty_game", "run", "softmax", "step", "tables", "three_agent_climb"]
+__all__ = ["Tables", "chain", "common_payoff", "gradient", "independent", "init", "joint_distribution", "run",
+           "softmax", "step", "tables"]

@@ -6,11 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from equilibria import games
 from equilibria.solvers import bayesian_pg as bn
 
 
 def test_exact_gradient_matches_finite_differences():
-    reward = bn.three_agent_climb()
+    reward = bn.common_payoff(games.load("three_agent_climb"))
     t = bn.tables(reward.shape, ((), (0,), (0, 1)))
     logits = bn.init(t, np.random.default_rng(0), 1.0)
     grads = bn.gradient(t, logits, reward)
@@ -32,9 +33,12 @@ def test_the_chain_dag_expresses_any_joint_distribution_and_edges_must_point_for
     assert bn.chain(3) == ((), (0,), (0, 1)) and bn.independent(2) == ((), ())
     with pytest.raises(ValueError, match="distinct earlier agents"):
         bn.tables((3, 3), ((1,), ()))
+    with pytest.raises(ValueError, match="not identical-interest"):
+        bn.common_payoff(games.load("prisoners_dilemma"))
+    assert games.load("climbing_game").info.utility == "identical"
 
 
-@pytest.mark.parametrize("reward", [bn.climbing_game(), bn.penalty_game(), bn.three_agent_climb()],
+@pytest.mark.parametrize("reward", [bn.common_payoff(games.load("climbing_game")), bn.common_payoff(games.load("penalty_game(k=-100)")), bn.common_payoff(games.load("three_agent_climb"))],
                          ids=["climbing", "penalty", "three-agent"])
 def test_bn_policy_coordinates_where_independent_agents_do_not(reward):
     n = reward.ndim
