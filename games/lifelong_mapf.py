@@ -34,7 +34,7 @@ from numba import njit
 
 from equilibria.common.config import PositiveInt, Probability
 from equilibria.games.core import GameInfo, SizeEstimate
-from equilibria.games.mapf_maps import components, load_map, make_task
+from equilibria.games.mapf_maps import components, load_map, make_task, place_agents
 from equilibria.games.markov import ArraySimulator, MarkovGame
 from equilibria.games.registry import register
 from equilibria.games.spaces import Box, Discrete, Group
@@ -57,6 +57,7 @@ class LifelongMAPF(MarkovGame):
             raise ValueError(f"lifelong_mapf: map {map!r} has its own size; height and width are for random or maze")
         else:
             self.height, self.width = load_map(map).shape
+            place_agents(load_map(map), num_agents, 0)  # a fixed map too small for its agents fails here
         self.num_agents, self.size, self.density = num_agents, size, density
         self.obs_radius, self.max_steps, self.map, self.openness = obs_radius, max_steps, map, openness
         if num_agents > self.height * self.width:
@@ -106,10 +107,11 @@ class LifelongMAPF(MarkovGame):
 class LifelongMAPFSimulator(ArraySimulator):
     """Public arrays (padded coordinates: the map sits at offset r inside a frame of width r,
     cells are flat indices row * padded_width + column): `grid` [E, cells] obstacles, `occupant`
-    [E, cells] the agent on each cell or -1, `pos` and `target` [E, N]. Planners read these."""
+    [E, cells] the agent on each cell or -1, `pos` and `target` [E, N], and `task_id` [E], which
+    changes whenever an environment gets a new map or task. Planners read these."""
 
     state_keys = ("grid", "occupant", "pos", "target", "comp_cells", "comp_start", "comp_size", "seq", "seq_len",
-                  "seq_idx", "episode_seed")
+                  "seq_idx", "episode_seed", "draws", "task_id")
     game: LifelongMAPF
 
     def _allocate(self) -> None:
@@ -128,6 +130,8 @@ class LifelongMAPFSimulator(ArraySimulator):
         self.seq_len = np.zeros(e, dtype=np.int64)  # 0: targets are drawn
         self.seq_idx = np.zeros((e, n), dtype=np.int64)
         self.episode_seed = np.zeros(e, dtype=np.int64)
+        self.draws = np.zeros((e, n), dtype=np.int64)  # targets drawn per agent this episode
+        self.task_id = np.zeros(e, dtype=np.int64)  # bumped whenever an environment gets a new map (planners watch it)
         self._count = np.zeros(cells, dtype=np.int64)  # kernel scratch, all zero between calls
         self._items = np.zeros((cells, _LIST_CAP), dtype=np.int64)
 
@@ -164,9 +168,29 @@ class LifelongMAPFSimulator(ArraySimulator):
         obstacles, starts, targets = np.asarray(obstacles), np.asarray(starts), np.asarray(targets)
         if obstacles.shape != (g.height, g.width):
             raise ValueError(f"obstacles must have shape {(g.height, g.width)}, got {obstacles.shape}")
-        if starts.shape != (g.num_agents, 2) or targets.ndim != 3 or targets.shape[::2] != (g.num_agents, 2):
-            raise ValueError(f"starts must be [{g.num_agents}, 2] and targets [{g.num_agents}, K, 2]")
-        self._install(env, obstacles.astype(np.int8), starts, targets, explicit=True)
+        if starts.shape != (g.num_agents, 2) or targets.ndim != 3 or targets.shape[::2] != (g.num_agents, 2) \
+                or targets.shape[1] < 1:
+            raise ValueError(f"starts must be [{g.num_agents}, 2] and targets [{g.num_agents}, K >= 1, 2]")
+        obstacles = (obstacles != 0).astype(np.int8)
+        cells = np.concatenate([starts[:, None, :], targets], axis=1)  # every agent's start, then its targets
+        inside = (cells >= 0).all(-1) & (cells[..., 0] < g.height) & (cells[..., 1] < g.width)
+        if not inside.all():
+            agent, k = np.argwhere(~inside)[0]
+            raise ValueError(f"agent {agent}: {'start' if k == 0 else f'target {k - 1}'} {cells[agent, k].tolist()} "
+                             f"lies outside the {g.height}x{g.width} map")
+        labels = components(obstacles)[0]
+        comp = labels[cells[..., 0], cells[..., 1]]
+        if (comp == 0).any():
+            agent, k = np.argwhere(comp == 0)[0]
+            raise ValueError(f"agent {agent}: {'start' if k == 0 else f'target {k - 1}'} {cells[agent, k].tolist()} "
+                             "is an obstacle")
+        if (comp != comp[:, :1]).any():
+            agent, k = np.argwhere(comp != comp[:, :1])[0]
+            raise ValueError(f"agent {agent}: target {k - 1} {cells[agent, k].tolist()} cannot be reached from its "
+                             "start (another connected component)")
+        if len({tuple(c) for c in starts.tolist()}) != g.num_agents:
+            raise ValueError("starts must be distinct cells")
+        self._install(env, obstacles, starts, targets, explicit=True)
         self.t[env] = 0
 
     def _install(self, e: int, obstacles: np.ndarray, starts: np.ndarray, targets: np.ndarray,
@@ -190,9 +214,10 @@ class LifelongMAPFSimulator(ArraySimulator):
         self.comp_size[e, flat] = np.where(labels.ravel() > 0, sizes[labels.ravel()], 0)
         self.occupant[e] = -1
         self.pos[e] = self.to_cell(starts)
-        if len(np.unique(self.pos[e])) != g.num_agents or np.any(self.grid[e, self.pos[e]]):
-            raise ValueError("starts must be distinct free cells")
         self.occupant[e, self.pos[e]] = np.arange(g.num_agents)
+        self.draws[e] = 0
+        self._installed = getattr(self, "_installed", 0) + 1  # never reset: a new map never reuses an id
+        self.task_id[e] = self._installed
         k = targets.shape[1]
         if explicit:
             if self.seq.shape[2] < k:
@@ -216,8 +241,11 @@ class LifelongMAPFSimulator(ArraySimulator):
         e, a = env[~listed], agent[~listed]
         here = self.pos[e, a]
         size = self.comp_size[e, here]
-        # uniform over the component minus the agent's own cell: draw among size - 1 and skip it
-        k = self.rng.integers(0, np.maximum(size - 1, 1))
+        # uniform over the component minus the agent's own cell: draw among size - 1 and skip it. The
+        # draw is a hash of (episode seed, agent, draw count), so an environment's targets do not
+        # depend on how many environments share the simulator or what the others do
+        k = (_uniform(self.episode_seed[e], a, self.draws[e, a]) * np.maximum(size - 1, 1)).astype(np.int64)
+        self.draws[e, a] += 1
         start = self.comp_start[e, here]
         drawn = self.comp_cells[e, start + k]
         self.target[e, a] = np.where(drawn == here, self.comp_cells[e, start + size - 1], drawn)
@@ -244,6 +272,17 @@ class LifelongMAPFSimulator(ArraySimulator):
         agents = (self.occupant >= 0).reshape(shape)[inner]
         return np.concatenate([obstacles.reshape(self.num_envs, -1), agents.reshape(self.num_envs, -1)],
                               axis=1).astype(np.float32)
+
+
+def _uniform(seed: np.ndarray, agent: np.ndarray, draw: np.ndarray) -> np.ndarray:
+    """Uniform [0, 1) numbers from (seed, agent, draw) triples: splitmix64 over a mixed key."""
+    with np.errstate(over="ignore"):
+        x = (seed.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15) + agent.astype(np.uint64) * np.uint64(0xD1B54A32D192ED03)
+             + draw.astype(np.uint64) * np.uint64(0x8CB92BA72F3D8DD7) + np.uint64(0x632BE59BD9B4E019))
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        x = x ^ (x >> np.uint64(31))
+    return (x >> np.uint64(11)).astype(np.float64) / float(2**53)
 
 
 @njit(cache=True)
@@ -336,8 +375,8 @@ def mapf_size(num_agents: int = 64, size: int = 32, obs_radius: int = 5, height:
     return SizeEstimate(bytes_per_env=num_agents * (3 * d * d * 4 + 48) + cells * (1 + 4 + 16) + h * w * 8)
 
 
-@register("lifelong_mapf", size=lambda num_agents=64, size=32, obs_radius=5, **_: mapf_size(num_agents, size,
-                                                                                              obs_radius),
+@register("lifelong_mapf", size=lambda num_agents=64, size=32, obs_radius=5, height=None, width=None, **_:
+          mapf_size(num_agents, size, obs_radius, height, width),
           example="lifelong_mapf(num_agents=16, size=12, max_steps=48)")
 def lifelong_mapf(num_agents: PositiveInt = 64, size: PositiveInt = 32, density: Probability = 0.3,
                   obs_radius: PositiveInt = 5, max_steps: PositiveInt = 256, map: str = "random",

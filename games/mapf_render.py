@@ -29,6 +29,8 @@ def episode_svg(record: dict[str, Any], title: str = "") -> str:
     h, w = obstacles.shape
     steps, n = pos.shape[0], pos.shape[1]
     dur = f"{max(steps - 1, 1) * SECONDS_PER_STEP:.2f}s"
+    # targets jump, agents glide: both keyed to the same step times k / (steps - 1)
+    key_times = ";".join(f"{k / max(steps - 1, 1):.5f}" for k in range(steps))
     caption = title
     if "reached" in record:
         caption += f"  -  {int(np.sum(record['reached']))} targets in {steps - 1} steps"
@@ -42,9 +44,9 @@ def episode_svg(record: dict[str, Any], title: str = "") -> str:
         tx, ty = tgt[:, i, 1] * CELL + CELL // 4, tgt[:, i, 0] * CELL + CELL // 4
         out.append(f'<rect x="{tx[0]}" y="{ty[0]}" width="{CELL // 2}" height="{CELL // 2}" fill="none" '
                    f'stroke="{colour}" stroke-width="1.5">'
-                   f'<animate attributeName="x" values="{_values(tx)}" dur="{dur}" calcMode="discrete" '
-                   f'repeatCount="indefinite"/><animate attributeName="y" values="{_values(ty)}" dur="{dur}" '
-                   f'calcMode="discrete" repeatCount="indefinite"/></rect>')
+                   f'<animate attributeName="x" values="{_values(tx)}" keyTimes="{key_times}" dur="{dur}" '
+                   f'calcMode="discrete" repeatCount="indefinite"/><animate attributeName="y" values="{_values(ty)}" '
+                   f'keyTimes="{key_times}" dur="{dur}" calcMode="discrete" repeatCount="indefinite"/></rect>')
         cx, cy = pos[:, i, 1] * CELL + CELL // 2, pos[:, i, 0] * CELL + CELL // 2
         out.append(f'<circle cx="{cx[0]}" cy="{cy[0]}" r="{CELL * 0.4:.1f}" fill="{colour}">'
                    f'<animate attributeName="cx" values="{_values(cx)}" dur="{dur}" repeatCount="indefinite"/>'

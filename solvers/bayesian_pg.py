@@ -54,6 +54,8 @@ class Tables:
 
 
 def tables(shape: Sequence[int], parents: Parents) -> Tables:
+    if len(parents) != len(shape):
+        raise ValueError(f"the DAG names parents for {len(parents)} agents; the game has {len(shape)}")
     check_dag(parents)
     shape = tuple(int(s) for s in shape)
     grid = np.indices(shape).reshape(len(shape), -1)

@@ -48,7 +48,7 @@ def test_lowest_numbered_agent_enters_a_contested_free_cell():
 def test_following_into_a_vacated_cell_and_chains_that_block():
     sim = _sim([".....", "#####"], [(0, 0), (0, 1), (0, 2)], [(0, 4), (0, 4), (0, 4)])
     assert _step(sim, [RIGHT, RIGHT, RIGHT]) == [(0, 1), (0, 2), (0, 3)]
-    sim = _sim(["...#.", "#####"], [(0, 0), (0, 1), (0, 2)], [(0, 4), (0, 4), (0, 4)])
+    sim = _sim(["...#.", "#####"], [(0, 0), (0, 1), (0, 2)], [(0, 1), (0, 2), (0, 0)])
     assert _step(sim, [RIGHT, RIGHT, RIGHT]) == [(0, 0), (0, 1), (0, 2)]  # the wall blocks the whole chain
     sim = _sim([".....", "#####"], [(0, 0), (0, 1)], [(0, 4), (0, 4)])
     assert _step(sim, [RIGHT, WAIT]) == [(0, 0), (0, 1)]  # the occupant stays: no entry
@@ -80,6 +80,36 @@ def test_reaching_a_target_pays_one_and_draws_a_new_target_in_the_component():
             pos, tgt = sim.to_rc(sim.pos[e]), sim.to_rc(sim.target[e])
             assert np.all(labels[e][pos[:, 0], pos[:, 1]] == labels[e][tgt[:, 0], tgt[:, 1]])
     assert total > 0
+
+
+def test_loaded_tasks_are_checked_before_anything_changes():
+    sim = _sim(["...#.", "#####"], [(0, 0), (0, 1)], [(0, 2), (0, 2)])
+    before = sim.get_state()
+    grid = np.array([[0, 0, 0, 1, 0], [1, 1, 1, 1, 1]], dtype=np.int8)
+    for targets, message in [([[[0, 2]], [[5, 0]]], "agent 1: target 0 \\[5, 0\\] lies outside the 2x5 map"),
+                             ([[[0, 2]], [[1, 1]]], "agent 1: target 0 \\[1, 1\\] is an obstacle"),
+                             ([[[0, 2]], [[0, 4]]], "agent 1: target 0 \\[0, 4\\] cannot be reached")]:
+        with pytest.raises(ValueError, match=message):
+            sim.load_task(grid, np.array([[0, 0], [0, 1]]), np.array(targets))
+    with pytest.raises(ValueError, match="starts must be distinct"):
+        sim.load_task(grid, np.array([[0, 0], [0, 0]]), np.array([[[0, 2]], [[0, 2]]]))
+    after = sim.get_state()
+    assert all(np.array_equal(before[k], after[k]) for k in ("grid", "pos", "target", "task_id"))
+
+
+def test_an_environment_draws_the_same_targets_however_many_share_the_simulator():
+    g = games.load("lifelong_mapf(num_agents=16, size=10, density=0.2, max_steps=64)")
+    traces = []
+    for envs in (1, 3):
+        sim = g.simulator(envs, seed=4)
+        rng = np.random.default_rng(0)
+        trace = []
+        for _ in range(64):
+            actions = rng.integers(0, 5, (3, 16))[:envs]
+            sim.step({"agents": actions}, autoreset=False)
+            trace.append(sim.target[0].copy())
+        traces.append(np.array(trace))
+    assert np.array_equal(traces[0], traces[1])
 
 
 def test_targets_follow_a_loaded_sequence_and_cycle():

@@ -76,6 +76,12 @@ class PlannerOnly(_Controller):
     def __init__(self, game: LifelongMAPF, static_cost: bool = True, dynamic_cost: bool = True,
                  max_expansions: int = 10_000):
         super().__init__(game)
+        for name, value in (("static_cost", static_cost), ("dynamic_cost", dynamic_cost)):
+            if not isinstance(value, bool):
+                raise ValueError(f"{name} must be true or false, got {value!r}")
+        if isinstance(max_expansions, bool) or not isinstance(max_expansions, int) \
+                or not 1 <= max_expansions <= 1_000_000:
+            raise ValueError(f"max_expansions must be an integer in [1, 1000000], got {max_expansions!r}")
         self.config = PlannerConfig(static_cost=static_cost, dynamic_cost=dynamic_cost, max_expansions=max_expansions)
 
     def chooser(self, sim: LifelongMAPFSimulator, seed: int) -> Callable[[], np.ndarray]:
@@ -105,8 +111,15 @@ class PIBT(_Controller):
         tie = rng.random((e_count, n)) / n  # fixed tie-break, below one step of priority
         elapsed = np.zeros((e_count, n))
 
+        task = sim.task_id.copy()
+
         def choose() -> np.ndarray:
             nonlocal elapsed
+            new_task = sim.task_id != task  # a new map: forget distances and priorities
+            if new_task.any():
+                dist_goal[new_task] = -1
+                elapsed[new_task] = 0.0
+                task[:] = sim.task_id
             stale = dist_goal != sim.target
             for e, i in zip(*np.nonzero(stale)):
                 distances_to(sim.grid[e], offsets[1:], ones, False, sim.target[e, i], dist[e, i], *heap)

@@ -121,8 +121,10 @@ class FollowerNet(nn.Module):
 def follower_observations(sim, planner: BatchPlanner, radius: int) -> np.ndarray:
     """[E, N, 2, d, d] float32: -obstacles with the planned path as +1, and the agents, in the
     window of `radius` around each agent (d = 2 radius + 1)."""
-    full = sim.observe()["agents"]  # [E, N, 3, D, D]
     r0 = sim.game.obs_radius
+    if radius > r0:
+        raise ValueError(f"the follower sees radius {radius}; this game's observations have radius {r0}")
+    full = sim.observe()["agents"]  # [E, N, 3, D, D]
     window = full[:, :, :2, r0 - radius:r0 + radius + 1, r0 - radius:r0 + radius + 1]
     out = np.empty(window.shape, dtype=np.float32)
     out[:, :, 0] = -window[:, :, 0]
@@ -169,6 +171,11 @@ class Follower:
         self.opt = torch.optim.Adam(self.net.parameters(), lr=config.lr, eps=1e-6)
         self.planner_config = PlannerConfig(static_cost=config.static_cost, dynamic_cost=config.dynamic_cost)
         self.variants = [game.variant(n, m) for m in config.maps for n in (config.agent_counts or [game.num_agents])]
+        for v in self.variants:  # every training variant must hold its agents, checked before training starts
+            try:
+                v.make_task(0)
+            except ValueError as err:
+                raise ValueError(f"training variant {v!r}: {err} (see maps and agent_counts)") from None
         self.rng = np.random.default_rng(seed)
         self.streams: dict[int, _Stream] = {}
         self.env_steps = self.updates = 0
@@ -300,17 +307,16 @@ class Follower:
         return mean_ci(self.evaluation_returns(episodes, seed, deterministic))
 
     @staticmethod
-    def evaluates_on(trained_game: MarkovGame, game: MarkovGame) -> bool:
-        """Whether a follower trained on `trained_game` can be evaluated on `game` (any lifelong
-        MAPF game: other maps and agent counts)."""
-        return isinstance(trained_game, LifelongMAPF) and isinstance(game, LifelongMAPF)
+    def evaluates_on(trained_game: MarkovGame, game: MarkovGame, config: FollowerConfig) -> bool:
+        """Whether a follower trained on `trained_game` with `config` can be evaluated on `game`
+        (any lifelong MAPF game whose observation window holds the network's)."""
+        return isinstance(trained_game, LifelongMAPF) and isinstance(game, LifelongMAPF) \
+            and game.obs_radius >= config.network_radius
 
     def on_game(self, game: MarkovGame) -> Any:
         """A batched evaluator of this follower on another lifelong_mapf game (other maps and agent
         counts), or None where it cannot act."""
-        if isinstance(game, LifelongMAPF) and game.obs_radius >= self.config.network_radius:
-            return _OnGame(self, game)
-        return None
+        return _OnGame(self, game) if self.evaluates_on(self.game, game, self.config) else None
 
     def policy(self, deterministic: bool = False) -> FollowerPolicy:
         return FollowerPolicy(self, deterministic)
@@ -360,4 +366,5 @@ class FollowerPolicy(CorrelatedPolicy):
         planner = self._planners[key]
         planner.plan()
         obs = follower_observations(state.sim, planner, self.follower.config.network_radius)
-        return {tuple(int(a) for a in self.follower.act(obs, self.deterministic)[0]): 1.0}
+        gen = torch.Generator().manual_seed((state.seed or 0) * 100_003 + len(state.history()))  # reproducible draws
+        return {tuple(int(a) for a in self.follower.act(obs, self.deterministic, gen)[0]): 1.0}

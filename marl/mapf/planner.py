@@ -7,8 +7,10 @@ with A*, every step, from its cell to its target. Entering a cell costs
                 paths spread out; 1 everywhere without the static cost), plus
   dynamic part: how many times the agent has seen another agent on n since it got its current
                 target (congestion it has observed; reset with each new target).
-The heuristic is the exact static-cost distance to the target (Dijkstra from the target when the
-target changes), admissible because the dynamic part is non-negative. The path's next cell is the
+The heuristic is the static-cost distance to the target (Dijkstra from the target when the
+target changes), computed as the authors' update_h_values does: summing the penalties of the
+cells from the target outward, it counts the start cell's penalty instead of the target's, so it
+can overestimate by that difference (the authors' planner, not an admissible one). The path's next cell is the
 agent's sub-goal. A budget of node expansions per agent and step caps the work; an agent whose
 search runs out steps to the neighbour with the smallest cost plus heuristic.
 
@@ -58,19 +60,19 @@ class BatchPlanner:
         r, g = sim.game.obs_radius, sim.game
         rows, cols = np.indices((g.height, g.width))
         self.inner = ((rows + r) * sim.padded_width + cols + r).ravel()
-        self.map_of = np.full(e, -1, dtype=np.int64)  # which episode each environment's penalties belong to
+        self.map_of = np.full(e, -1, dtype=np.int64)  # which task (sim.task_id) each environment's tables belong to
         self.refresh()
 
     def refresh(self) -> None:
         """Recompute static penalties where an environment started a new episode (a new map)."""
         sim = self.sim
-        stale = np.flatnonzero((self.map_of != sim.episode_seed) | (sim.t == 0))
+        stale = np.flatnonzero(self.map_of != sim.task_id)
         for e in stale:
             if self.config.static_cost:
                 self.penalty[e] = static_penalty(sim.grid[e], self.offsets, self.inner)
             self.h_goal[e] = -1
             self.seen_goal[e] = -1
-            self.map_of[e] = sim.episode_seed[e]
+            self.map_of[e] = sim.task_id[e]
 
     def plan(self) -> np.ndarray:
         """Plan every agent's path from the simulator's current state; returns the sub-goal

@@ -98,12 +98,17 @@ def _fits(trained_game: Any, game: Any) -> bool:
 
 def _transfers(run_dir: Path) -> Callable[[Any, Any], bool]:
     """The run's learner's own test of the games it evaluates on beyond its groups' spaces
-    (`evaluates_on(trained_game, game)`: the follower acts in any lifelong_mapf game)."""
+    (`evaluates_on(trained_game, game, config)`: the follower acts in lifelong_mapf games whose
+    observation window holds its network's)."""
     from equilibria.marl import registry
     from equilibria.scenarios.loading import load_run_config
 
-    cls = registry.entry(load_run_config(run_dir).config.algorithm.name).cls
-    return getattr(cls, "evaluates_on", lambda trained, game: False)
+    algorithm = load_run_config(run_dir).config.algorithm
+    test = getattr(registry.entry(algorithm.name).cls, "evaluates_on", None)
+    if test is None:
+        return lambda trained, game: False
+    config = registry.build_config(algorithm.name, algorithm.config)
+    return lambda trained, game: test(trained, game, config)
 
 
 def prepare_evaluate(scenario: Scenario) -> EvaluatePlan:
