@@ -95,6 +95,23 @@ def list_learners(console: Console) -> None:
     console.print(table)
 
 
+def list_controllers(console: Console) -> None:
+    import inspect
+
+    from equilibria.marl import controllers
+
+    table = Table(title="registered controllers (kind: evaluate, policies: [{name, controller: NAME, config}])",
+                  show_lines=True)
+    for col in ("name", "description", "parameters (defaults)"):
+        table.add_column(col)
+    for name in controllers.registered():
+        e = controllers.entry(name)
+        params = [f"{p.name} = {p.default!r}" for p in inspect.signature(e.factory).parameters.values()
+                  if p.name != "game"]
+        table.add_row(name, e.description, "\n".join(params) or "none")
+    console.print(table)
+
+
 def list_scenarios(console: Console) -> None:
     from equilibria import scenarios
 
@@ -221,8 +238,9 @@ def replay_demonstrations(path: Path, console: Console) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="equilibria", description="Game-theoretic and multi-agent learning.")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("list", help="list registered games, solvers, learners, scenarios or kinds")
-    p.add_argument("what", nargs="?", default="games", choices=["games", "solvers", "learners", "scenarios", "kinds"])
+    p = sub.add_parser("list", help="list registered games, solvers, learners, controllers, scenarios or kinds")
+    p.add_argument("what", nargs="?", default="games",
+                   choices=["games", "solvers", "learners", "controllers", "scenarios", "kinds"])
     p = sub.add_parser("validate", help="check a scenario file or built-in without running it")
     p.add_argument("scenario", help="a YAML file or a built-in scenario name")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE")
@@ -268,8 +286,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         if args.command == "list":
-            {"games": list_games, "solvers": list_solvers, "learners": list_learners, "scenarios": list_scenarios,
-             "kinds": list_kinds}[args.what](console)
+            {"games": list_games, "solvers": list_solvers, "learners": list_learners, "controllers": list_controllers,
+             "scenarios": list_scenarios, "kinds": list_kinds}[args.what](console)
         elif args.command == "validate":
             scenario = scenarios.load(args.scenario, args.overrides)
             scenarios.validate(scenario)

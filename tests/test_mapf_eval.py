@@ -59,6 +59,14 @@ def test_grid_reports_throughput_against_agents(follower_run, tmp_path):
     assert svg.startswith("<svg") and svg.count("<circle") == 8 and "targets in 24 steps" in svg
 
 
+def test_controllers_are_listed(capsys):
+    from equilibria.scenarios import cli
+
+    assert cli.main(["list", "controllers"]) == 0
+    out = capsys.readouterr().out
+    assert "mapf_planner" in out and "pibt" in out and "dynamic_cost = True" in out
+
+
 def test_controllers_are_checked_before_anything_runs(tmp_path):
     bad = GAMES + "policies: [{name: p, controller: mapf_planer}]\n"
     with pytest.raises(ConfigError, match="unknown controller 'mapf_planer'; did you mean 'mapf_planner'"):
