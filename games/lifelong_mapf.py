@@ -178,8 +178,8 @@ class LifelongMAPFSimulator(ArraySimulator):
             agent, k = np.argwhere(~inside)[0]
             raise ValueError(f"agent {agent}: {'start' if k == 0 else f'target {k - 1}'} {cells[agent, k].tolist()} "
                              f"lies outside the {g.height}x{g.width} map")
-        labels = components(obstacles)[0]
-        comp = labels[cells[..., 0], cells[..., 1]]
+        comps = components(obstacles)
+        comp = comps[0][cells[..., 0], cells[..., 1]]
         if (comp == 0).any():
             agent, k = np.argwhere(comp == 0)[0]
             raise ValueError(f"agent {agent}: {'start' if k == 0 else f'target {k - 1}'} {cells[agent, k].tolist()} "
@@ -190,11 +190,11 @@ class LifelongMAPFSimulator(ArraySimulator):
                              "start (another connected component)")
         if len({tuple(c) for c in starts.tolist()}) != g.num_agents:
             raise ValueError("starts must be distinct cells")
-        self._install(env, obstacles, starts, targets, explicit=True)
+        self._install(env, obstacles, starts, targets, comps, explicit=True)
         self.t[env] = 0
 
     def _install(self, e: int, obstacles: np.ndarray, starts: np.ndarray, targets: np.ndarray,
-                 explicit: bool = False) -> None:
+                 comps: tuple[np.ndarray, np.ndarray] | None = None, explicit: bool = False) -> None:
         g, r = self.game, self.game.obs_radius
         ph, pw = self.padded_height, self.padded_width
         # POGEMA's frame (empty_outside): free cells, then a wall right around the map
@@ -203,7 +203,7 @@ class LifelongMAPFSimulator(ArraySimulator):
         padded[r - 1:ph - r + 1, r - 1] = padded[r - 1:ph - r + 1, pw - r] = 1
         padded[r:r + g.height, r:r + g.width] = obstacles
         self.grid[e] = padded.ravel()
-        labels, sizes = components(obstacles)
+        labels, sizes = comps if comps is not None else components(obstacles)
         order = np.argsort(labels.ravel(), kind="stable")
         inner = self.to_cell(np.stack(np.unravel_index(order, labels.shape), axis=-1))
         self.comp_cells[e] = inner

@@ -17,7 +17,7 @@ import numpy as np
 
 from equilibria.games.lifelong_mapf import LifelongMAPF, LifelongMAPFSimulator
 from equilibria.marl.controllers import register_controller
-from equilibria.marl.mapf.planner import BatchPlanner, PlannerConfig, distances_to, move_towards
+from equilibria.marl.mapf.planner import BatchPlanner, PlannerConfig, move_towards
 
 Chooser = Callable[[LifelongMAPFSimulator], Callable[[], np.ndarray]]
 
@@ -100,30 +100,20 @@ class PIBT(_Controller):
 
     def chooser(self, sim: LifelongMAPFSimulator, seed: int) -> Callable[[], np.ndarray]:
         e_count, n = sim.pos.shape
-        cells = sim.grid.shape[1]
         offsets = np.array([0, -sim.padded_width, sim.padded_width, -1, 1], dtype=np.int64)
-        dist = np.zeros((e_count, n, cells), dtype=np.float32)
-        dist_goal = np.full((e_count, n), -1, dtype=np.int64)
-        heap = (np.empty(4 * cells + 8, np.float32), np.empty(4 * cells + 8, np.float32),
-                np.empty(4 * cells + 8, np.int64))
-        ones = np.ones(cells, dtype=np.float32)
+        # the planner's distance tables (unit steps), kept per target and map by the planner itself
+        distances = BatchPlanner(sim, PlannerConfig(static_cost=False, dynamic_cost=False))
         rng = np.random.default_rng([seed, 2])
         tie = rng.random((e_count, n)) / n  # fixed tie-break, below one step of priority
         elapsed = np.zeros((e_count, n))
-
         task = sim.task_id.copy()
 
         def choose() -> np.ndarray:
             nonlocal elapsed
-            new_task = sim.task_id != task  # a new map: forget distances and priorities
-            if new_task.any():
-                dist_goal[new_task] = -1
-                elapsed[new_task] = 0.0
-                task[:] = sim.task_id
-            stale = dist_goal != sim.target
-            for e, i in zip(*np.nonzero(stale)):
-                distances_to(sim.grid[e], offsets[1:], ones, False, sim.target[e, i], dist[e, i], *heap)
-            dist_goal[stale] = sim.target[stale]
+            dist = distances.heuristics()
+            new_task = sim.task_id != task  # a new map: priorities start over
+            elapsed[new_task] = 0.0
+            task[:] = sim.task_id
             nxt = np.empty_like(sim.pos)
             for e in range(e_count):
                 nxt[e] = _pibt_step(sim.pos[e], sim.occupant[e], sim.grid[e], dist[e], offsets, elapsed[e] + tie[e])

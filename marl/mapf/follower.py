@@ -148,7 +148,6 @@ class _Stream:
     sub-goals given at the last step."""
 
     def __init__(self, game: LifelongMAPF, num_envs: int, seed: int, planner: PlannerConfig, radius: int):
-        self.game, self.radius = game, radius
         self.sim = game.simulator(num_envs, seed)
         self.planner = BatchPlanner(self.sim, planner)
         self.subgoal = self.planner.plan()

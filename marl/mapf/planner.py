@@ -52,7 +52,8 @@ class BatchPlanner:
         self.penalty = np.ones((e, cells), dtype=np.float32)
         self.h = np.full((e, n, cells), INF, dtype=np.float32)
         self.h_goal = np.full((e, n), -1, dtype=np.int64)
-        self.seen = np.zeros((e, n, cells), dtype=np.float32)
+        # congestion counts only where the dynamic cost uses them (the kernels never touch them otherwise)
+        self.seen = np.zeros((e, n, cells if config.dynamic_cost else 1), dtype=np.float32)
         self.seen_goal = np.full((e, n), -1, dtype=np.int64)
         self.path = np.full((e, n, config.path_cells), -1, dtype=np.int64)
         self.path_len = np.zeros((e, n), dtype=np.int64)
@@ -74,11 +75,20 @@ class BatchPlanner:
             self.seen_goal[e] = -1
             self.map_of[e] = sim.task_id[e]
 
+    def heuristics(self) -> np.ndarray:
+        """[E, N, cells]: every agent's static-cost distance table to its current target (unit
+        steps without the static cost), recomputed only for new targets and new maps."""
+        sim = self.sim
+        self.refresh()
+        refresh_heuristics(sim.grid, sim.target, self.penalty, self.h, self.h_goal, self.offsets,
+                           self.config.static_cost)
+        return self.h
+
     def plan(self) -> np.ndarray:
         """Plan every agent's path from the simulator's current state; returns the sub-goal
         cells [E, N] (the agent's own cell when it has no path)."""
         sim, c = self.sim, self.config
-        self.refresh()
+        self.heuristics()
         plan_all(sim.grid, sim.occupant, sim.pos, sim.target, self.penalty, self.h, self.h_goal, self.seen,
                  self.seen_goal, self.offsets, sim.padded_width, sim.game.obs_radius, c.static_cost, c.dynamic_cost,
                  c.max_expansions, self.path, self.path_len, self.expansions)
@@ -197,6 +207,20 @@ def distances_to(grid, offsets, penalty, use_static, goal, h, hf, hg, hc):
 
 
 @njit(cache=True)
+def refresh_heuristics(grid, target, penalty, h, h_goal, offsets, use_static):
+    """h[e, i] = distances to target[e, i] wherever the agent's target changed since h_goal."""
+    cells = grid.shape[1]
+    hf = np.empty(4 * cells + 8, dtype=np.float32)
+    hg = np.empty(4 * cells + 8, dtype=np.float32)
+    hc = np.empty(4 * cells + 8, dtype=np.int64)
+    for e in range(target.shape[0]):
+        for i in range(target.shape[1]):
+            if h_goal[e, i] != target[e, i]:
+                distances_to(grid[e], offsets, penalty[e], use_static, target[e, i], h[e, i], hf, hg, hc)
+                h_goal[e, i] = target[e, i]
+
+
+@njit(cache=True)
 def plan_all(grid, occupant, pos, target, penalty, h, h_goal, seen, seen_goal, offsets, width, radius,
              use_static, use_dynamic, max_expansions, path, path_len, expansions):
     """Every environment, its agents in turn. Serial on purpose: numba's threads (prange) made
@@ -212,8 +236,8 @@ def _plan_env(e, grid, occupant, pos, target, penalty, h, h_goal, seen, seen_goa
               use_static, use_dynamic, max_expansions, path, path_len, expansions):
     n = pos.shape[1]
     cells = grid.shape[1]
-    # heap room: Dijkstra pushes a cell at most once per neighbour; A* (whose heuristic, as the
-    # authors', need not be consistent) at most 4 per expansion, and expansions are capped
+    # heap room: A* (whose heuristic, as the authors', need not be consistent) pushes at most 4
+    # cells per expansion, and expansions are capped
     cap = 4 * (max(cells, max_expansions) + 2)
     hf = np.empty(cap, dtype=np.float32)
     hg = np.empty(cap, dtype=np.float32)
@@ -224,10 +248,7 @@ def _plan_env(e, grid, occupant, pos, target, penalty, h, h_goal, seen, seen_goa
     tick = 0
     keep = path.shape[2]
     for i in range(n):
-        start, goal = pos[e, i], target[e, i]
-        if h_goal[e, i] != goal:
-            distances_to(grid[e], offsets, penalty[e], use_static, goal, h[e, i], hf, hg, hc)
-            h_goal[e, i] = goal
+        start, goal = pos[e, i], target[e, i]  # h[e, i] is up to date (refresh_heuristics)
         if use_dynamic:
             if seen_goal[e, i] != goal:
                 seen[e, i, :] = 0.0

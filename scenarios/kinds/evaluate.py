@@ -284,7 +284,10 @@ def run_evaluate(plan: EvaluatePlan, ctx: RunContext) -> dict[str, Any]:
         raise RunFailed(f"{err}; the finished cells are stored, resume with: equilibria run --resume {ctx.run_dir}") \
             from None
     if cfg.animate and not ctx.stop_requested:
-        _animate(ctx, plan, _players(plan, [c for c in cells if c.game == 0 and c.seed == plan.seeds[0]]))
+        shown = [c for c in cells if c.game == 0 and c.seed == plan.seeds[0]]  # the players built above serve
+        _animate(ctx, plan, {**_players(plan, [c for c in shown if (c.game, c.policy) not in players]),
+                             **{(c.game, c.policy): players[c.game, c.policy] for c in shown
+                                if (c.game, c.policy) in players}})
     return _report(ctx, plan, [(c, results[c.key]) for c in cells])
 
 
