@@ -368,11 +368,13 @@ def observe(grid, occupant, pos, target, width, r, out):
 
 def mapf_size(num_agents: int = 64, size: int = 32, obs_radius: int = 5, height: int | None = None,
               width: int | None = None, **_: object) -> SizeEstimate:
-    """Per environment: observations [N, 3, d, d] float32, padded grid arrays, agent arrays."""
+    """Per environment: observations [N, 3, d, d] float32, padded grid arrays (int8 obstacles,
+    int32 occupants, two int64 component tables, and the step kernel's int64 scratch lists of 9
+    per cell, shared by the environments but counted for each), agent arrays."""
     h, w = height or size, width or size
     cells = (h + 2 * obs_radius) * (w + 2 * obs_radius)
     d = 2 * obs_radius + 1
-    return SizeEstimate(bytes_per_env=num_agents * (3 * d * d * 4 + 48) + cells * (1 + 4 + 16) + h * w * 8)
+    return SizeEstimate(bytes_per_env=num_agents * (3 * d * d * 4 + 48) + cells * (1 + 4 + 16 + 72) + h * w * 8)
 
 
 @register("lifelong_mapf", size=lambda num_agents=64, size=32, obs_radius=5, height=None, width=None, **_:

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from equilibria.common.limits import check_memory
 from equilibria.games.core import SIMULTANEOUS, TERMINAL, Game, State
 from equilibria.games.spaces import Composite, Group, index_obs
 
@@ -169,6 +170,9 @@ class ArraySimulator(Simulator):
     def __init__(self, game: MarkovGame, num_envs: int = 1, seed: int | None = None):
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        est = getattr(game, "size_estimate", None)
+        if est is not None and est.bytes_per_env:  # refused before allocating, whoever builds the simulator
+            check_memory(f"{num_envs} environment(s) of {game!r}", num_envs * est.bytes_per_env)
         self.game, self.num_envs = game, num_envs
         self.rng = np.random.default_rng(seed)
         self.t = np.zeros(num_envs, dtype=np.int64)

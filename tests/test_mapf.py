@@ -157,6 +157,11 @@ def test_pogema_random_maps_and_placement():
         make_task("random", 0, 200, 8, 8, 0.3)
 
 
+def test_a_map_too_large_for_the_machine_is_refused_before_anything_is_allocated():
+    with pytest.raises(ValueError, match="1 environment.* of .*lifelong_mapf.* needs about .* of memory"):
+        games.load("lifelong_mapf(num_agents=1000, size=100000)").simulator(1, seed=0)
+
+
 def test_maze_and_movingai_maps():
     m = maze(3, 21, 21)
     assert components(m)[1][1:].max() == (m == 0).sum()  # one connected corridor system
