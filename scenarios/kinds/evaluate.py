@@ -420,6 +420,8 @@ def _plot(ctx: RunContext, plan: EvaluatePlan, summary: list[dict], names: list[
     ax.set_ylabel(textwrap.fill(metric, 40))
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(title="policy", fontsize=8)
-    ax.set_title(f"{plan.scenario.name}: {plan.scenario.config.episodes} episodes x {len(plan.seeds)} seeds per bar "
+    episodes, seeds = plan.scenario.config.episodes, len(plan.seeds)
+    ax.set_title(f"{plan.scenario.name}: {episodes} episode{'s' * (episodes != 1)} x {seeds} "
+                 f"seed{'s' * (seeds != 1)} per bar "
                  "(95% CI across episodes)", fontsize=9)
     save(fig, ctx.plot_path("returns.png"))

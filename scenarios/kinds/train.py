@@ -5,6 +5,7 @@ events, checkpoints (tensors only, loaded with weights_only=True) and resume."""
 from __future__ import annotations
 
 import dataclasses
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -149,8 +150,8 @@ def _plot(ctx: RunContext, scenario: Scenario) -> None:
     ax.set_xlabel("environment steps")
     ax.set_ylabel("eval return per agent")
     ax.grid(True, alpha=0.3)
-    ax.set_title(f"{scenario.name}: {scenario.config.algorithm.name} on {scenario.game}\n"
-                 f"deterministic evaluation, mean and 95% CI", fontsize=9)
+    ax.set_title(textwrap.fill(f"{scenario.name}: {scenario.config.algorithm.name} on {scenario.game}", 90) + "\n"
+                 "deterministic evaluation, mean and 95% CI", fontsize=9)
     save(fig, ctx.plot_path("learning_curve.png"))
 
 
