@@ -8,7 +8,9 @@ reward = 0.5 * global coverage term + 0.5 * local collision penalty, 25 steps pe
 `population=[2, 8]` draws each episode's number of agents (and as many landmarks) from that
 range, up to `num_agents` slots: absent agents are inactive, take no part in physics or
 rewards, and appear as zeros in the others' observations (the layout is the MPE one for
-`num_agents` agents and landmarks).
+`num_agents` agents and landmarks). `view_radius=r` makes the game partially observable: another
+agent farther than r appears as zeros (r = 0: agents never see each other, so who goes to which
+landmark cannot be read off the observation).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ _MOVES = np.array([[0, 0], [-1, 0], [1, 0], [0, -1], [0, 1]], dtype=np.float64)
 
 class CooperativeNavigation(MarkovGame):
     def __init__(self, num_agents: int = 3, num_landmarks: int = 3, max_steps: int = 25, local_ratio: float = 0.5,
-                 population: list[int] | None = None):
+                 population: list[int] | None = None, view_radius: float | None = None):
         if num_agents < 1 or num_landmarks < 1:
             raise ValueError(f"cooperative_navigation needs >= 1 agent and landmark, got {num_agents}, {num_landmarks}")
         if max_steps < 1:
@@ -48,7 +50,10 @@ class CooperativeNavigation(MarkovGame):
                 raise ValueError(f"population must be [low, high] with 1 <= low <= high <= num_agents, got {population}")
             if num_landmarks != num_agents:
                 raise ValueError("a varying population has as many landmarks as agents: set num_landmarks = num_agents")
+        if view_radius is not None and view_radius < 0:
+            raise ValueError(f"view_radius must be >= 0 (or omitted: every agent sees every other), got {view_radius}")
         self.num_agents, self.num_landmarks = num_agents, num_landmarks
+        self.view_radius = view_radius
         self.max_steps, self.local_ratio = max_steps, local_ratio
         self.population = None if population is None else (int(population[0]), int(population[1]))
         self.size_estimate = navigation_size(num_agents, num_landmarks)
@@ -57,6 +62,8 @@ class CooperativeNavigation(MarkovGame):
         self.state_shape = (4 * num_agents + 2 * num_landmarks,)
         params = {"num_agents": num_agents, "num_landmarks": num_landmarks, "max_steps": max_steps,
                   "local_ratio": local_ratio}
+        if view_radius is not None:
+            params["view_radius"] = view_radius
         if population is not None:
             params["population"] = list(self.population)
         self.info = GameInfo(
@@ -100,7 +107,9 @@ class NavigationSimulator(ArraySimulator):
 
     def _observe(self) -> dict[str, np.ndarray]:
         obs = np.empty((self.num_envs, self.game.num_agents, self.game.obs_dim), dtype=np.float32)
-        observe(self.pos, self.vel, self.landmarks, self.present, self.game.population is not None, obs)
+        r = self.game.view_radius
+        observe(self.pos, self.vel, self.landmarks, self.present, self.game.population is not None,
+                np.inf if r is None else r * r, obs)
         return {"agents": obs}
 
     def active(self) -> dict[str, np.ndarray]:
@@ -223,10 +232,11 @@ def step_world(pos, vel, landmarks, present, actions, varying, local_ratio, rewa
 
 
 @njit(cache=True)
-def observe(pos, vel, landmarks, present, varying, obs):
+def observe(pos, vel, landmarks, present, varying, view_sq, obs):
     """obs[e, i] in MPE's layout: own velocity, own position, each landmark relative to i, each
     other agent relative to i, then the silent communication channel (zeros). Absent agents and
-    landmarks appear as zeros; an absent agent observes all zeros."""
+    landmarks appear as zeros; an absent agent observes all zeros, and other agents farther than
+    the view radius (squared: view_sq) appear as zeros."""
     n, m = pos.shape[1], landmarks.shape[1]
     for e in range(pos.shape[0]):
         for i in range(n):
@@ -244,8 +254,11 @@ def observe(pos, vel, landmarks, present, varying, obs):
                 k += 2
             for j in range(n):
                 if j != i:
-                    o[k] = pos[e, j, 0] - pos[e, i, 0] if present[e, j] else 0.0
-                    o[k + 1] = pos[e, j, 1] - pos[e, i, 1] if present[e, j] else 0.0
+                    dx = pos[e, j, 0] - pos[e, i, 0]
+                    dy = pos[e, j, 1] - pos[e, i, 1]
+                    seen = present[e, j] and dx * dx + dy * dy <= view_sq
+                    o[k] = dx if seen else 0.0
+                    o[k + 1] = dy if seen else 0.0
                     k += 2
             o[k:] = 0.0
 
@@ -260,7 +273,9 @@ def navigation_size(num_agents: int = 3, num_landmarks: int = 3, **_: object) ->
 
 @register("cooperative_navigation", size=navigation_size)
 def cooperative_navigation(num_agents: PositiveInt = 3, num_landmarks: PositiveInt = 3, max_steps: PositiveInt = 25,
-                           local_ratio: Probability = 0.5, population: list[int] | None = None) -> CooperativeNavigation:
+                           local_ratio: Probability = 0.5, population: list[int] | None = None,
+                           view_radius: float | None = None) -> CooperativeNavigation:
     """MPE simple_spread: N agents cover L landmarks without colliding; batched. `population:
-    [low, high]` draws each episode's agents (and landmarks) from that range."""
-    return CooperativeNavigation(num_agents, num_landmarks, max_steps, local_ratio, population)
+    [low, high]` draws each episode's agents (and landmarks) from that range; `view_radius` makes
+    it partially observable (agents farther apart than that do not see each other; 0: never)."""
+    return CooperativeNavigation(num_agents, num_landmarks, max_steps, local_ratio, population, view_radius)

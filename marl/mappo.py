@@ -154,6 +154,26 @@ class MAPPO:
             self.episode_returns[e] = 0.0
             self.took_part[e] = False
 
+    # -- the joint policy (a learner with correlated actors overrides these two) --------------
+    def act(self, obs: dict, mask: dict) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Sampled actions {group: [E, n]}, their log-probabilities, and per-environment extras
+        {name: [E, ...]} that `log_probs` needs to score the same actions again (none here: every
+        agent samples from its own actor independently)."""
+        actions, logp = {}, {}
+        with torch.no_grad():
+            for k in self.groups:
+                logits = self.actors[k].logits(as_tensors(obs[k]), torch.as_tensor(mask[k]))
+                dist = torch.distributions.Categorical(logits=logits, validate_args=False)
+                a = dist.sample()
+                actions[k], logp[k] = a.numpy(), dist.log_prob(a).numpy()
+        return actions, logp, {}
+
+    def log_probs(self, group: str, obs: Any, mask: torch.Tensor | None, actions: torch.Tensor,
+                  extras: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Log-probabilities [B, n, A] of every action of a minibatch's agents, with gradients
+        (`actions` [B, n] are the group's sampled actions, `extras` what `act` recorded)."""
+        return torch.log_softmax(self.actors[group].logits(obs, mask), -1)
+
     # -- rollout ----------------------------------------------------------------------
     def collect(self) -> dict[str, Any]:
         """T steps of every environment: per group the observations, masks, actions, log-probs,
@@ -165,17 +185,15 @@ class MAPPO:
         keys = ("obs", "mask", "actions", "logp", "values", "next_values", "rewards", "active", "next_active")
         buf: dict[str, dict[str, list]] = {k: {g: [] for g in self.groups} for k in keys}
         states, terminated, done = [], [], []
+        extra_buf: dict[str, list] = {}
         for _ in range(T):
             state = sim.global_state()
             mask = sim.action_mask()
-            actions = {}
+            actions, logp, extras = self.act(self.obs, mask)
             for k in self.groups:
-                with torch.no_grad():
-                    logits = self.actors[k].logits(as_tensors(self.obs[k]), torch.as_tensor(mask[k]))
-                    dist = torch.distributions.Categorical(logits=logits, validate_args=False)
-                    a = dist.sample()
-                    buf["logp"][k].append(dist.log_prob(a).numpy())
-                actions[k] = a.numpy()
+                buf["logp"][k].append(logp[k])
+            for name, v in extras.items():
+                extra_buf.setdefault(name, []).append(v)
             values = self._values(self.obs, state, self.active)
             res = sim.step(actions)
             final_values = None
@@ -198,7 +216,8 @@ class MAPPO:
             self.obs, self.active = res.obs, res.active
             self.env_steps += c.num_envs
         last = self._values(self.obs, sim.global_state(), self.active)
-        out: dict[str, Any] = {"state": np.stack(states), "terminated": np.stack(terminated), "done": np.stack(done)}
+        out: dict[str, Any] = {"state": np.stack(states), "terminated": np.stack(terminated), "done": np.stack(done),
+                               "extras": {name: np.stack(v) for name, v in extra_buf.items()}}
         for k in self.groups:
             following = buf["values"][k][1:] + [last[k]]
             nv = [f if pre is None else np.where(np.isnan(pre), f, pre) for pre, f in zip(buf["next_values"][k], following)]
@@ -229,6 +248,7 @@ class MAPPO:
                        "old_logp": torch.as_tensor(batch["logp"][k].reshape(T * E, -1), dtype=torch.float32),
                        "adv": normalize_advantages(adv_t, weight), "returns": ret_t}
         state = torch.as_tensor(batch["state"].reshape(T * E, -1), dtype=torch.float32)
+        extras = {name: torch.as_tensor(v.reshape(T * E, *v.shape[2:])) for name, v in batch["extras"].items()}
         stats = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "clip_fraction": 0.0}
         count = 0
         for _ in range(c.ppo_epochs):
@@ -238,7 +258,8 @@ class MAPPO:
                     f = flat[k]
                     w = None if f["weight"] is None else f["weight"][idx]
                     obs = index_obs(f["obs"], idx)
-                    log_probs = torch.log_softmax(self.actors[k].logits(obs, None if f["mask"] is None else f["mask"][idx]), -1)
+                    log_probs = self.log_probs(k, obs, None if f["mask"] is None else f["mask"][idx], f["actions"][idx],
+                                               {name: v[idx] for name, v in extras.items()})
                     logp = log_probs.gather(-1, f["actions"][idx].unsqueeze(-1)).squeeze(-1)
                     pl, clip_frac = ppo_clip_loss(logp, f["old_logp"][idx], f["adv"][idx], c.clip, w)
                     ent = masked_mean(-(log_probs.exp() * log_probs).sum(-1), w)

@@ -29,7 +29,10 @@ def learner_config(scenario: Scenario, game: Any) -> Any:
         raise scenario.error(f"unknown learner {spec.name!r}{suggest(spec.name, marl.registered())} "
                              f"(learners: {', '.join(marl.registered())})", "algorithm", "name")
     e = marl.entry(spec.name)
-    config = scenario.build(e.config_cls, {**e.defaults, **spec.config}, "algorithm", "config")
+    given = {**e.defaults, **spec.config}
+    if "total_steps" in e.config_cls.model_fields and "total_steps" not in spec.config and scenario.budget.steps:
+        given["total_steps"] = scenario.budget.steps  # a learner's schedules span the scenario's budget
+    config = scenario.build(e.config_cls, given, "algorithm", "config")
     try:
         marl.registry.check_applicable(e, game, config)
     except ValueError as err:

@@ -239,6 +239,12 @@ class RunContext:
         if self._metrics_fields is None:
             header = None if new else self._header()
             self._metrics_fields = header or list(row)
+        added = [k for k in row if k not in self._metrics_fields]
+        if added and not new:  # a column that appears later (training statistics after the first
+            # evaluation): rewrite the file once with the wider header, earlier rows blank there
+            self.write_metrics(self.read_rows(), fields=self._metrics_fields + added)
+        elif added:
+            self._metrics_fields = self._metrics_fields + added
         try:
             with open(self.metrics_path, "a", newline="") as f:
                 w = csv.DictWriter(f, fieldnames=self._metrics_fields, extrasaction="ignore", lineterminator="\n")

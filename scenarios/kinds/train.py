@@ -102,9 +102,12 @@ def run_train(plan: TrainPlan, ctx: RunContext) -> dict[str, Any]:
     def evaluate(stats: dict[str, float] | None) -> dict[str, Any]:
         mean, ci = learner.evaluate(cfg.eval.episodes)
         row = {"env_steps": learner.env_steps, "eval_return": mean, "eval_ci95": ci}
+        extra = getattr(learner, "extra_evaluation", None)  # e.g. bnac: the return with its DAG's edges removed
+        if extra is not None:
+            row.update(extra(cfg.eval.episodes))
         if stats is not None:
             row["train_return"] = stats["episode_return"]
-            row.update({k: stats[k] for k in ("steps_per_second", "entropy") if k in stats})
+            row.update({k: stats[k] for k in ("steps_per_second", "entropy", "open_ratio") if k in stats})
         if writer is not None:
             writer.add_scalar("eval/return", mean, learner.env_steps)
         return row
@@ -144,10 +147,25 @@ def _plot(ctx: RunContext, scenario: Scenario) -> None:
     x = np.array([r["env_steps"] for r in rows])
     y = np.array([r["eval_return"] for r in rows])
     ci = np.array([r.get("eval_ci95", 0.0) for r in rows])
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(x, y, marker="o")
+    density = "threshold" in rows[-1]  # a learner with a DAG over its agents (bnac)
+    fig, axes = plt.subplots(2 if density else 1, 1, figsize=(7, 6.5 if density else 4), sharex=True, squeeze=False)
+    ax = axes[0, 0]
+    ax.plot(x, y, marker="o", label="with the DAG" if density else None)
     ax.fill_between(x, y - np.nan_to_num(ci), y + np.nan_to_num(ci), alpha=0.2)
-    ax.set_xlabel("environment steps")
+    if density:
+        y2 = np.array([r["eval_return_no_edges"] for r in rows])
+        ci2 = np.array([r.get("eval_no_edges_ci95", 0.0) for r in rows])
+        ax.plot(x, y2, marker="s", label="edges removed (decentralised)")
+        ax.fill_between(x, y2 - np.nan_to_num(ci2), y2 + np.nan_to_num(ci2), alpha=0.2)
+        ax.legend(fontsize=8)
+        dax = axes[1, 0]
+        dax.plot(x, [r["threshold"] for r in rows], label="threshold", linestyle="--")
+        dax.plot(x, [r.get("open_ratio", np.nan) for r in rows], marker=".", label="edge density (open_ratio)")
+        dax.set_ylabel("edge density")
+        dax.set_ylim(-0.05, 1.05)
+        dax.legend(fontsize=8)
+        dax.grid(True, alpha=0.3)
+    axes[-1, 0].set_xlabel("environment steps")
     ax.set_ylabel("eval return per agent")
     ax.grid(True, alpha=0.3)
     ax.set_title(textwrap.fill(f"{scenario.name}: {scenario.config.algorithm.name} on {scenario.game}", 90) + "\n"
