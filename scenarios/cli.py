@@ -271,6 +271,12 @@ def build_parser() -> argparse.ArgumentParser:
                                       "play a demonstrations directory's episodes again and check them")
     p.add_argument("file", type=Path, help="a replay JSON file or a demonstrations directory")
     p.add_argument("--prompts", action="store_true", help="also show every prompt and raw model answer")
+    p = sub.add_parser("report", help="one self-contained HTML page of runs: summaries, interactive curves, tables, "
+                                      "plots (several runs: a comparison)")
+    p.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
+    p.add_argument("--out", type=Path, help="the HTML file (default: RUN_DIR/report.html, or ./report.html for several)")
+    p.add_argument("--serve", action="store_true", help="serve one run's page and files on 127.0.0.1 (read-only)")
+    p.add_argument("--port", type=int, default=8765)
     p = sub.add_parser("bench", help="run a benchmark against the reference implementations")
     p.add_argument("what", choices=["solvers"])
     p.add_argument("--quick", action="store_true", help="a few minutes instead of a full run")
@@ -329,6 +335,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                                          r["episodes"], "{:.3f}", "episodes")
                 console.print(f"{run_dir}: mean episode return {estimate} (95% CI, {r['episodes']} deterministic "
                               f"episodes, checkpoint at {r['env_steps']} steps)")
+        elif args.command == "report":
+            from equilibria.scenarios.report import build_report, serve
+
+            if args.serve:
+                if len(args.run_dirs) != 1 or args.out:
+                    raise scenarios.ConfigError("--serve takes one run directory and no --out")
+                serve(args.run_dirs[0], args.port)
+            else:
+                console.print(f"wrote {build_report(args.run_dirs, args.out)}", highlight=False, markup=False)
         elif args.command == "record":
             return record_demonstrations(args, console)
         elif args.command == "explain":

@@ -41,6 +41,7 @@ def test_a_built_wheel_installs_only_the_equilibria_package(tmp_path):
     assert sorted(p.name for p in target.iterdir() if not p.name.endswith((".dist-info", ".pth"))
                   and p.name != "bin") == ["equilibria"]
     assert (target / "equilibria" / "scenarios" / "builtin" / "quickstart.yaml").exists()
+    assert (target / "equilibria" / "scenarios" / "report_assets" / "uPlot.iife.min.js").exists()  # reports work installed
     games_file, found = _probe(tmp_path, {"PYTHONPATH": str(target)})
     assert Path(games_file).is_relative_to(target)
     assert found == "[]"

@@ -1,0 +1,161 @@
+"""equilibria report: self-contained pages, untrusted text stays text, the server stays inside the
+run directory, and the pages render in a real browser (headless Chromium)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from needs import need
+
+from equilibria import scenarios
+from equilibria.common.config import ConfigError
+from equilibria.scenarios.report import build_report, collect_run, markdown_tables, safe_path, serve_in_thread
+
+EVIL = '<script>window.__pwned = 1</script>"><img src=x onerror="window.__pwned = 2">'
+
+
+@pytest.fixture(scope="module")
+def train_run(tmp_path_factory) -> Path:
+    s = scenarios.load("bn-coordination", ["budget.steps=3000", "eval.every_steps=1000", "eval.episodes=4"])
+    return scenarios.run(s, out=tmp_path_factory.mktemp("runs"), quiet=True).run_dir
+
+
+@pytest.fixture(scope="module")
+def solve_run(tmp_path_factory) -> Path:
+    s = scenarios.load("rps-extragradient", ["budget.iterations=200"])
+    return scenarios.run(s, out=tmp_path_factory.mktemp("runs"), quiet=True).run_dir
+
+
+@pytest.fixture
+def evil_run(tmp_path, train_run) -> Path:
+    """A run whose summary, tables and config carry markup, as model output in a replay might."""
+    run = tmp_path / "evil-run"
+    shutil.copytree(train_run, run)
+    summary = json.loads((run / "summary.json").read_text())
+    summary["name"] = EVIL
+    summary["metrics"][EVIL] = EVIL
+    (run / "summary.json").write_text(json.dumps(summary))
+    (run / "results.md").write_text(f"| entry | answer |\n|---|---|\n| {EVIL.replace('|', '/')} | </script><b>x</b> |\n")
+    with open(run / "config.yaml", "a") as f:
+        f.write(f"# {EVIL}\n")
+    return run
+
+
+def test_a_report_is_one_self_contained_file(train_run, solve_run, tmp_path):
+    out = build_report([train_run])
+    assert out == train_run / "report.html"
+    html = out.read_text()
+    assert "<script src" not in html and "<link" not in html  # nothing fetched when viewed
+    data = collect_run(train_run)
+    assert data["kind"] == "train" and "eval_return_no_edges" in data["metrics"]["columns"]
+    assert data["images"] and data["images"][0]["name"] == "learning_curve.png"
+    both = build_report([train_run, solve_run], tmp_path / "compare.html")
+    assert both.stat().st_size < 1_000_000 and "rps-extragradient" in both.read_text()
+
+
+def test_markdown_tables_are_read_without_their_separator_rows():
+    text = "# t\n\n| a | b |\n|---|:-:|\n| 1 | x |\n| 2 | y |\n\nnot a table\n| c |\n|---|\n| 3 |\n"
+    assert markdown_tables(text) == [(["a", "b"], [["1", "x"], ["2", "y"]]), (["c"], [["3"]])]
+
+
+def test_untrusted_text_is_never_markup(evil_run):
+    html = build_report([evil_run]).read_text()
+    for fragment in ("<script>window", "<img src=x", "</script><b>"):
+        assert fragment not in html
+    assert "\\u003cscript\\u003ewindow.__pwned" in html  # kept, as JSON text
+
+
+def test_not_a_run_directory_is_a_one_line_error(tmp_path):
+    with pytest.raises(ConfigError, match="not a run directory"):
+        build_report([tmp_path])
+    res = subprocess.run([sys.executable, "-m", "equilibria.scenarios.cli", "report", str(tmp_path)],
+                         capture_output=True, text=True)
+    assert res.returncode == 2 and "not a run directory" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_safe_path_refuses_everything_outside_the_run(train_run, tmp_path):
+    assert safe_path(train_run, "config.yaml") == (train_run / "config.yaml").resolve()
+    assert safe_path(train_run, "plots/learning_curve.png") is not None
+    outside = tmp_path / "secret.txt"
+    outside.write_text("secret")
+    for bad in ("../secret.txt", "%2e%2e/secret.txt", "plots/../../secret.txt", str(outside), "/etc/passwd",
+                "..%2fsecret.txt", "config.yaml\x00", "plots", ""):
+        assert safe_path(train_run, bad) is None, bad
+    link = train_run / "link.txt"
+    link.symlink_to(outside)
+    try:
+        assert safe_path(train_run, "link.txt") is None  # a symlink leading out
+    finally:
+        link.unlink()
+
+
+def test_the_server_serves_the_page_and_refuses_paths_outside(train_run):
+    server, _ = serve_in_thread(train_run)
+    port = server.server_address[1]
+    try:
+        def get(path: str) -> tuple[int, bytes]:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request("GET", path)  # sent as written: no client-side normalisation of ..
+            r = conn.getresponse()
+            return r.status, r.read()
+
+        status, body = get("/")
+        assert status == 200 and b"report-data" in body
+        assert get("/files/config.yaml")[0] == 200
+        for bad in ("/files/../summary.json", "/files/%2e%2e/%2e%2e/etc/passwd", "/files//etc/passwd",
+                    "/../config.yaml", "/files/plots/../../../etc/passwd", "/etc/passwd"):
+            assert get(bad)[0] == 404, bad
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("POST", "/files/config.yaml", body=b"x")
+        assert conn.getresponse().status == 501  # read-only
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert server.server_address[0] == "127.0.0.1"
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium") or "/usr/bin/chromium"
+    if not os.path.exists(path):
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("chromium is missing under CI=true (.ci/run installs Debian's chromium)", pytrace=False)
+        pytest.skip("needs Debian's chromium (apt-get install chromium)")
+    return path
+
+
+def _render(page_path: Path, screenshot: Path) -> dict:
+    sync_api = need("playwright.sync_api", "report")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 1300})
+            errors: list[str] = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(page_path.resolve().as_uri())
+            page.wait_for_selector("body[data-rendered='1']", timeout=15_000)
+            out = {"errors": errors, "charts": page.locator(".uplot").count(),
+                   "pwned": page.evaluate("window.__pwned === undefined ? null : window.__pwned"),
+                   "text": page.inner_text("body")}
+            page.screenshot(path=str(screenshot))
+        finally:
+            browser.close()
+    return out
+
+
+def test_pages_render_in_chromium_without_errors(train_run, solve_run, evil_run, tmp_path):
+    artifacts = Path(os.environ.get("EQUILIBRIA_TEST_ARTIFACTS", tmp_path))
+    artifacts.mkdir(parents=True, exist_ok=True)
+    single = _render(build_report([train_run], tmp_path / "train.html"), artifacts / "report-train.png")
+    assert single["errors"] == [] and single["charts"] >= 3
+    both = _render(build_report([train_run, solve_run], tmp_path / "both.html"), artifacts / "report-compare.png")
+    assert both["errors"] == [] and "Comparison of 2 runs" in both["text"]
+    evil = _render(build_report([evil_run], tmp_path / "evil.html"), artifacts / "report-evil.png")
+    assert evil["errors"] == [] and evil["pwned"] is None and "window.__pwned = 1" in evil["text"]
