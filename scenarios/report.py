@@ -2,7 +2,9 @@
 
 One self-contained HTML file per call (no network when it is viewed): every run's summary,
 metric tables, interactive curves of every metric (zoom, hover, toggle series), its Markdown
-result tables, its PNG plots and its resolved config; several runs add a comparison (summaries
+result tables, a tournament's payoff heatmap with the meta-Nash mixture, its PNG plots, its
+episode animations (play/pause, a step slider), its replays (transcript, roles on demand, every decision's
+attempts) and its resolved config; several runs add a comparison (summaries
 side by side, each shared metric overlaid). `--serve` serves the page and the run directory on
 127.0.0.1, read-only, refusing every path outside the run directory.
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 import base64
 import csv
 import datetime
+import hashlib
 import http.server
 import json
 import math
@@ -35,6 +38,7 @@ from equilibria.common.config import ConfigError
 MAX_METRIC_ROWS = 2000  # rows of metrics.csv kept per run (evenly thinned beyond)
 MAX_IMAGE_BYTES = 2 << 20  # a larger PNG is listed, not embedded
 TABLE_FILES = ("ranking.md", "results.md", "comparison.md")
+MAX_EMBEDDED_REPLAYS = 12  # a file report samples this many replays evenly; --serve loads any on demand
 
 
 def _asset(name: str) -> str:
@@ -92,7 +96,38 @@ def markdown_tables(text: str) -> list[tuple[list[str], list[list[str]]]]:
     return tables
 
 
-def collect_run(run_dir: Path) -> dict[str, Any]:
+def replay_view(path: Path) -> dict[str, Any]:
+    """A replay as the page shows it: players, the game's own transcript as plain text (with and
+    without the players' roles, which the page reveals on demand) and every decision with its
+    attempts (prompt, raw answer, parse error, option log-probabilities: whatever was recorded)."""
+    from rich.text import Text
+
+    from equilibria.games.replay import ReplayError, load_replay, render
+
+    try:
+        record = load_replay(path)
+    except ReplayError as err:
+        return {"name": path.name, "error": str(err)}
+    full = [Text.from_markup(line).plain for line in render(record)]
+    hidden = list(full)
+    for p in record["players"]:
+        if "role" in p and "name" in p:
+            for a, b in ((f"{p['name']} ({p['role']}, {p['agent']})", f"{p['name']} ({p['agent']})"),
+                         (f"{p['name']} ({p['role']})", p["name"])):
+                hidden = [line.replace(a, b) for line in hidden]
+    turns = [{k: t.get(k) for k in ("round", "phase", "seat", "agent", "role", "action", "fallback", "attempts")}
+             for t in record["turns"]]
+    return _json_safe({"name": path.name, "game": record["game"], "seed": record.get("seed"),
+                       "outcome": record["outcome"], "players": record["players"], "transcript": full,
+                       "transcript_hidden": hidden, "turns": turns})
+
+
+def replay_files(run_dir: Path) -> list[Path]:
+    folder = Path(run_dir) / "replays"
+    return sorted(folder.glob("*.json")) if folder.is_dir() else []
+
+
+def collect_run(run_dir: Path, lazy_replays: bool = False) -> dict[str, Any]:
     """Everything a report shows of one run directory, as plain JSON-able data."""
     run_dir = Path(run_dir)
     config_path = run_dir / "config.yaml"
@@ -119,7 +154,26 @@ def collect_run(run_dir: Path) -> dict[str, Any]:
     for p in sorted((run_dir / "plots").glob("*.png")) if (run_dir / "plots").is_dir() else []:
         if p.stat().st_size <= MAX_IMAGE_BYTES:
             images.append({"name": p.name, "png": base64.b64encode(p.read_bytes()).decode()})
+    payoff = None
+    if (run_dir / "payoff.json").exists():
+        try:
+            payoff = json.loads((run_dir / "payoff.json").read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ConfigError(f"{run_dir / 'payoff.json'} is not valid JSON ({err})") from None
+    animations = []
+    for p in sorted((run_dir / "animations").glob("*.svg")) if (run_dir / "animations").is_dir() else []:
+        if p.stat().st_size <= MAX_IMAGE_BYTES:
+            animations.append({"name": p.name, "svg": p.read_text(encoding="utf-8", errors="replace")})
+    files = replay_files(run_dir)
+    if lazy_replays:
+        replays = [{"name": p.name} for p in files]
+    else:
+        picked = files if len(files) <= MAX_EMBEDDED_REPLAYS else \
+            [files[round(i * (len(files) - 1) / (MAX_EMBEDDED_REPLAYS - 1))] for i in range(MAX_EMBEDDED_REPLAYS)]
+        replays = [replay_view(p) for p in picked]
     return _json_safe({
+        "replays": replays, "replay_count": len(files), "lazy": lazy_replays, "payoff": payoff,
+        "animations": animations,
         "name": summary.get("name") or (data or {}).get("name") or run_dir.name,
         "kind": summary.get("kind") or (data or {}).get("kind", "?"),
         "game": summary.get("game") or (data or {}).get("game"),
@@ -151,16 +205,19 @@ def render(runs: list[dict[str, Any]], title: str | None = None) -> str:
     title = title or (runs[0]["name"] if len(runs) == 1 else f"{len(runs)} runs")
     data = {"title": f"equilibria report: {title}", "version": ver, "runs": runs,
             "generated": datetime.datetime.now().isoformat(timespec="seconds")}
+    scripts = [_asset("uPlot.iife.min.js"), _asset("report.js")]
+    # only these two scripts may run (by hash): no inline handler, no injected script, even if
+    # some text ever reached the page as markup
+    hashes = " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(x.encode()).digest()).decode()}'" for x in scripts)
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
-            "script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:\">"
+            f"script-src {hashes}; style-src 'unsafe-inline'; img-src data:; connect-src 'self'\">"
             "<title>equilibria report</title>"
             f"<style>{_asset('uPlot.min.css')}\n{_asset('report.css')}</style></head><body>"
             "<main id=\"report\"></main>"
             f"<script id=\"report-data\" type=\"application/json\">{embed_json(data)}</script>"
-            f"<script>{_asset('uPlot.iife.min.js')}</script>"
-            f"<script>{_asset('report.js')}</script></body></html>\n")
+            + "".join(f"<script>{x}</script>" for x in scripts) + "</body></html>\n")
 
 
 def build_report(run_dirs: list[Path], out: Path | None = None) -> Path:
@@ -193,7 +250,8 @@ def safe_path(root: Path, url_path: str) -> Path | None:
 
 
 def make_server(run_dir: Path, port: int = 8765) -> http.server.ThreadingHTTPServer:
-    """A read-only server on 127.0.0.1: / is the run's report, /files/PATH a file of the run
+    """A read-only server on 127.0.0.1: / is the run's report (its replays listed, each fetched
+    when picked), /replay/NAME one replay as the page shows it, /files/PATH a file of the run
     directory (404 for anything else, including every path outside it)."""
     run_dir = Path(run_dir)
     collect_run(run_dir)  # a one-line error now, not on the first request
@@ -211,8 +269,13 @@ def make_server(run_dir: Path, port: int = 8765) -> http.server.ThreadingHTTPSer
         def do_GET(self) -> None:  # noqa: N802 (the http.server API)
             path = self.path.split("?", 1)[0]
             if path in ("/", "/index.html"):
-                self._send(200, render([collect_run(run_dir)]).encode(), "text/html; charset=utf-8")
+                self._send(200, render([collect_run(run_dir, lazy_replays=True)]).encode(), "text/html; charset=utf-8")
                 return
+            if path.startswith("/replay/"):
+                target = safe_path(run_dir, "replays/" + path[len("/replay/"):])
+                if target is not None and target.suffix == ".json":
+                    self._send(200, json.dumps(replay_view(target), allow_nan=False).encode(), "application/json")
+                    return
             if path.startswith("/files/"):
                 target = safe_path(run_dir, path[len("/files/"):])
                 if target is not None:

@@ -33,8 +33,29 @@ def solve_run(tmp_path_factory) -> Path:
     return scenarios.run(s, out=tmp_path_factory.mktemp("runs"), quiet=True).run_dir
 
 
+@pytest.fixture(scope="module")
+def werewolf_run(tmp_path_factory) -> Path:
+    s = scenarios.load("werewolf-scripted", ["games=40"])
+    return scenarios.run(s, out=tmp_path_factory.mktemp("runs"), quiet=True).run_dir
+
+
+@pytest.fixture(scope="module")
+def tournament_run(tmp_path_factory) -> Path:
+    return scenarios.run(scenarios.load("tournament-kuhn"), out=tmp_path_factory.mktemp("runs"), quiet=True).run_dir
+
+
+@pytest.fixture(scope="module")
+def mapf_run(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("runs")
+    (folder / "mapf.yaml").write_text(
+        "name: mapf-mini\nkind: evaluate\ngames: ['lifelong_mapf(num_agents=8, size=12, density=0.2, max_steps=24)']\n"
+        "policies: [{name: random, controller: mapf_random}, {name: PIBT, controller: pibt}]\n"
+        "seeds: 2\nepisodes: 1\nanimate: true\n")
+    return scenarios.run(scenarios.load(folder / "mapf.yaml"), out=folder, quiet=True).run_dir
+
+
 @pytest.fixture
-def evil_run(tmp_path, train_run) -> Path:
+def evil_run(tmp_path, train_run, werewolf_run) -> Path:
     """A run whose summary, tables and config carry markup, as model output in a replay might."""
     run = tmp_path / "evil-run"
     shutil.copytree(train_run, run)
@@ -45,6 +66,13 @@ def evil_run(tmp_path, train_run) -> Path:
     (run / "results.md").write_text(f"| entry | answer |\n|---|---|\n| {EVIL.replace('|', '/')} | </script><b>x</b> |\n")
     with open(run / "config.yaml", "a") as f:
         f.write(f"# {EVIL}\n")
+    (run / "replays").mkdir()
+    record = json.loads(next((werewolf_run / "replays").glob("*.json")).read_text())
+    for e in record["events"]:
+        if e["type"] == "speech":
+            e["text"] = EVIL
+    record["turns"][0]["attempts"] = [{"prompt": EVIL, "raw": EVIL}]
+    (run / "replays" / "match_evil.json").write_text(json.dumps(record))
     return run
 
 
@@ -58,6 +86,21 @@ def test_a_report_is_one_self_contained_file(train_run, solve_run, tmp_path):
     assert data["images"] and data["images"][0]["name"] == "learning_curve.png"
     both = build_report([train_run, solve_run], tmp_path / "compare.html")
     assert both.stat().st_size < 1_000_000 and "rps-extragradient" in both.read_text()
+
+
+def test_replays_are_sampled_and_tournaments_carry_their_payoff_matrix(werewolf_run, tournament_run):
+    data = collect_run(werewolf_run)
+    assert data["replay_count"] == 40 and len(data["replays"]) == 12  # sampled evenly
+    view = data["replays"][0]
+    assert any("(werewolf" in line for line in view["transcript"])
+    assert not any("(werewolf" in line for line in view["transcript_hidden"])  # roles on demand
+    assert view["turns"] and "attempts" in view["turns"][0]
+    lazy = collect_run(werewolf_run, lazy_replays=True)
+    assert len(lazy["replays"]) == 40 and "transcript" not in lazy["replays"][0]
+    payoff = collect_run(tournament_run)["payoff"]
+    n = len(payoff["entries"])
+    assert n == 6 and len(payoff["payoff"]) == n and sum(payoff["meta_nash"]) == pytest.approx(1.0)
+    assert build_report([werewolf_run]).stat().st_size < 8 << 20
 
 
 def test_markdown_tables_are_read_without_their_separator_rows():
@@ -109,6 +152,7 @@ def test_the_server_serves_the_page_and_refuses_paths_outside(train_run):
         status, body = get("/")
         assert status == 200 and b"report-data" in body
         assert get("/files/config.yaml")[0] == 200
+        assert get("/replay/nothing.json")[0] == 404 and get("/replay/../config.yaml")[0] == 404
         for bad in ("/files/../summary.json", "/files/%2e%2e/%2e%2e/etc/passwd", "/files//etc/passwd",
                     "/../config.yaml", "/files/plots/../../../etc/passwd", "/etc/passwd"):
             assert get(bad)[0] == 404, bad
@@ -130,7 +174,7 @@ def _chromium() -> str:
     return path
 
 
-def _render(page_path: Path, screenshot: Path) -> dict:
+def _render(page_path: Path | str, screenshot: Path, click: str | None = None) -> dict:
     sync_api = need("playwright.sync_api", "report")
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
@@ -139,23 +183,44 @@ def _render(page_path: Path, screenshot: Path) -> dict:
             errors: list[str] = []
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(page_path.resolve().as_uri())
+            page.goto(page_path if isinstance(page_path, str) else page_path.resolve().as_uri())
             page.wait_for_selector("body[data-rendered='1']", timeout=15_000)
+            if click is not None:
+                page.wait_for_selector(click, timeout=15_000)  # a served page fetches its replay first
+                page.click(click)
             out = {"errors": errors, "charts": page.locator(".uplot").count(),
+                   "heatmaps": page.locator("table.heatmap").count(),
+                   "animations": page.locator(".animation svg").count(),
                    "pwned": page.evaluate("window.__pwned === undefined ? null : window.__pwned"),
                    "text": page.inner_text("body")}
-            page.screenshot(path=str(screenshot))
+            page.screenshot(path=str(screenshot), full_page=True)
         finally:
             browser.close()
     return out
 
 
-def test_pages_render_in_chromium_without_errors(train_run, solve_run, evil_run, tmp_path):
+def test_pages_render_in_chromium_without_errors(train_run, solve_run, werewolf_run, tournament_run, mapf_run,
+                                                 evil_run, tmp_path):
     artifacts = Path(os.environ.get("EQUILIBRIA_TEST_ARTIFACTS", tmp_path))
     artifacts.mkdir(parents=True, exist_ok=True)
     single = _render(build_report([train_run], tmp_path / "train.html"), artifacts / "report-train.png")
     assert single["errors"] == [] and single["charts"] >= 3
     both = _render(build_report([train_run, solve_run], tmp_path / "both.html"), artifacts / "report-compare.png")
     assert both["errors"] == [] and "Comparison of 2 runs" in both["text"]
+    tour = _render(build_report([tournament_run], tmp_path / "tour.html"), artifacts / "report-tournament.png")
+    assert tour["errors"] == [] and tour["heatmaps"] == 1 and "meta-Nash weight" in tour["text"]
+    ww = _render(build_report([werewolf_run], tmp_path / "ww.html"), artifacts / "report-werewolf.png",
+                 click="button.reveal")
+    assert ww["errors"] == [] and "Night 1" in ww["text"] and "(werewolf" in ww["text"]  # roles revealed
+    grid = _render(build_report([mapf_run], tmp_path / "mapf.html"), artifacts / "report-mapf.png")
+    assert grid["errors"] == [] and grid["animations"] == 2
     evil = _render(build_report([evil_run], tmp_path / "evil.html"), artifacts / "report-evil.png")
     assert evil["errors"] == [] and evil["pwned"] is None and "window.__pwned = 1" in evil["text"]
+    server, _ = serve_in_thread(werewolf_run)  # --serve: every replay listed, each fetched when shown
+    try:
+        served = _render(f"http://127.0.0.1:{server.server_address[1]}/", artifacts / "report-served.png",
+                         click="button.reveal")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert served["errors"] == [] and "Replays (40)" in served["text"] and "Night 1" in served["text"]

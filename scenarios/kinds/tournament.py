@@ -221,10 +221,14 @@ def _two_player_report(ctx: RunContext, scenario: Scenario, game: Any, lineup: l
                      f"{r['exploitability']:.4g}"] for r in rows])
     atomic_write_bytes(ctx.run_dir / "ranking.md", (table + "\n").encode())
     ctx.log(table)
-    plt = pyplot()
     ranked = [names[i] for i in order]  # rows and columns in ranking order
+    ranked_payoff = np.where(played, payoff, np.nan)[np.ix_(order, order)]
+    atomic_write_bytes(ctx.run_dir / "payoff.json", json.dumps({  # the report's interactive heatmap
+        "entries": ranked, "payoff": [[None if not np.isfinite(v) else float(v) for v in row] for row in ranked_payoff],
+        "meta_nash": [float(nash[i]) for i in order], "label": "mean return of the row entry against the column"}).encode())
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2.5, 1.0 * len(names) + 1.5))
-    heatmap(fig, ax, np.where(played, payoff, np.nan)[np.ix_(order, order)], ranked, ranked,
+    heatmap(fig, ax, ranked_payoff, ranked, ranked,
             label="mean return of the row entry")
     ax.set_title(f"{scenario.name}: mean return of row vs column (rows ranked; '-' never played)", fontsize=9)
     save(fig, ctx.plot_path("payoff_heatmap.png"))

@@ -90,13 +90,147 @@
       sec.appendChild(charts);
       sec.appendChild(details("metrics.csv (" + m.rows.length + " rows)", table(m.columns, m.rows), false));
     }
+    if (run.payoff) sec.appendChild(heatmap(run.payoff));
     (run.tables || []).forEach((t) => sec.appendChild(details(t.title, table(t.header, t.rows), true)));
     (run.images || []).forEach((im) => {
       const img = el("img", { alt: im.name, src: "data:image/png;base64," + im.png });
       sec.appendChild(details(im.name, img, false));
     });
+    (run.animations || []).forEach((a) => sec.appendChild(details(a.name, animation(a.svg), true)));
+    if (run.replay_count) sec.appendChild(replaySection(run));
     sec.appendChild(details("config.yaml", el("pre", { text: run.config }), false));
     return sec;
+  }
+
+  // A tournament's payoff matrix (rows and columns in ranking order) as coloured cells, blue
+  // above zero and red below, with the meta-Nash weight of every entry; hover shows the pair.
+  function heatmap(p) {
+    const vals = [].concat(...p.payoff).filter((v) => v !== null);
+    const scale = Math.max(1e-12, ...vals.map(Math.abs));
+    const t = el("table", { class: "heatmap" });
+    const head = el("tr", {}, el("th", { text: "row vs column" }));
+    p.entries.forEach((e) => head.appendChild(el("th", { text: e })));
+    head.appendChild(el("th", { text: "meta-Nash weight" }));
+    t.appendChild(el("thead", {}, head));
+    const body = el("tbody");
+    p.entries.forEach((row, i) => {
+      const tr = el("tr", {}, el("th", { text: row }));
+      p.payoff[i].forEach((v, j) => {
+        const td = el("td", { text: v === null ? "–" : v.toFixed(3),
+                              title: row + " vs " + p.entries[j] + ": " + (v === null ? "never played" : v) });
+        if (v !== null) {
+          const a = Math.min(1, Math.abs(v) / scale) * 0.75;
+          td.style.background = v >= 0 ? "rgba(31,119,180," + a + ")" : "rgba(214,39,40," + a + ")";
+        }
+        tr.appendChild(td);
+      });
+      const w = p.meta_nash[i];
+      const bar = el("td", { class: "weight", text: w.toFixed(3) });
+      bar.style.background = "linear-gradient(90deg, rgba(44,160,44,0.45) " + (100 * w) + "%, transparent 0)";
+      tr.appendChild(bar);
+      body.appendChild(tr);
+    });
+    t.appendChild(body);
+    return details("payoff heatmap (" + p.label + ")", t, true);
+  }
+
+  // An episode animation (an SMIL SVG written by the run, e.g. games/mapf_render.py) with
+  // play/pause and a step slider. It is parsed as SVG, never as HTML, and scripts and event
+  // attributes are dropped before it joins the page.
+  function animation(text) {
+    const box = el("div", { class: "animation" });
+    const doc = new DOMParser().parseFromString(text, "image/svg+xml");
+    const svg = doc.documentElement;
+    if (svg.nodeName !== "svg" || doc.querySelector("parsererror")) {
+      box.appendChild(el("p", { class: "alarm", text: "not an SVG animation" }));
+      return box;
+    }
+    svg.querySelectorAll("script, foreignObject").forEach((n) => n.remove());
+    svg.querySelectorAll("*").forEach((n) => Array.from(n.attributes).forEach((a) => {
+      if (/^on/i.test(a.name) || /^\s*javascript:/i.test(a.value)) n.removeAttribute(a.name);
+    }));
+    const live = document.importNode(svg, true);
+    const first = svg.querySelector("animate");
+    const seconds = first ? parseFloat(first.getAttribute("dur")) || 0 : 0;
+    const perStep = 0.25;  // mapf_render.SECONDS_PER_STEP
+    const steps = Math.round(seconds / perStep);
+    const play = el("button", { type: "button", text: "pause" });
+    const slider = el("input", { type: "range", min: "0", max: String(steps), value: "0", step: "1" });
+    const label = el("span", { class: "meta", text: " step 0 / " + steps });
+    let playing = true;
+    play.addEventListener("click", () => {
+      playing = !playing;
+      if (playing) live.unpauseAnimations(); else live.pauseAnimations();
+      play.textContent = playing ? "pause" : "play";
+    });
+    slider.addEventListener("input", () => {
+      playing = false;
+      live.pauseAnimations();
+      play.textContent = "play";
+      live.setCurrentTime(Number(slider.value) * perStep);
+      label.textContent = " step " + slider.value + " / " + steps;
+    });
+    setInterval(() => {
+      if (!playing || !steps) return;
+      const k = Math.floor((live.getCurrentTime() % seconds) / perStep);
+      slider.value = String(k);
+      label.textContent = " step " + k + " / " + steps;
+    }, 250);
+    box.appendChild(el("div", { class: "controls" }, play, slider, label));
+    box.appendChild(live);
+    return box;
+  }
+
+  // Replays: pick one; its transcript hides the players' roles until asked; every decision
+  // lists its attempts (prompt, raw answer, errors, option log-probabilities) as recorded.
+  function replaySection(run) {
+    const box = el("div", { class: "replays" });
+    const shown = run.replays.length;
+    box.appendChild(el("h3", { text: "Replays (" + (run.lazy || shown === run.replay_count ? run.replay_count :
+      shown + " of " + run.replay_count + ", sampled evenly; equilibria report --serve shows every one") + ")" }));
+    const pick = el("select", { class: "replay-pick" });
+    run.replays.forEach((r, i) => pick.appendChild(el("option", { value: String(i), text: r.name })));
+    const view = el("div", { class: "replay-view" });
+    box.appendChild(pick);
+    box.appendChild(view);
+    const show = (r) => {
+      view.replaceChildren();
+      if (r.error) { view.appendChild(el("p", { class: "alarm", text: r.error })); return; }
+      view.appendChild(el("p", { class: "meta", text: r.game + " · seed " + r.seed + " · outcome " + fmt(r.outcome) }));
+      const hasRoles = r.players.some((p) => p.role !== undefined);
+      const cols = Object.keys(r.players[0] || {}).filter((k) => k !== "role");
+      const players = table(cols, r.players.map((p) => cols.map((k) => p[k])));
+      const transcript = el("pre", { class: "transcript", text: r.transcript_hidden.join("\n") });
+      view.appendChild(players);
+      if (hasRoles) {
+        const reveal = el("button", { class: "reveal", type: "button", text: "reveal roles" });
+        reveal.addEventListener("click", () => {
+          players.replaceWith(table(cols.concat(["role"]), r.players.map((p) => cols.map((k) => p[k]).concat([p.role]))));
+          transcript.textContent = r.transcript.join("\n");
+          reveal.remove();
+        });
+        view.appendChild(reveal);
+      }
+      view.appendChild(transcript);
+      const turns = el("div");
+      r.turns.forEach((t, i) => {
+        const head = "#" + i + " round " + fmt(t.round) + " " + fmt(t.phase) + " · seat " + t.seat + " (" + t.agent +
+          ") → " + fmt(t.action) + (t.fallback ? "  [fallback]" : "");
+        const d = details(head, el("pre", { text: JSON.stringify(t.attempts, null, 1) }), false);
+        if (t.fallback) d.classList.add("fallback");
+        turns.appendChild(d);
+      });
+      view.appendChild(details("decisions (" + r.turns.length + ")", turns, false));
+    };
+    pick.addEventListener("change", () => {
+      const r = run.replays[Number(pick.value)];
+      if (!run.lazy) { show(r); return; }
+      view.replaceChildren(el("p", { class: "meta", text: "loading " + r.name + " …" }));
+      fetch("/replay/" + encodeURIComponent(r.name)).then((res) => res.json()).then(show)
+        .catch((e) => view.replaceChildren(el("p", { class: "alarm", text: String(e) })));
+    });
+    if (run.replays.length) pick.dispatchEvent(new Event("change"));
+    return box;
   }
 
   function comparison(runs) {
