@@ -1,6 +1,6 @@
 """The Bayesian-network actor-critic against MAPPO on cooperative navigation (3 agents, 3
 landmarks), over seeds: the issue's Markov-game comparison, with MPE's full observations and
-with agents that cannot see each other (`--game blind`).
+with agents that cannot see each other (`--game blind`) or see only close ones (`--game near`).
 
 Variants, all with MAPPO's settings and budget (mappo-navigation's):
 - mappo: independent actors, centralised critic;
@@ -14,7 +14,7 @@ Variants, all with MAPPO's settings and budget (mappo-navigation's):
 Every evaluation scores the policy as trained (with its DAG) and with every edge removed. Runs are
 resumable: each (variant, seed) writes its JSON when done and is skipped on the next call.
 
-    python benchmarks/bnac_navigation.py [--game full|blind] [--seeds 5] [--steps 400000] [--workers 2]
+    python benchmarks/bnac_navigation.py [--game full|blind|near] [--seeds 5] [--steps 400000] [--workers 2]
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 GAMES = {"full": "cooperative_navigation(num_agents=3, num_landmarks=3)",
-         "blind": "cooperative_navigation(num_agents=3, num_landmarks=3, view_radius=0)"}
+         "blind": "cooperative_navigation(num_agents=3, num_landmarks=3, view_radius=0)",
+         "near": "cooperative_navigation(num_agents=3, num_landmarks=3, view_radius=0.5)"}
 VARIANTS = {
     "mappo": ("mappo", {}),
     "bnac": ("bnac", {}),
@@ -149,7 +150,8 @@ def report(results: list[dict], out: Path, name: str, game_spec: str, seeds: int
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--game", choices=list(GAMES), default="full",
-                    help="full: MPE's observations; blind: view_radius=0, agents never see each other")
+                    help="full: MPE's observations; blind: view_radius=0, agents never see each other; "
+                         "near: view_radius=0.5, only close agents are seen")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=400_000)
     ap.add_argument("--every", type=int, default=40_000)

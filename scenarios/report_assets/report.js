@@ -181,6 +181,25 @@
     return box;
   }
 
+  // A decision's attempts as the engine records them: the prompt, the raw answer, why it was
+  // refused, the option log-probabilities (highest first); anything else as JSON.
+  function attempts(list) {
+    const box = el("div", { class: "attempts" });
+    (Array.isArray(list) ? list : []).forEach((a, i) => {
+      box.appendChild(el("p", { class: "meta", text: "attempt " + (i + 1) }));
+      if (a.prompt !== undefined) box.appendChild(details("prompt", el("pre", { text: String(a.prompt) }), false));
+      if (a.raw !== undefined) box.appendChild(el("pre", { text: "answer: " + fmt(a.raw) }));
+      if (a.error !== undefined) box.appendChild(el("p", { class: "alarm", text: "refused: " + fmt(a.error) }));
+      if (a.option_logprobs) {
+        const rows = Object.entries(a.option_logprobs).sort((x, y) => y[1] - x[1]);
+        box.appendChild(table(["option", "log-probability"], rows));
+      }
+      const rest = Object.fromEntries(Object.entries(a).filter(([k]) => !["prompt", "raw", "error", "option_logprobs"].includes(k)));
+      if (Object.keys(rest).length) box.appendChild(el("pre", { text: JSON.stringify(rest, null, 1) }));
+    });
+    return box;
+  }
+
   // Replays: pick one; its transcript hides the players' roles until asked; every decision
   // lists its attempts (prompt, raw answer, errors, option log-probabilities) as recorded.
   function replaySection(run) {
@@ -216,7 +235,7 @@
       r.turns.forEach((t, i) => {
         const head = "#" + i + " round " + fmt(t.round) + " " + fmt(t.phase) + " · seat " + t.seat + " (" + t.agent +
           ") → " + fmt(t.action) + (t.fallback ? "  [fallback]" : "");
-        const d = details(head, el("pre", { text: JSON.stringify(t.attempts, null, 1) }), false);
+        const d = details(head, attempts(t.attempts), false);
         if (t.fallback) d.classList.add("fallback");
         turns.appendChild(d);
       });
