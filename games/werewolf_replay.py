@@ -14,8 +14,8 @@ from equilibria.games.werewolf import player_name
 def transcript(record: dict[str, Any], prompts: bool = False) -> list[str]:
     """Lines of rich markup: who held which role, each night and day, the winner."""
     players = record["players"]
-    who = {p["seat"]: f"{p['name']} [dim]({p['role']}, {p['agent']})[/dim]" for p in players}
-    short = {p["seat"]: f"{p['name']} ({p['role']})" for p in players}
+    who = {p["seat"]: f"{escape(str(p['name']))} [dim]({p['role']}, {escape(str(p['agent']))})[/dim]" for p in players}
+    short = {p["seat"]: f"{escape(str(p['name']))} ({p['role']})" for p in players}
     fallback_turns = {(t["round"], t["phase"], t["seat"]): t for t in record["turns"]}
     lines = [f"[bold]Werewolf[/bold], seed {record['seed']}, {len(players)} players"]
     lines += [f"  {who[p['seat']]}" for p in players]

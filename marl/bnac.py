@@ -18,9 +18,10 @@ Gumbel-softmax sample of it; the PPO loss trains the DAG network through the par
 The logistic noise of every sample is kept with the rollout, so the update re-scores exactly the
 DAG the agents acted under while gradients still reach the edge logits.
 
-Density annealing: a threshold starts at 1; after `anneal_start` of the training budget it drops
-by 1/num_decay at equal intervals and reaches 0 after a further `anneal_span` (the code's SMAC
-runner: 40% and 30%, 20 steps). Each sampled edge is kept with probability `threshold` (the
+Density annealing: a threshold starts at 1; at `anneal_start` of the training budget it drops by
+1/num_decay, and again every anneal_span / num_decay, so it reaches 0 at anneal_start +
+(num_decay - 1) / num_decay * anneal_span (the code's SMAC runner: 40%, 30%, 20 drops; 0 from
+68.5% of the budget). Each sampled edge is kept with probability `threshold` (the
 code passes the threshold to its trainer, where its use was not found; keeping edges with that
 probability is a reconstruction that anneals the density to zero, as the paper states), so the
 policy ends with no edges and executes decentralised. `dag: random` is the code's DummyDAG
@@ -62,7 +63,8 @@ class BNACConfig(MAPPOConfig):
     anneal_start: Probability = 0.4
     """fraction of the budget after which the threshold starts to fall (the code: 0.4)"""
     anneal_span: Probability = 0.3
-    """fraction of the budget over which it falls to zero (the code: 0.6 / 2)"""
+    """fraction of the budget over which it falls, in num_decay drops (the code: 0.6 / 2); the
+    first drop is at anneal_start, so it is 0 from anneal_start + (num_decay - 1) / num_decay of it"""
     num_decay: count(10_000) = 20
     """equal steps of the fall (the code: 20)"""
     random_edge_prob: Probability = 0.5

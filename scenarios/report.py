@@ -38,6 +38,7 @@ from equilibria.common.config import ConfigError
 MAX_METRIC_ROWS = 2000  # rows of metrics.csv kept per run (evenly thinned beyond)
 MAX_IMAGE_BYTES = 2 << 20  # a larger PNG is listed, not embedded
 TABLE_FILES = ("ranking.md", "results.md", "comparison.md")
+NIGHT_EVENTS = ("proposal", "night_victim", "inspection", "protection")  # Werewolf events that reveal roles
 MAX_EMBEDDED_REPLAYS = 12  # a file report samples this many replays evenly; --serve loads any on demand
 
 
@@ -106,20 +107,25 @@ def replay_view(path: Path) -> dict[str, Any]:
 
     try:
         record = load_replay(path)
+        full = [Text.from_markup(line).plain for line in render(record)]
+        # the spectator's view: night actions (who proposes a kill, inspects, protects) name the
+        # roles, so they are left out, and roles are taken out of the players' labels
+        public = {**record, "events": [e for e in record.get("events", []) if e.get("type") not in NIGHT_EVENTS]}
+        hidden = [Text.from_markup(line).plain for line in render(public)] if "events" in record else list(full)
+        for p in record["players"]:
+            if "role" in p and "name" in p:
+                for a, b in ((f"{p['name']} ({p['role']}, {p['agent']})", f"{p['name']} ({p['agent']})"),
+                             (f"{p['name']} ({p['role']})", str(p["name"]))):
+                    hidden = [line.replace(a, b) for line in hidden]
+        turns = [{k: t.get(k) for k in ("round", "phase", "seat", "agent", "role", "action", "fallback", "attempts")}
+                 for t in record["turns"]]
+        return _json_safe({"name": path.name, "game": record["game"], "seed": record.get("seed"),
+                           "outcome": record["outcome"], "players": record["players"], "transcript": full,
+                           "transcript_hidden": hidden, "turns": turns})
     except ReplayError as err:
         return {"name": path.name, "error": str(err)}
-    full = [Text.from_markup(line).plain for line in render(record)]
-    hidden = list(full)
-    for p in record["players"]:
-        if "role" in p and "name" in p:
-            for a, b in ((f"{p['name']} ({p['role']}, {p['agent']})", f"{p['name']} ({p['agent']})"),
-                         (f"{p['name']} ({p['role']})", p["name"])):
-                hidden = [line.replace(a, b) for line in hidden]
-    turns = [{k: t.get(k) for k in ("round", "phase", "seat", "agent", "role", "action", "fallback", "attempts")}
-             for t in record["turns"]]
-    return _json_safe({"name": path.name, "game": record["game"], "seed": record.get("seed"),
-                       "outcome": record["outcome"], "players": record["players"], "transcript": full,
-                       "transcript_hidden": hidden, "turns": turns})
+    except Exception as err:  # a replay this version cannot read must not take the report down
+        return {"name": path.name, "error": f"{path.name}: cannot show this replay ({type(err).__name__}: {err})"}
 
 
 def replay_files(run_dir: Path) -> list[Path]:
@@ -189,9 +195,8 @@ def collect_run(run_dir: Path, lazy_replays: bool = False) -> dict[str, Any]:
 
 def embed_json(data: Any) -> str:
     """JSON safe inside <script type="application/json">: <, > and & as \\u escapes."""
-    text = json.dumps(data, allow_nan=False, ensure_ascii=False)
-    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e") \
-        .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    text = json.dumps(data, allow_nan=False)  # ASCII: a lone surrogate from model output stays an escape
+    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 
 def render(runs: list[dict[str, Any]], title: str | None = None) -> str:
@@ -212,7 +217,8 @@ def render(runs: list[dict[str, Any]], title: str | None = None) -> str:
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
-            f"script-src {hashes}; style-src 'unsafe-inline'; img-src data:; connect-src 'self'\">"
+            f"script-src {hashes}; style-src 'unsafe-inline'; img-src data:; connect-src 'self'; "
+            "base-uri 'none'; form-action 'none'; frame-src 'none'\">"
             "<title>equilibria report</title>"
             f"<style>{_asset('uPlot.min.css')}\n{_asset('report.css')}</style></head><body>"
             "<main id=\"report\"></main>"
@@ -254,7 +260,7 @@ def make_server(run_dir: Path, port: int = 8765) -> http.server.ThreadingHTTPSer
     when picked), /replay/NAME one replay as the page shows it, /files/PATH a file of the run
     directory (404 for anything else, including every path outside it)."""
     run_dir = Path(run_dir)
-    collect_run(run_dir)  # a one-line error now, not on the first request
+    collect_run(run_dir, lazy_replays=True)  # a one-line error now, not on the first request
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def _send(self, code: int, body: bytes, ctype: str) -> None:
@@ -267,6 +273,10 @@ def make_server(run_dir: Path, port: int = 8765) -> http.server.ThreadingHTTPSer
                 self.wfile.write(body)
 
         def do_GET(self) -> None:  # noqa: N802 (the http.server API)
+            port = self.server.server_address[1]
+            if self.headers.get("Host", "") not in (f"127.0.0.1:{port}", f"localhost:{port}"):
+                self._send(403, b"forbidden host\n", "text/plain; charset=utf-8")  # no DNS rebinding
+                return
             path = self.path.split("?", 1)[0]
             if path in ("/", "/index.html"):
                 self._send(200, render([collect_run(run_dir, lazy_replays=True)]).encode(), "text/html; charset=utf-8")

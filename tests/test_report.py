@@ -73,6 +73,17 @@ def evil_run(tmp_path, train_run, werewolf_run) -> Path:
             e["text"] = EVIL
     record["turns"][0]["attempts"] = [{"prompt": EVIL, "raw": EVIL}]
     (run / "replays" / "match_evil.json").write_text(json.dumps(record))
+    record["players"][0]["agent"] = "x[/y]"  # rich markup in a name
+    record["events"][-1]["text"] = "lone surrogate \ud83d"  # model output can carry one through JSON
+    (run / "replays" / "match_odd.json").write_text(json.dumps(record))
+    (run / "replays" / "match_broken.json").write_text(json.dumps({**record, "players": {}}))
+    (run / "animations").mkdir()
+    (run / "animations" / "evil.svg").write_text(
+        '<svg xmlns="http://www.w3.org/2000/svg" xmlns:h="http://www.w3.org/1999/xhtml" width="40" height="40">'
+        '<h:meta http-equiv="refresh" content="0;url=about:blank#navigated"/><h:base href="https://example.invalid/"/>'
+        '<style>#report { display: none }</style><script>window.__pwned = 3</script>'
+        '<rect width="10" height="10" onload="window.__pwned = 4"><animate attributeName="x" values="0;20" dur="1s" '
+        'repeatCount="indefinite"/></rect><a href="javascript:window.__pwned=5"><text y="30">link</text></a></svg>')
     return run
 
 
@@ -113,6 +124,8 @@ def test_untrusted_text_is_never_markup(evil_run):
     for fragment in ("<script>window", "<img src=x", "</script><b>"):
         assert fragment not in html
     assert "\\u003cscript\\u003ewindow.__pwned" in html  # kept, as JSON text
+    views = {r["name"]: r for r in collect_run(evil_run)["replays"]}
+    assert "error" in views["match_broken.json"] and "transcript" in views["match_odd.json"]
 
 
 def test_not_a_run_directory_is_a_one_line_error(tmp_path):
@@ -153,6 +166,9 @@ def test_the_server_serves_the_page_and_refuses_paths_outside(train_run):
         assert status == 200 and b"report-data" in body
         assert get("/files/config.yaml")[0] == 200
         assert get("/replay/nothing.json")[0] == 404 and get("/replay/../config.yaml")[0] == 404
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/files/config.yaml", headers={"Host": "attacker.example:80"})
+        assert conn.getresponse().status == 403  # a rebound DNS name does not reach the run
         for bad in ("/files/../summary.json", "/files/%2e%2e/%2e%2e/etc/passwd", "/files//etc/passwd",
                     "/../config.yaml", "/files/plots/../../../etc/passwd", "/etc/passwd"):
             assert get(bad)[0] == 404, bad
@@ -188,7 +204,9 @@ def _render(page_path: Path | str, screenshot: Path, click: str | None = None) -
             if click is not None:
                 page.wait_for_selector(click, timeout=15_000)  # a served page fetches its replay first
                 page.click(click)
-            out = {"errors": errors, "charts": page.locator(".uplot").count(),
+            page.wait_for_timeout(300)  # time for a meta refresh, if one had survived
+            out = {"errors": errors, "charts": page.locator(".uplot").count(), "url": page.url,
+                   "injected": page.locator(".animation style, .animation script, .animation a, .animation meta").count(),
                    "heatmaps": page.locator("table.heatmap").count(),
                    "animations": page.locator(".animation svg").count(),
                    "pwned": page.evaluate("window.__pwned === undefined ? null : window.__pwned"),
@@ -209,13 +227,18 @@ def test_pages_render_in_chromium_without_errors(train_run, solve_run, werewolf_
     assert both["errors"] == [] and "Comparison of 2 runs" in both["text"]
     tour = _render(build_report([tournament_run], tmp_path / "tour.html"), artifacts / "report-tournament.png")
     assert tour["errors"] == [] and tour["heatmaps"] == 1 and "meta-Nash weight" in tour["text"]
+    assert tour["charts"] == 0  # a ranking is a table, not curves over rank
     ww = _render(build_report([werewolf_run], tmp_path / "ww.html"), artifacts / "report-werewolf.png",
                  click="button.reveal")
     assert ww["errors"] == [] and "Night 1" in ww["text"] and "(werewolf" in ww["text"]  # roles revealed
     grid = _render(build_report([mapf_run], tmp_path / "mapf.html"), artifacts / "report-mapf.png")
-    assert grid["errors"] == [] and grid["animations"] == 2
+    assert grid["errors"] == [] and grid["animations"] == 2 and grid["charts"] == 0  # results by game, not curves
     evil = _render(build_report([evil_run], tmp_path / "evil.html"), artifacts / "report-evil.png")
-    assert evil["errors"] == [] and evil["pwned"] is None and "window.__pwned = 1" in evil["text"]
+    # the crafted SVG's <base> is refused twice over: dropped by the sanitiser, and blocked by the
+    # CSP while DOMParser parses it (reported on the console); nothing else may go wrong
+    assert [e for e in evil["errors"] if "Content Security Policy" not in e] == [], evil["errors"]
+    assert evil["pwned"] is None and "window.__pwned = 1" in evil["text"]
+    assert evil["url"].endswith("evil.html") and evil["injected"] == 0 and evil["animations"] == 1
     server, _ = serve_in_thread(werewolf_run)  # --serve: every replay listed, each fetched when shown
     try:
         served = _render(f"http://127.0.0.1:{server.server_address[1]}/", artifacts / "report-served.png",

@@ -5,6 +5,10 @@
   "use strict";
   const data = JSON.parse(document.getElementById("report-data").textContent);
   const root = document.getElementById("report");
+  const SVG_NS = "http://www.w3.org/2000/svg";
+  const SVG_KEEP = new Set(["g", "rect", "circle", "ellipse", "line", "polyline", "polygon", "path", "text", "tspan",
+                            "title", "desc", "animate", "animateTransform", "animateMotion", "set", "defs"]);
+  const PROGRESS = ["env_steps", "iteration", "generation", "queries", "step", "steps", "episode", "updates"];
   const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                    "#bcbd22", "#17becf"];
 
@@ -65,6 +69,11 @@
     return box;
   }
 
+  function curved(run) {
+    const m = run.metrics;
+    return !!m && PROGRESS.includes(m.columns[0]) && column(m, m.columns[0]).filter((x) => x !== null).length >= 2;
+  }
+
   function numericColumns(metrics) {
     return metrics.columns.filter((c, i) => i > 0 && !/_ci95$/.test(c) &&
       metrics.rows.some((r) => typeof r[i] === "number"));
@@ -81,14 +90,20 @@
     sec.appendChild(el("p", { class: "meta", text: run.dir + (run.game ? " · game: " + run.game : "") }));
     const summary = Object.entries(run.summary || {});
     if (summary.length) sec.appendChild(table(["metric", "value"], summary));
-    (run.alarms || []).forEach((a) => sec.appendChild(el("p", { class: "alarm", text: "alarm: " + a })));
+    (Array.isArray(run.alarms) ? run.alarms : []).forEach((a) =>
+      sec.appendChild(el("p", { class: "alarm", text: "alarm: " + fmt(a) })));
     if (run.metrics && run.metrics.rows.length) {
       const m = run.metrics;
       const xs = column(m, m.columns[0]);
-      const charts = el("div", { class: "charts" });
-      numericColumns(m).forEach((c) => charts.appendChild(chart(c, m.columns[0], xs, [{ label: c, values: column(m, c) }])));
-      sec.appendChild(charts);
-      sec.appendChild(details("metrics.csv (" + m.rows.length + " rows)", table(m.columns, m.rows), false));
+      // curves only over a progress column (steps, iterations, generations); a table of results
+      // by game and policy, or a ranking, is shown as a table
+      const curves = curved(run);
+      if (curves) {
+        const charts = el("div", { class: "charts" });
+        numericColumns(m).forEach((c) => charts.appendChild(chart(c, m.columns[0], xs, [{ label: c, values: column(m, c) }])));
+        sec.appendChild(charts);
+      }
+      sec.appendChild(details("metrics.csv (" + m.rows.length + " rows)", table(m.columns, m.rows), !curves));
     }
     if (run.payoff) sec.appendChild(heatmap(run.payoff));
     (run.tables || []).forEach((t) => sec.appendChild(details(t.title, table(t.header, t.rows), true)));
@@ -141,14 +156,22 @@
     const box = el("div", { class: "animation" });
     const doc = new DOMParser().parseFromString(text, "image/svg+xml");
     const svg = doc.documentElement;
-    if (svg.nodeName !== "svg" || doc.querySelector("parsererror")) {
+    if (svg.namespaceURI !== SVG_NS || svg.localName !== "svg" || doc.querySelector("parsererror")) {
       box.appendChild(el("p", { class: "alarm", text: "not an SVG animation" }));
       return box;
     }
-    svg.querySelectorAll("script, foreignObject").forEach((n) => n.remove());
-    svg.querySelectorAll("*").forEach((n) => Array.from(n.attributes).forEach((a) => {
-      if (/^on/i.test(a.name) || /^\s*javascript:/i.test(a.value)) n.removeAttribute(a.name);
-    }));
+    // keep drawing and animation only: elements outside the SVG namespace (an XHTML meta refresh,
+    // base, iframe), scripts, styles, links and references go; so do event and link attributes
+    svg.querySelectorAll("*").forEach((n) => {
+      if (n.namespaceURI !== SVG_NS || !SVG_KEEP.has(n.localName)) { n.remove(); return; }
+      Array.from(n.attributes).forEach((a) => {
+        if (/^on/i.test(a.localName) || /href$/i.test(a.localName) || a.localName === "style" ||
+            (n.localName.startsWith("animate") || n.localName === "set") && a.localName === "attributeName" &&
+            !/^(x|y|cx|cy|r|width|height|fill|stroke|opacity|fill-opacity|points|d|transform)$/.test(a.value)) {
+          n.removeAttribute(a.name);
+        }
+      });
+    });
     const live = document.importNode(svg, true);
     const first = svg.querySelector("animate");
     const seconds = first ? parseFloat(first.getAttribute("dur")) || 0 : 0;
@@ -260,12 +283,13 @@
     sec.appendChild(table(["metric"].concat(runs.map((r) => r.name)),
                           keys.map((k) => [k].concat(runs.map((r) => (r.summary || {})[k])))));
     const names = [];
-    runs.forEach((r) => r.metrics && numericColumns(r.metrics).forEach((c) => { if (!names.includes(c)) names.push(c); }));
+    runs.filter(curved).forEach((r) => numericColumns(r.metrics).forEach((c) => { if (!names.includes(c)) names.push(c); }));
     const charts = el("div", { class: "charts" });
     names.forEach((c) => {
-      const having = runs.filter((r) => r.metrics && r.metrics.columns.includes(c));
+      const xLabel = runs.filter((r) => curved(r) && r.metrics.columns.includes(c)).map((r) => r.metrics.columns[0])[0];
+      // overlay only runs that share the progress column (steps with steps, iterations with iterations)
+      const having = runs.filter((r) => curved(r) && r.metrics.columns.includes(c) && r.metrics.columns[0] === xLabel);
       if (having.length < 2) return;
-      const xLabel = having[0].metrics.columns[0];
       // the union of the runs' x values, each run's series null where it has no row
       const xs = Array.from(new Set([].concat(...having.map((r) => column(r.metrics, r.metrics.columns[0])))))
         .filter((x) => x !== null).sort((a, b) => a - b);
