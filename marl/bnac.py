@@ -89,7 +89,7 @@ def parent_features(edges: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
     return (edges.transpose(1, 2).unsqueeze(-1) * onehot.unsqueeze(1)).reshape(b, n, n * a)
 
 
-def _check_game(game: MarkovGame, config: BNACConfig) -> None:
+def _check_game(game: MarkovGame) -> None:
     if len(game.groups) != 1:
         raise ValueError(f"bnac orders the agents of one group; {game.info.name} has groups "
                          f"{[g.name for g in game.groups]}")
@@ -97,20 +97,24 @@ def _check_game(game: MarkovGame, config: BNACConfig) -> None:
     if not isinstance(g.action, Discrete) or not isinstance(g.observation, Box) or g.observation.layout != "vector":
         raise ValueError(f"bnac needs discrete actions and vector observations; {game.info.name}'s agents have "
                          f"{type(g.action).__name__} actions and {g.observation.layout} observations")
+
+
+def _preflight(game: MarkovGame, config: BNACConfig) -> None:
+    _check_game(game)
     check_memory_of(game, config)
 
 
-@register_learner("bnac", BNACConfig, preflight=_check_game,
+@register_learner("bnac", BNACConfig, preflight=_preflight,
                   description="Bayesian-network actor-critic (Chen & Zhang 2023): MAPPO whose agents act in a "
                               "context-aware DAG, annealed to no edges")
-@register_learner("bnac_random", BNACConfig, preflight=_check_game, dag="random",
+@register_learner("bnac_random", BNACConfig, preflight=_preflight, dag="random",
                   description="the Bayesian-network actor-critic's baseline: MAPPO on random DAGs of the same density")
 class BNAC(MAPPO):
     config: BNACConfig
 
     def __init__(self, game: MarkovGame, config: BNACConfig, seed: int = 0):
-        _check_game(game, config)
-        super().__init__(game, config, seed)
+        _check_game(game)
+        super().__init__(game, config, seed)  # checks the memory
         g = game.groups[0]
         self.group, self.n, self.num_actions = g.name, g.size, g.num_actions
         obs_dim = g.observation.size

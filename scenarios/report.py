@@ -34,6 +34,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from equilibria.common.config import ConfigError
+from equilibria.scenarios.runner import json_safe
 
 MAX_METRIC_ROWS = 2000  # rows of metrics.csv kept per run (evenly thinned beyond)
 MAX_IMAGE_BYTES = 2 << 20  # a larger PNG is listed, not embedded
@@ -56,16 +57,6 @@ def _number(text: str) -> float | int | str | None:
     if not math.isfinite(x):
         return None
     return int(x) if x.is_integer() and abs(x) < 2**53 and "." not in text and "e" not in text.lower() else x
-
-
-def _json_safe(obj: Any) -> Any:
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
 
 
 def read_metrics(path: Path) -> dict[str, Any] | None:
@@ -119,13 +110,23 @@ def replay_view(path: Path) -> dict[str, Any]:
                     hidden = [line.replace(a, b) for line in hidden]
         turns = [{k: t.get(k) for k in ("round", "phase", "seat", "agent", "role", "action", "fallback", "attempts")}
                  for t in record["turns"]]
-        return _json_safe({"name": path.name, "game": record["game"], "seed": record.get("seed"),
+        return json_safe({"name": path.name, "game": record["game"], "seed": record.get("seed"),
                            "outcome": record["outcome"], "players": record["players"], "transcript": full,
                            "transcript_hidden": hidden, "turns": turns})
     except ReplayError as err:
         return {"name": path.name, "error": str(err)}
     except Exception as err:  # a replay this version cannot read must not take the report down
         return {"name": path.name, "error": f"{path.name}: cannot show this replay ({type(err).__name__}: {err})"}
+
+
+def _read_json(path: Path) -> Any:
+    """A run's JSON file (summary.json, payoff.json), None when absent; a one-line error when broken."""
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path} is not valid JSON ({err}); delete it or run the scenario again") from None
 
 
 def replay_files(run_dir: Path) -> list[Path]:
@@ -139,13 +140,7 @@ def collect_run(run_dir: Path, lazy_replays: bool = False) -> dict[str, Any]:
     config_path = run_dir / "config.yaml"
     if not run_dir.is_dir() or not config_path.exists():
         raise ConfigError(f"{run_dir} is not a run directory (no config.yaml)")
-    summary_path = run_dir / "summary.json"
-    summary: dict[str, Any] = {}
-    if summary_path.exists():
-        try:
-            summary = json.loads(summary_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ConfigError(f"{summary_path} is not valid JSON ({err}); delete it or run the scenario again") from None
+    summary: dict[str, Any] = _read_json(run_dir / "summary.json") or {}
     from equilibria.common.yamlio import load_yaml_file
 
     config_text = config_path.read_text(encoding="utf-8", errors="replace")
@@ -160,12 +155,7 @@ def collect_run(run_dir: Path, lazy_replays: bool = False) -> dict[str, Any]:
     for p in sorted((run_dir / "plots").glob("*.png")) if (run_dir / "plots").is_dir() else []:
         if p.stat().st_size <= MAX_IMAGE_BYTES:
             images.append({"name": p.name, "png": base64.b64encode(p.read_bytes()).decode()})
-    payoff = None
-    if (run_dir / "payoff.json").exists():
-        try:
-            payoff = json.loads((run_dir / "payoff.json").read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ConfigError(f"{run_dir / 'payoff.json'} is not valid JSON ({err})") from None
+    payoff = _read_json(run_dir / "payoff.json")
     animations = []
     for p in sorted((run_dir / "animations").glob("*.svg")) if (run_dir / "animations").is_dir() else []:
         if p.stat().st_size <= MAX_IMAGE_BYTES:
@@ -177,7 +167,7 @@ def collect_run(run_dir: Path, lazy_replays: bool = False) -> dict[str, Any]:
         picked = files if len(files) <= MAX_EMBEDDED_REPLAYS else \
             [files[round(i * (len(files) - 1) / (MAX_EMBEDDED_REPLAYS - 1))] for i in range(MAX_EMBEDDED_REPLAYS)]
         replays = [replay_view(p) for p in picked]
-    return _json_safe({
+    return json_safe({
         "replays": replays, "replay_count": len(files), "lazy": lazy_replays, "payoff": payoff,
         "animations": animations,
         "name": summary.get("name") or (data or {}).get("name") or run_dir.name,

@@ -39,7 +39,7 @@ def run(scenario: Scenario | None, out: Path | str | None = None, resume: Path |
                    "run_dir": str(ctx.run_dir), "plots": [str(p) for p in ctx.plots],
                    "wall_seconds": time.time() - ctx.started, "notes": ctx.notes, "alarms": ctx.alarms}
         summary_path = ctx.run_dir / "summary.json"
-        atomic_write_bytes(summary_path, json.dumps(_json_safe(summary), indent=1).encode())
+        atomic_write_bytes(summary_path, json.dumps(json_safe(summary), indent=1).encode())
     finally:
         ctx.close()
     return RunResult(ctx.run_dir, metrics, summary_path, list(ctx.plots), list(ctx.alarms))
@@ -50,12 +50,12 @@ def validate(scenario: Scenario) -> None:
     kind_named(scenario.kind).prepare(scenario)
 
 
-def _json_safe(obj: Any) -> Any:
+def json_safe(obj: Any) -> Any:
     """Plain JSON: numpy scalars as numbers, and non-finite floats (not JSON) as null."""
     if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
+        return {str(k): json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
+        return [json_safe(v) for v in obj]
     if isinstance(obj, (np.floating, float)):
         return float(obj) if np.isfinite(obj) else None
     if isinstance(obj, np.integer):

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from needs import need
+from needs import need, need_program
 
 from equilibria import scenarios
 from equilibria.common.config import ConfigError
@@ -181,19 +181,11 @@ def test_the_server_serves_the_page_and_refuses_paths_outside(train_run):
     assert server.server_address[0] == "127.0.0.1"
 
 
-def _chromium() -> str:
-    path = shutil.which("chromium") or "/usr/bin/chromium"
-    if not os.path.exists(path):
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("chromium is missing under CI=true (.ci/run installs Debian's chromium)", pytrace=False)
-        pytest.skip("needs Debian's chromium (apt-get install chromium)")
-    return path
-
-
 def _render(page_path: Path | str, screenshot: Path, click: str | None = None) -> dict:
     sync_api = need("playwright.sync_api", "report")
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+        chromium = need_program("chromium", ".ci/run installs Debian's chromium: apt-get install chromium")
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         try:
             page = browser.new_page(viewport={"width": 1100, "height": 1300})
             errors: list[str] = []
