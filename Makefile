@@ -13,6 +13,7 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q "torch==2.13.0"
 	$(BIN)/python -m pip install -q -e ".[all]"
+	$(BIN)/python -m pip install -q --no-deps "overcooked==0.2.1"  # its pygame pin would replace pygame-ce (see pyproject)
 	touch $@
 
 demo: $(BIN)/.installed
@@ -36,6 +37,7 @@ lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
 	PIP_CONSTRAINT= .lock-venv/bin/python -m pip install -q "torch==2.13.0"
 	PIP_CONSTRAINT= .lock-venv/bin/python -m pip install -q ".[all]"
+	PIP_CONSTRAINT= .lock-venv/bin/python -m pip install -q --no-deps "overcooked==0.2.1"
 	{ grep '^#' constraints.txt; .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^equilibria' \
 	  | sed 's/^torch==\(.*\)+cpu$$/torch==\1/'; } > constraints.new && mv constraints.new constraints.txt
 	rm -rf .lock-venv

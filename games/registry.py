@@ -11,6 +11,7 @@ Every failure raises one ConfigError (a ValueError) that names the string and wh
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import re
 from collections.abc import Callable, Mapping
@@ -39,6 +40,9 @@ class GameEntry:
     description: str
     size: Callable[..., SizeEstimate] | None = None  # the same parameters -> an estimate, before building
     example: str = ""  # a loadable instance, for games with required parameters
+    # (module, extra): an optional package the game needs, imported when it is built; tests that
+    # go over every registered game skip it when the module is missing (games.registry.available)
+    requires: tuple[str, str] | None = None
 
     def parameters(self) -> dict[str, inspect.Parameter]:
         return dict(inspect.signature(self.factory).parameters)
@@ -48,17 +52,19 @@ _REGISTRY: dict[str, GameEntry] = {}
 
 
 def register(name: str, factory: Callable[..., Game] | None = None, *, description: str = "",
-             size: Callable[..., SizeEstimate] | None = None, example: str | None = None):
+             size: Callable[..., SizeEstimate] | None = None, example: str | None = None,
+             requires: tuple[str, str] | None = None):
     """Register a game factory under `name` (usable as a decorator). `size`, called with the
     factory's checked parameters, estimates what building the game and compiling its tree
     would take, so `load` can refuse a game far too large before allocating it. `example` is a
-    loadable string for games whose parameters are required (default: the name)."""
+    loadable string for games whose parameters are required (default: the name). `requires`
+    names the (module, extra) of an optional package the game is built on."""
 
     def _do(f: Callable[..., Game]) -> Callable[..., Game]:
         if name in _REGISTRY and _REGISTRY[name].factory is not f:
             raise ValueError(f"game {name!r} is registered twice")
         doc = description or (inspect.getdoc(f) or "").split("\n")[0]
-        _REGISTRY[name] = GameEntry(name, f, doc, size, example or name)
+        _REGISTRY[name] = GameEntry(name, f, doc, size, example or name, requires)
         return f
 
     return _do(factory) if factory is not None else _do
@@ -67,6 +73,18 @@ def register(name: str, factory: Callable[..., Game] | None = None, *, descripti
 def registered() -> list[str]:
     """Names of every registered game, sorted."""
     return sorted(_REGISTRY)
+
+
+def available(name: str) -> bool:
+    """Whether game `name`'s optional package (GameEntry.requires) imports; True without one."""
+    req = entry(name).requires
+    if req is None:
+        return True
+    try:
+        importlib.import_module(req[0])
+    except ImportError:
+        return False
+    return True
 
 
 def entry(name: str) -> GameEntry:

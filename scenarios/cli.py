@@ -158,6 +158,7 @@ def record_demonstrations(args: argparse.Namespace, console: Console) -> int:
     from equilibria.common.limits import INT64_MAX
     from equilibria.games.core import ScriptedPolicy
     from equilibria.games.demonstrations import check_target, record, require_pyarrow
+    from equilibria.games.experts import expert_policy, experts
     from equilibria.games.markov import MarkovGame
     from equilibria.scenarios.rundir import progress
 
@@ -185,9 +186,17 @@ def record_demonstrations(args: argparse.Namespace, console: Console) -> int:
         if args.deterministic:
             raise ConfigError("--deterministic applies to a train run's policy, not to a scripted one")
         game, policy, name = games.load(args.game), ScriptedPolicy(source), f"scripted {source}"
+    elif source in experts():  # a game's scripted expert (games.experts), refused for another game
+        if args.game is None:
+            raise ConfigError(f"record {source}: give the game with --game SPEC")
+        if args.deterministic:
+            raise ConfigError("--deterministic applies to a train run's policy, not to a scripted expert")
+        game = games.load(args.game)
+        policy, name = expert_policy(source, game), f"expert {source}"
     else:
+        known = [*ScriptedPolicy.KINDS, *sorted(experts())]
         raise ConfigError(f"{source!r} is neither a train run directory nor a scripted policy "
-                          f"({', '.join(ScriptedPolicy.KINDS)}){suggest(source, ScriptedPolicy.KINDS)}")
+                          f"({', '.join(known)}){suggest(source, known)}")
     if not isinstance(game, MarkovGame):
         raise ConfigError(f"record plays Markov games; {game!r} is not one")
     try:
@@ -259,7 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, default=32)
     p = sub.add_parser("record", help="record episodes of a trained run or a scripted policy as demonstrations (Parquet)")
     p.add_argument("run_or_policy", metavar="RUN_OR_POLICY",
-                   help="a train run directory, or a scripted policy (random, first_action, last_action)")
+                   help="a train run directory, a scripted policy (random, first_action, last_action) or a "
+                        "game's scripted expert (gems_planner, overcooked_planner)")
     p.add_argument("--episodes", type=int, required=True)
     p.add_argument("--out", type=Path, required=True, help="the dataset directory to create")
     p.add_argument("--game", help="the game (required for a scripted policy; a run's own game by default)")
