@@ -82,13 +82,9 @@ def run_one(game_spec: str, variant: str, seed: int, steps: int, every: int, epi
 
 
 def interval(x: list[float]) -> tuple[float, float]:
-    """Mean and 95% t-interval half-width over seeds."""
-    from scipy import stats
+    from equilibria.marl.runtime import seed_interval
 
-    x = np.asarray(x, dtype=float)
-    if len(x) < 2:
-        return float(x.mean()), float("nan")
-    return float(x.mean()), float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
+    return seed_interval(x)
 
 
 def report(results: list[dict], out: Path, name: str, game_spec: str, seeds: int, steps: int) -> None:

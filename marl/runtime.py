@@ -157,6 +157,16 @@ def mean_ci(x: np.ndarray) -> tuple[float, float]:
     return float(x.mean()), float(1.96 * x.std(ddof=1) / np.sqrt(len(x)))
 
 
+def seed_interval(x: np.ndarray | list[float]) -> tuple[float, float]:
+    """Mean and 95% Student-t half-width over a few seeds (benchmarks' tables; nan for one seed)."""
+    from scipy import stats
+
+    x = np.asarray(x, dtype=np.float64)
+    if len(x) < 2:
+        return float(x.mean()), float("nan")
+    return float(x.mean()), float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
+
+
 # ----------------------------------------------------------------------------- checkpoints
 def rng_to_tensors(rng: np.random.Generator) -> dict[str, Any]:
     """A numpy PCG64 generator's state as plain numbers (torch.load(weights_only=True) reads it)."""
