@@ -87,7 +87,8 @@ def run_one(game_name: str, method: str, size: int, seed: int, updates: int, eve
     final = {"sampled": factor * float(np.mean(learner.evaluation_returns(100, seed=EVAL_SEED + 1, deterministic=False))),
              "greedy": factor * float(np.mean(learner.evaluation_returns(100, seed=EVAL_SEED + 1, deterministic=True)))}
     if name != "bc":
-        final.update(reward_recovery(learner.recovered_rewards(recovery_set(game_name)), recovery_set(game_name)))
+        held_out = recovery_set(game_name)
+        final.update(reward_recovery(learner.recovered_rewards(held_out), held_out))
         torch.save(learner.state_dict()["critics"], out / f"{slug(method)}_{size}_seed{seed}.pt")
     result = {"method": method, "size": size, "seed": seed, "updates": updates, "seconds": seconds,
               "env_steps": learner.env_steps, "curve": curve, "final": final}

@@ -37,7 +37,7 @@ from typing import Literal
 
 import numpy as np
 
-from equilibria.common.config import ConfigError, PositiveInt
+from equilibria.common.config import PositiveInt
 from equilibria.games.core import GameInfo, SizeEstimate, State
 from equilibria.games.experts import register_expert
 from equilibria.games.markov import ArraySimulator, MarkovGame, MarkovState
@@ -138,11 +138,13 @@ class GemsSimulator(ArraySimulator):
             for gems in (self.own[:, me], self.purple, self.own[:, 1 - me]):
                 d = gems - here  # [E, 3, 2]
                 dist = np.abs(d).sum(-1)
+                keys = [np.broadcast_to(idx, dist.shape), dist]  # np.lexsort: the last key is the primary one
                 if gems is self.purple:  # later arrival, then total steps: both agents order them alike
                     d_other = gems - there
-                    dist = np.maximum(dist, np.abs(d_other).sum(-1)) * 64 + dist + np.abs(d_other).sum(-1)
+                    other = np.abs(d_other).sum(-1)
+                    keys = [np.broadcast_to(idx, dist.shape), dist + other, np.maximum(dist, other)]
                     d = np.concatenate([d, d_other], axis=-1)  # [E, 3, 4]
-                order = np.argsort(dist * 4 + idx, axis=1, kind="stable")
+                order = np.lexsort(keys)  # per environment, along the gems axis
                 parts.append(np.take_along_axis(d, order[..., None], axis=1).reshape(self.num_envs, -1))
             out.append(np.concatenate(parts, axis=1))
         return (np.stack(out, axis=1) / self.game.size).astype(np.float32)
@@ -155,8 +157,6 @@ class GemsSimulator(ArraySimulator):
 def gems(size: PositiveInt = 15, max_steps: PositiveInt = 45, view: Literal["grid", "offsets"] = "offsets") -> Gems:
     """Two agents collect own gems (+1) and meet on shared purple gems (+6 each) on a 15x15
     grid (MAMQL's general-sum game)."""
-    if size < 3:
-        raise ConfigError(f"gems: size must be >= 3, got {size}")
     return Gems(size, max_steps, view)
 
 
@@ -203,11 +203,6 @@ class GemsPlanner:
         best = planned_action(sim.pos[0], sim.own[0], sim.purple[0], player, self.meet_within)
         base = self.epsilon / len(legal)
         return {a: base + (1.0 - self.epsilon) * (a == best) for a in legal}
-
-    def actions(self, sim: GemsSimulator) -> np.ndarray:
-        """Greedy moves (no epsilon) for every environment of a simulator: [E, 2]."""
-        return np.array([[planned_action(sim.pos[e], sim.own[e], sim.purple[e], me, self.meet_within) for me in (0, 1)]
-                         for e in range(sim.num_envs)], dtype=np.int64)
 
 
 register_expert("gems_planner", "gems", GemsPlanner,

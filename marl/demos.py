@@ -29,6 +29,7 @@ class Transitions:
     next_actions: torch.Tensor  # [M, n] the actions taken at the next step, -1 where there is none
     terminated: torch.Tensor  # [M] float: the step ended the episode (no bootstrap)
     ends: torch.Tensor  # [M] float: the step was the episode's last (terminated or truncated)
+    next_active: torch.Tensor  # [M, n] bool: the slot holds an agent at the next step (False: it left)
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -48,7 +49,7 @@ def flat(obs: Any, lead: int) -> np.ndarray:
 def episodes_to_transitions(episodes: list[dict[str, Any]], group: str, limit: int | None = None) -> Transitions:
     """Episodes as `Demonstrations.episode` returns them -> the first `limit` steps as transitions."""
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("obs", "actions", "rewards", "next_obs", "next_actions", "terminated",
-                                                          "ends")}
+                                                          "ends", "next_active")}
     total = 0
     for ep in episodes:
         t_len = int(ep["length"])
@@ -65,6 +66,7 @@ def episodes_to_transitions(episodes: list[dict[str, Any]], group: str, limit: i
         parts["rewards"].append(np.asarray(ep["rewards"][group], dtype=np.float32))
         parts["terminated"].append(term)
         parts["ends"].append(np.arange(t_len, dtype=np.float32) == t_len - 1)
+        parts["next_active"].append(np.asarray(ep["active"][group], dtype=bool)[1:])
         total += t_len
         if limit is not None and total >= limit:
             break
@@ -73,7 +75,8 @@ def episodes_to_transitions(episodes: list[dict[str, Any]], group: str, limit: i
     cat = {k: np.concatenate(v)[:limit] for k, v in parts.items()}
     return Transitions(torch.as_tensor(cat["obs"]), torch.as_tensor(cat["actions"]), torch.as_tensor(cat["rewards"]),
                        torch.as_tensor(cat["next_obs"]), torch.as_tensor(cat["next_actions"]),
-                       torch.as_tensor(cat["terminated"]), torch.as_tensor(cat["ends"], dtype=torch.float32))
+                       torch.as_tensor(cat["terminated"]), torch.as_tensor(cat["ends"], dtype=torch.float32),
+                       torch.as_tensor(cat["next_active"]))
 
 
 def load_transitions(game: MarkovGame, *, path: str | None = None, expert: str | None = None,
@@ -85,10 +88,11 @@ def load_transitions(game: MarkovGame, *, path: str | None = None, expert: str |
         from equilibria.games.demonstrations import Demonstrations
 
         demos = Demonstrations(path)
-        recorded = demos.group(group)
-        if recorded != game.group(group):
-            raise ConfigError(f"{Path(path) / 'meta.json'}: recorded on {demos.meta['game']}, whose group {group!r} "
-                              f"differs from {game!r}'s")
+        played = demos.load_game()
+        if (played.info.name, played.info.parameters) != (game.info.name, game.info.parameters) \
+                or demos.group(group) != game.group(group):
+            raise ConfigError(f"{Path(path) / 'meta.json'}: recorded on {demos.meta['game']}, which differs from "
+                              f"{game.info.name}({game.info.parameters}) the learner trains on")
         episodes = (demos.episode(i) for i in range(len(demos)))
         out = episodes_to_transitions(list(_take(episodes, transitions)), group, transitions)
         if transitions is not None and len(out) < transitions:

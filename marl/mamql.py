@@ -12,7 +12,12 @@ as the official code computes it, `mamql_online`):
     phi(x) = x - x^2 / (4 alpha)
 
 with E the expert's transitions and P, online, a replay buffer of all agents' Boltzmann rollouts
-(offline: the expert's own transitions), plus 1e-5 ||psi||^2. The reward it implies is recovered
+(offline: the expert's own transitions), plus 1e-5 ||psi||^2. d is where agent i's trajectory
+stops bootstrapping: in the expert term, the episode terminated or the agent left; in the value
+term also where a truncated episode ends (the official code bootstraps there, which leaves the
+value of such a last state unbounded below). The agents act by softmax(Q_i) at temperature 1
+for every variant, as the official code does (for IQ-Learn joint, alpha 100 enters its soft
+value only). The reward it implies is recovered
 per agent as r_i(o, a_i) = Q_i(o, a_i) - gamma V_i(o') (the paper) or V_i(o) - gamma V_i(o') (what
 the official code reports); both are returned by `recovered_rewards`.
 
@@ -55,6 +60,7 @@ from equilibria.marl.registry import register_learner
 from equilibria.marl.runtime import (
     episode_means,
     mean_ci,
+    mean_over_present,
     rng_from_tensors,
     rng_to_tensors,
     state_from_tensors,
@@ -70,7 +76,7 @@ class MAMQLConfig(Config):
     expert: str | None = None
     """or a registered scripted expert (games.experts) played for the demonstrations"""
     transitions: count(10**8) | None = 1000
-    """expert transitions used: the first N steps of the dataset (None: all of it)"""
+    """expert transitions used: the first N steps (None: all of a dataset; an expert needs a number)"""
     expert_seed: Seed = 0
     """first episode seed of the expert's play (with `expert`)"""
     critic: Literal["marginal", "joint"] = "marginal"
@@ -96,25 +102,31 @@ class MAMQLConfig(Config):
     updates_per_step: count(10_000) = 1
     """gradient updates after each rollout"""
     buffer_capacity: count(10**7) = 16_600
-    """replay buffer size in transitions (the code: 16,600)"""
+    """online: replay buffer size in transitions (the code: 16,600)"""
     value_on: Literal["policy", "both"] = "policy"
     """online: the value term on the policy batch (the official code) or on the policy and expert
     batches together (IQ-Learn's online `value` loss)"""
     regularize: Literal["expert", "both"] = "expert"
-    """the chi-squared term on the expert's implied rewards only (the official code) or on the
-    policy batch's as well (IQ-Learn's online setting: without it V on the agents' own states has
-    no lower bound, and diverged in our runs)"""
+    """online: the chi-squared term on the expert's implied rewards only (the official code) or on
+    the policy batch's as well (IQ-Learn's online setting: it bounds V on the agents' own states,
+    which diverged on Gems' 5 x 15 x 15 planes without it)"""
     target_tau: Annotated[float, Field(gt=0, le=1)] = 1.0
     """V at next states from a target copy of the critics updated by Polyak averaging with this
     rate (1: no target, the critics themselves, as the official code; IQ-Learn uses 0.005 online)"""
     joint_rounds: count(16) = 2
-    eval_actions: Literal["sampled", "greedy"] = "sampled"
-    """how `evaluate` acts unless told: sampled from the Boltzmann policy (as the paper evaluates)"""
     """joint critic: rounds of averaging over the other agents' current policies when acting"""
+    eval_actions: Literal["sampled", "greedy"] = "sampled"
+    """how the train kind's evaluations act: sampled from the Boltzmann policy (the official code
+    on Gems) or greedy (the official code on Overcooked and the intersection)"""
 
     def check(self) -> None:
-        if (self.demonstrations is None) == (self.expert is None):
+        if self.demonstrations is not None and self.expert is not None:
             raise ValueError("demonstrations: give either a dataset directory or an expert, not both")
+        if self.demonstrations is None and self.expert is None:
+            raise ValueError("demonstrations: give a dataset directory (demonstrations: DIR) or an expert to play "
+                             "(expert: NAME)")
+        if self.expert is not None and self.transitions is None:
+            raise ValueError("transitions: an expert plays until it has made this many; give a number")
         if self.loss == "bc" and (self.online or self.critic == "joint"):
             raise ValueError("loss: bc trains a marginal critic offline (online: false, critic: marginal)")
 
@@ -165,10 +177,11 @@ class ReplayBuffer:
         self.rewards = torch.zeros(capacity, n)
         self.terminated = torch.zeros(capacity)
         self.ends = torch.zeros(capacity)
+        self.next_active = torch.ones(capacity, n, dtype=torch.bool)
         self.capacity, self.size, self.ptr = capacity, 0, 0
 
     def push(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray, next_obs: np.ndarray,
-             terminated: np.ndarray, ends: np.ndarray) -> np.ndarray:
+             terminated: np.ndarray, ends: np.ndarray, next_active: np.ndarray) -> np.ndarray:
         """Rows [B, ...]; returns the slots written (to fill in next actions later)."""
         idx = (self.ptr + np.arange(len(actions))) % self.capacity
         t = torch.as_tensor(idx)
@@ -176,6 +189,7 @@ class ReplayBuffer:
         self.actions[t], self.rewards[t] = torch.as_tensor(actions), torch.as_tensor(rewards, dtype=torch.float32)
         self.terminated[t], self.next_actions[t] = torch.as_tensor(terminated, dtype=torch.float32), -1
         self.ends[t] = torch.as_tensor(ends, dtype=torch.float32)
+        self.next_active[t] = torch.as_tensor(next_active, dtype=torch.bool)
         self.ptr = int((self.ptr + len(actions)) % self.capacity)
         self.size = min(self.size + len(actions), self.capacity)
         return idx
@@ -183,7 +197,7 @@ class ReplayBuffer:
     def sample(self, batch: int, gen: torch.Generator) -> Transitions:
         t = torch.randint(0, self.size, (batch,), generator=gen)
         return Transitions(self.obs[t].float(), self.actions[t], self.rewards[t], self.next_obs[t].float(),
-                           self.next_actions[t], self.terminated[t], self.ends[t])
+                           self.next_actions[t], self.terminated[t], self.ends[t], self.next_active[t])
 
 
 @register_learner("mamql", MAMQLConfig, preflight=_preflight,
@@ -199,6 +213,7 @@ class MAMQL:
     def __init__(self, game: MarkovGame, config: MAMQLConfig, seed: int = 0):
         _preflight(game, config)
         self.game, self.config, self.seed = game, config, seed
+        self.eval_deterministic = config.eval_actions == "greedy"  # how the train kind evaluates (registry)
         group = game.groups[0]
         self.group, self.n, self.num_actions = group.name, group.size, group.num_actions
         self.obs_dim = game.observation_shape()[0]  # the group's observation flattened
@@ -216,6 +231,7 @@ class MAMQL:
             self.sim = game.simulator(config.num_envs, seed)
             self.obs = self.sim.observe()
             self.returns = np.zeros((config.num_envs, self.n))
+            self.took_part = np.zeros((config.num_envs, self.n), dtype=bool)
             self.buffer = ReplayBuffer(config.buffer_capacity, self.n, self.obs_dim)
             self.last_rows = np.full(config.num_envs, -1)  # buffer row of each environment's previous step
 
@@ -288,47 +304,86 @@ class MAMQL:
             actions = self._act(self.obs[self.group], mask, False, self.gen)
             active = self.sim.active()[self.group]
             res = self.sim.step({self.group: actions})
-            nxt = res.obs if res.final_obs is None else res.final_obs  # final_obs: res.obs before the resets
-            rows = self.buffer.push(flat(self.obs[self.group], 2), np.where(active, actions, -1),
-                                    res.rewards[self.group], flat(nxt[self.group], 2), res.terminated, res.done)
+            taken = np.where(active, actions, -1)
+            # the previous step's rows learn their next actions before this step's rows are written,
+            # which may overwrite them once the ring buffer wraps
             prev = self.last_rows >= 0
-            self.buffer.next_actions[torch.as_tensor(self.last_rows[prev])] = torch.as_tensor(np.where(active, actions, -1)[prev])
+            self.buffer.next_actions[torch.as_tensor(self.last_rows[prev])] = torch.as_tensor(taken[prev])
+            nxt = res.obs if res.final_obs is None else res.final_obs  # final_obs: res.obs before the resets
+            present = res.active if res.final_active is None else res.final_active
+            rows = self.buffer.push(flat(self.obs[self.group], 2), taken, res.rewards[self.group],
+                                    flat(nxt[self.group], 2), res.terminated, res.done, present[self.group])
             self.last_rows = np.where(res.done, -1, rows)
             self.returns += res.rewards[self.group]
+            self.took_part |= active
             for e in np.flatnonzero(res.done):
-                self.finished.append(float(self.returns[e].mean()))
-                self.returns[e] = 0.0
+                self.finished.append(float(mean_over_present(self.returns[e], self.took_part[e])))
+                self.returns[e], self.took_part[e] = 0.0, False
             self.obs = res.obs
             self.env_steps += self.config.num_envs
 
     # -- the update --------------------------------------------------------------------------------
+    def next_value(self, i: int, t: Transitions, target: bool = False) -> torch.Tensor:
+        """V_i(o') for each row [M]. A joint critic needs the others' next actions: where one that
+        is present is unknown (-1: the last row of a truncated episode, the newest rollout rows, a
+        reward model's step), V_i is averaged over the others' current policies at o'."""
+        c = self.config
+        v = soft_value(self.q(i, t.next_obs, t.next_actions, target), c.alpha)
+        if c.critic == "marginal":
+            return v
+        unknown = ((t.next_actions < 0) & t.next_active)
+        unknown[:, i] = False
+        rows = unknown.any(1).nonzero().squeeze(1)
+        if len(rows) == 0:
+            return v
+        obs = t.next_obs[rows]
+        with torch.no_grad():
+            probs = self.action_probs(obs)  # [B, n, A]
+        combos = list(itertools.product(range(self.num_actions), repeat=self.n - 1))
+        acts = torch.tensor([c_[:i] + (0,) + c_[i:] for c_ in combos])  # [K, n]; own action is not read
+        weight = torch.ones(len(rows), len(combos))
+        for j in (k for k in range(self.n) if k != i):
+            weight = weight * probs[:, j, acts[:, j]]
+        x = obs[:, i].unsqueeze(1).expand(-1, len(combos), -1)
+        hot = self._others(acts, i).unsqueeze(0).expand(len(rows), -1, -1)
+        q = (self.targets if target else self.critics)[i](torch.cat([x, hot], -1))  # [B, K, A]
+        return v.index_put((rows,), (weight * soft_value(q, c.alpha)).sum(1))
+
     def _agent_loss(self, i: int, e: Transitions, p: Transitions) -> torch.Tensor:
         c = self.config
-        valid = e.actions[:, i] >= 0
+        acted = e.actions[:, i] >= 0  # expert rows where agent i acted
         q_e = self.q(i, e.obs, e.actions)
+        if not acted.any():  # nothing to learn for this agent in this batch (keeps the graph, adds 0)
+            return q_e.sum() * 0.0
         if c.loss == "bc":  # cross-entropy of softmax(Q) on the expert's actions
-            return nn.functional.cross_entropy(q_e[valid], e.actions[valid, i])
+            return nn.functional.cross_entropy(q_e[acted], e.actions[acted, i])
         q_taken = q_e.gather(1, e.actions[:, i].clamp(min=0).unsqueeze(1)).squeeze(1)
-        v_next = soft_value(self.q(i, e.next_obs, e.next_actions, target=True), c.alpha)
+        # no bootstrap past the end of agent i's own trajectory: the episode terminated, or it left
+        done_e = torch.maximum(e.terminated, (~e.next_active[:, i]).float())
+        v_next = self.next_value(i, e, target=True)
+        v_e = soft_value(q_e, c.alpha)
+        # the value term telescopes over whole trajectories only, so it also stops where a truncated
+        # episode ends (its last state, seen only as a next state, could otherwise take any value)
+        ends_e = torch.maximum(e.ends, (~e.next_active[:, i]).float())
         policy_reward = None
         if c.online:
+            mine = p.actions[:, i] >= 0
             q_p = self.q(i, p.obs, p.actions)
-            v_p = soft_value(q_p, c.alpha)
-            v_p_next = soft_value(self.q(i, p.next_obs, p.next_actions, target=True), c.alpha)
+            v_p, v_p_next = soft_value(q_p, c.alpha), self.next_value(i, p, target=True)
+            ends_p = torch.maximum(p.ends, (~p.next_active[:, i]).float())
             if c.regularize == "both":
-                acted = p.actions[:, i] >= 0
+                done_p = torch.maximum(p.terminated, (~p.next_active[:, i]).float())
                 taken = q_p.gather(1, p.actions[:, i].clamp(min=0).unsqueeze(1)).squeeze(1)
-                policy_reward = (taken - c.gamma * (1 - p.terminated) * v_p_next)[acted]
+                policy_reward = (taken - c.gamma * (1 - done_p) * v_p_next)[mine]
+            v_val, v_val_next, ends_val = v_p[mine], v_p_next[mine], ends_p[mine]
             if c.value_on == "both":
-                v_p, v_p_next = torch.cat([v_p, soft_value(q_e, c.alpha)]), torch.cat([v_p_next, v_next])
-                p_ends = torch.cat([p.ends, e.ends])
-            else:
-                p_ends = p.ends
+                v_val = torch.cat([v_val, v_e[acted]])
+                v_val_next, ends_val = torch.cat([v_val_next, v_next[acted]]), torch.cat([ends_val, ends_e[acted]])
         else:  # offline: the value term on the expert's own transitions
-            v_p, v_p_next, p_ends = soft_value(q_e, c.alpha), v_next, e.ends
-        # the value term telescopes over whole trajectories only: it stops at every episode end, or
-        # the last state of a truncated episode (seen only as a next state) could take any value
-        return iq_loss(q_taken[valid], v_next[valid], e.terminated[valid], v_p, v_p_next, p_ends,
+            v_val, v_val_next, ends_val = v_e[acted], v_next[acted], ends_e[acted]
+        if len(v_val) == 0:
+            v_val, v_val_next, ends_val = v_e[acted], v_next[acted], ends_e[acted]
+        return iq_loss(q_taken[acted], v_next[acted], done_e[acted], v_val, v_val_next, ends_val,
                        c.gamma, c.alpha, policy_reward)
 
     def update(self) -> dict[str, float]:
@@ -372,7 +427,8 @@ class MAMQL:
         out = {"q": np.zeros(t.actions.shape, dtype=np.float32), "v": np.zeros(t.actions.shape, dtype=np.float32)}
         for i in range(self.n):
             q = self.q(i, t.obs, t.actions)
-            v_next = (1 - t.terminated) * soft_value(self.q(i, t.next_obs, t.next_actions), c.alpha)
+            done = torch.maximum(t.terminated, (~t.next_active[:, i]).float())
+            v_next = (1 - done) * self.next_value(i, t)
             taken = q.gather(1, t.actions[:, i].clamp(min=0).unsqueeze(1)).squeeze(1)
             out["q"][:, i] = (taken - c.gamma * v_next).numpy()
             out["v"][:, i] = (soft_value(q, c.alpha) - c.gamma * v_next).numpy()
@@ -384,10 +440,11 @@ class MAMQL:
 
         def reward(step: Transition) -> dict[str, np.ndarray]:
             acts = torch.as_tensor(np.asarray(step.actions[self.group], dtype=np.int64))
+            done = torch.as_tensor(step.terminated, dtype=torch.float32)
+            # the next actions are not known yet: a joint critic averages over the others' policies
             t = Transitions(torch.as_tensor(flat(step.obs[self.group], 2)), acts, torch.zeros(acts.shape),
-                            torch.as_tensor(flat(step.next_obs[self.group], 2)), torch.full_like(acts, -1),
-                            torch.as_tensor(step.terminated, dtype=torch.float32),
-                            torch.as_tensor(step.terminated, dtype=torch.float32))
+                            torch.as_tensor(flat(step.next_obs[self.group], 2)), torch.full_like(acts, -1), done, done,
+                            torch.ones(acts.shape, dtype=torch.bool))
             return {self.group: self.recovered_rewards(t)[form]}
 
         return reward
@@ -403,10 +460,7 @@ class MAMQL:
         return reward_recovery(self.recovered_rewards(t), t)
 
     # -- evaluation and policies -------------------------------------------------------------------
-    def evaluation_returns(self, episodes: int = 32, seed: int = 10_000, deterministic: bool | None = None) -> np.ndarray:
-        """[episodes] mean returns per agent; `deterministic` None: the config's eval_actions."""
-        if deterministic is None:
-            deterministic = self.config.eval_actions == "greedy"
+    def evaluation_returns(self, episodes: int = 32, seed: int = 10_000, deterministic: bool = True) -> np.ndarray:
         gen = torch.Generator().manual_seed(seed)
 
         def choose(obs: dict, mask: dict, active: dict) -> dict[str, np.ndarray]:
@@ -415,7 +469,7 @@ class MAMQL:
 
         return episode_means(self.game, choose, episodes, seed)
 
-    def evaluate(self, episodes: int = 32, seed: int = 10_000, deterministic: bool | None = None) -> tuple[float, float]:
+    def evaluate(self, episodes: int = 32, seed: int = 10_000, deterministic: bool = True) -> tuple[float, float]:
         return mean_ci(self.evaluation_returns(episodes, seed, deterministic))
 
     def policy(self, deterministic: bool = False) -> QPolicy:

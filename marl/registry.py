@@ -4,7 +4,9 @@ A learner is a class with a typed config (common.config.Config, a docstring per 
 it is and its paper default) that trains on a Markov game (games.markov.MarkovGame) through the
 `Learner` protocol below. Named variants are thin configurations of one class (ippo is mappo with
 local critics). A learner may also define `extra_evaluation(episodes) -> {name: number}`: the
-train kind logs those beside each evaluation (bnac: the return with its DAG's edges removed). `kind: train` picks a learner by its `algorithm:` name; `equilibria list learners`
+train kind logs those beside each evaluation (bnac: the return with its DAG's edges removed);
+and `eval_deterministic = False` when its evaluations sample actions (MAMQL on Gems, as the paper
+evaluates). `kind: train` picks a learner by its `algorithm:` name; `equilibria list learners`
 and `equilibria explain NAME` show them with their fields.
 """
 

@@ -62,8 +62,15 @@ def load_trained(run_dir: Path) -> tuple[Scenario, Any, Any]:
     return scenario, game, learner
 
 
+def evaluation_options(learner: Any) -> dict[str, bool]:
+    """How a learner's own evaluations act: greedy (no options, every learner's default), or
+    sampled for learners that say so (`eval_deterministic = False`)."""
+    return {} if getattr(learner, "eval_deterministic", True) else {"deterministic": False}
+
+
 def evaluate_run(run_dir: Path, episodes: int = 32) -> dict[str, float]:
-    """Reload a train run's checkpoint and run deterministic evaluation episodes."""
+    """Reload a train run's checkpoint and run evaluation episodes as its train kind did (greedy,
+    unless the learner evaluates by sampling: `eval_deterministic`)."""
     _, _, learner = load_trained(run_dir)
-    mean, ci = learner.evaluate(episodes)
+    mean, ci = learner.evaluate(episodes, **evaluation_options(learner))
     return {"episodes": episodes, "mean_return": mean, "ci95": ci, "env_steps": learner.env_steps}

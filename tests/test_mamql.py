@@ -55,6 +55,8 @@ def test_a_dataset_recorded_by_equilibria_record_is_the_same_data_as_the_expert_
         load_transitions(game, path=str(out), transitions=5000)
     with pytest.raises(ConfigError, match="differs from"):
         load_transitions(games.load("gems(view=grid)"), path=str(out))
+    with pytest.raises(ConfigError, match="differs from"):  # the same spaces, other rules
+        load_transitions(games.load("gems(max_steps=100)"), path=str(out))
 
 
 def test_bad_configs_are_refused_with_the_field_named():
@@ -69,19 +71,58 @@ def test_bad_configs_are_refused_with_the_field_named():
 
 
 def test_checkpoints_round_trip_through_weights_only_loading():
-    a = learner("mamql", num_envs=2, rollout_length=3)
+    a = learner("mamql", num_envs=2, rollout_length=3, target_tau=0.5)
     for _ in range(3):
         a.train_step()
     buf = io.BytesIO()
     torch.save(a.state_dict(), buf)
     buf.seek(0)
-    b = learner("mamql", num_envs=2, rollout_length=3, seed=1)
+    b = learner("mamql", num_envs=2, rollout_length=3, target_tau=0.5, seed=1)
     b.load_state_dict(torch.load(buf, weights_only=True))
     obs = a.expert.obs[:32]
     assert torch.equal(a.action_probs(obs), b.action_probs(obs))
+    assert all(torch.equal(x, y) for x, y in zip(a.targets.parameters(), b.targets.parameters()))
+    assert not all(torch.equal(x, y) for x, y in zip(a.targets.parameters(), a.critics.parameters()))
     assert b.env_steps == a.env_steps == 18 and b.updates == 3
-    sa, sb = a.train_step(), b.train_step()  # the same rollouts from here on (the buffer is refilled, not saved)
-    assert sa["env_steps"] == sb["env_steps"]
+    # the same simulator, observations and generator: the next rollout is the same (the replay
+    # buffer itself is not saved; a resumed run refills it)
+    pa, pb = a.buffer.ptr, b.buffer.ptr
+    a._rollout(), b._rollout()
+    for field in ("actions", "obs", "rewards"):
+        assert torch.equal(getattr(a.buffer, field)[pa:pa + 6], getattr(b.buffer, field)[pb:pb + 6]), field
+
+
+def test_rollouts_fill_next_actions_and_ends_even_when_the_buffer_wraps():
+    m = learner("mamql", "gems(max_steps=2)", num_envs=3, rollout_length=1, buffer_capacity=4)
+    m._rollout()  # t = 0 of envs 0, 1, 2 -> rows 0, 1, 2
+    m._rollout()  # t = 1 (each episode's last step) -> rows 3, 0, 1, after rows 0..2 learned their next actions
+    b = m.buffer
+    assert b.ptr == 2 and b.size == 4
+    assert torch.equal(b.next_actions[2], b.actions[1])  # env 2: its t = 0 row points at its t = 1 row
+    assert torch.equal(b.next_actions[[0, 1, 3]], torch.full((3, 2), -1))  # last steps: no next action
+    assert torch.equal(b.ends[[0, 1, 3]], torch.ones(3)) and torch.equal(b.terminated[[0, 1, 3]], torch.zeros(3))
+    assert b.ends[2] == 0
+
+
+def test_agents_that_leave_stop_bootstrapping():
+    """grid_goals: an agent that arrives leaves (its slot turns inactive); its last transition
+    must not bootstrap V on the absent agent's zero observation."""
+    from equilibria.games.core import ScriptedPolicy
+    from equilibria.games.demonstrations import play_episode
+    from equilibria.marl.demos import episodes_to_transitions
+
+    game = games.load("grid_goals(num_agents=3, size=4)")
+    t = episodes_to_transitions([play_episode(game, ScriptedPolicy("random"), s) for s in range(20)], "agents")
+    left = (t.actions >= 0) & ~t.next_active
+    assert left.any() and not t.terminated[left.any(1)].all()  # some leave before their episode ends
+    m = make_with(entry("mamql_offline"), game, build_config("mamql_offline", {"demonstrations": "unused"}), seed=0)
+    m.expert = t  # (demonstrations load lazily: these instead)
+    r = m.recovered_rewards(t)
+    e, i = (int(x) for x in left.nonzero()[0])
+    with torch.no_grad():
+        q = m.q(i, t.obs[e:e + 1])[0, t.actions[e, i]]
+    assert r["q"][e, i] == pytest.approx(q.item(), rel=1e-5)  # Q - gamma * 0: no bootstrap past leaving
+    assert np.isfinite(m.update()["loss"])
 
 
 def test_the_joint_critic_averages_over_the_other_agents_policy():
@@ -140,21 +181,22 @@ def test_learns_gems_from_5000_expert_transitions(gems_demos, name, updates, thr
 
 def test_a_game_paying_the_recovered_reward_pays_exactly_it_and_keeps_the_games_own():
     from equilibria.games.reward_model import RewardModelGame
-    from equilibria.marl.demos import Transitions
 
-    m = learner("mamql_offline")
+    m = learner("mamql_offline", "gems(max_steps=1)")
     for _ in range(3):
         m.train_step()
-    game = games.load("gems")
+    game = games.load("gems(max_steps=1)")  # every step ends its episode: the next observation is the final one
     paid = RewardModelGame(game, m.reward_model("q"), "mamql").simulator(8, seed=4)
     own = game.simulator(8, seed=4)
-    obs = own.observe()["agents"]
+    obs = torch.as_tensor(own.observe()["agents"])
     actions = np.random.default_rng(0).integers(0, 5, (8, 2))
     res, ref = paid.step({"agents": actions}), own.step({"agents": actions})
     assert np.array_equal(res.info["game_rewards"]["agents"], ref.rewards["agents"])
-    nxt = torch.as_tensor(ref.obs["agents"] if ref.final_obs is None else ref.final_obs["agents"])
-    term = torch.as_tensor(ref.terminated, dtype=torch.float32)
-    t = Transitions(torch.as_tensor(obs), torch.as_tensor(actions), torch.zeros(8, 2), nxt, torch.full((8, 2), -1),
-                    term, term)
-    assert np.allclose(res.rewards["agents"], m.recovered_rewards(t)["q"], atol=1e-6)
+    assert ref.final_obs is not None and not np.array_equal(ref.final_obs["agents"], ref.obs["agents"])
+    final = torch.as_tensor(ref.final_obs["agents"])
+    with torch.no_grad():
+        for i in range(2):
+            q = m.q(i, obs).gather(1, torch.as_tensor(actions[:, i:i + 1])).squeeze(1)
+            v_final = soft_value(m.q(i, final), 1.0)  # truncated, not terminated: bootstraps on the final observation
+            assert np.allclose(res.rewards["agents"][:, i], (q - 0.99 * v_final).numpy(), atol=1e-5)
     assert not np.allclose(res.rewards["agents"], ref.rewards["agents"])

@@ -13,7 +13,7 @@ import numpy as np
 from pydantic import Field
 
 from equilibria.common.config import Config, PositiveInt, count
-from equilibria.scenarios.learning import LearnerSpec, build_learner, learner_config
+from equilibria.scenarios.learning import LearnerSpec, build_learner, evaluation_options, learner_config
 from equilibria.scenarios.loading import Scenario, load_game
 from equilibria.scenarios.loop import run_loop
 from equilibria.scenarios.plots import interval_text, pyplot, save
@@ -25,7 +25,8 @@ class TrainEval(Config):
     every_steps: PositiveInt = 20_000
     """environment steps between evaluations"""
     episodes: count(100_000) = 32
-    """deterministic evaluation episodes (run at once, one environment each)"""
+    """evaluation episodes (run at once, one environment each): greedy actions, unless the learner
+    evaluates by sampling (its `eval_deterministic`, e.g. MAMQL on Gems as the paper evaluates)"""
 
 
 class TrainConfig(Config):
@@ -100,7 +101,7 @@ def run_train(plan: TrainPlan, ctx: RunContext) -> dict[str, Any]:
         return stats
 
     def evaluate(stats: dict[str, float] | None) -> dict[str, Any]:
-        mean, ci = learner.evaluate(cfg.eval.episodes)
+        mean, ci = learner.evaluate(cfg.eval.episodes, **evaluation_options(learner))
         row = {"env_steps": learner.env_steps, "eval_return": mean, "eval_ci95": ci}
         extra = getattr(learner, "extra_evaluation", None)  # e.g. bnac: the return with its DAG's edges removed
         if extra is not None:
@@ -122,7 +123,7 @@ def run_train(plan: TrainPlan, ctx: RunContext) -> dict[str, Any]:
             writer.close()
         if scenario.backend == "rllib":
             learner.stop()
-    _plot(ctx, scenario)
+    _plot(ctx, scenario, getattr(learner, "eval_deterministic", True))
     out = {"env_steps": learner.env_steps, "eval_return": row.get("eval_return"), "eval_ci95": row.get("eval_ci95")}
     return {**out, "backend": "rllib"} if scenario.backend == "rllib" else out
 
@@ -139,7 +140,7 @@ def _tensorboard(path: Path) -> Any:
     return SummaryWriter(str(path))
 
 
-def _plot(ctx: RunContext, scenario: Scenario) -> None:
+def _plot(ctx: RunContext, scenario: Scenario, deterministic: bool = True) -> None:
     plt = pyplot()
     rows = ctx.read_metrics()
     if not rows:
@@ -169,7 +170,8 @@ def _plot(ctx: RunContext, scenario: Scenario) -> None:
     ax.set_ylabel("eval return per agent")
     ax.grid(True, alpha=0.3)
     ax.set_title(textwrap.fill(f"{scenario.name}: {scenario.config.algorithm.name} on {scenario.game}", 90) + "\n"
-                 "deterministic evaluation, mean and 95% CI", fontsize=9)
+                 f"{'deterministic' if deterministic else 'sampled'} evaluation, mean and 95% CI",
+                 fontsize=9)
     save(fig, ctx.plot_path("learning_curve.png"))
 
 
