@@ -216,6 +216,7 @@ def report(game_name: str, results: list[dict], retrains: list[dict], args: argp
         a.legend(fontsize=8)
     ax.set_xscale("log")
     ax.set_xlabel("expert transitions")
+    fig.suptitle(f"{game_name}: actions sampled from the Boltzmann policies (greedy results in the table)", fontsize=9)
     cax.set_xlabel(f"updates ({max(args.sizes)} transitions; band: min to max over seeds)")
     save(fig, args.out / f"mamql_{game_name}.png")
     lines += ["", f"![return against dataset size and learning curves](mamql_{game_name}.png)", ""]

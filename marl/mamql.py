@@ -88,11 +88,13 @@ class MAMQLConfig(Config):
     alpha: PositiveFloat = 1.0
     """soft-value temperature and chi-squared weight (the code: 1 for MAMQL, 100 for IQ-Learn joint)"""
     gamma: Annotated[float, Field(gt=0, lt=1)] = 0.99
+    """discount (the code: 0.99)"""
     lr: PositiveFloat = 1e-3
     """Adam learning rate"""
     l2: NonNegativeFloat = 1e-5
     """weight of the squared parameter norm added to the loss"""
     batch_size: count(65_536) = 256
+    """expert transitions per update, and as many from the replay buffer (the code: 256)"""
     hidden: count(65_536) = 256
     """units per hidden layer of each critic (two ELU layers; the paper's Gems critic is a CNN + 1024x1024)"""
     num_envs: count(4096) = 4
@@ -122,9 +124,6 @@ class MAMQLConfig(Config):
     def check(self) -> None:
         if self.demonstrations is not None and self.expert is not None:
             raise ValueError("demonstrations: give either a dataset directory or an expert, not both")
-        if self.demonstrations is None and self.expert is None:
-            raise ValueError("demonstrations: give a dataset directory (demonstrations: DIR) or an expert to play "
-                             "(expert: NAME)")
         if self.expert is not None and self.transitions is None:
             raise ValueError("transitions: an expert plays until it has made this many; give a number")
         if self.loss == "bc" and (self.online or self.critic == "joint"):
@@ -132,6 +131,9 @@ class MAMQLConfig(Config):
 
 
 def _preflight(game: MarkovGame, config: MAMQLConfig) -> None:
+    if config.demonstrations is None and config.expert is None:
+        raise ValueError("demonstrations: give a dataset directory (demonstrations: DIR) or an expert to play "
+                         "(expert: NAME)")
     if len(game.groups) != 1 or not isinstance(game.groups[0].action, Discrete):
         raise ValueError(f"{game.info.name}: MAMQL learners need one agent group with discrete actions")
     g = game.groups[0]
