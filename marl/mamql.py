@@ -259,27 +259,34 @@ class MAMQL:
         masked = (lambda q: q) if mask is None else (lambda q: q.masked_fill(~mask, -1e9))
         if self.config.critic == "marginal":
             return torch.softmax(masked(torch.stack([self.critics[i](obs[:, i]) for i in range(self.n)], 1)), -1)
-        combos = list(itertools.product(range(self.num_actions), repeat=self.n - 1))
-        qs = []  # per agent: [B, K, A] for each joint action of the others
-        for i in range(self.n):
-            acts = torch.tensor([c[:i] + (0,) + c[i:] for c in combos])  # [K, n]; own action is not read
-            x = obs[:, i].unsqueeze(1).expand(b, len(combos), -1)
-            hot = self._others(acts, i).unsqueeze(0).expand(b, -1, -1)
-            qs.append(self.critics[i](torch.cat([x, hot], -1)))
+        qs = [self._q_per_joint_action(i, obs) for i in range(self.n)]  # [B, K, A] each
         probs = torch.full((b, self.n, self.num_actions), 1.0 / self.num_actions)
         if mask is not None:
             probs = mask.float() / mask.float().sum(-1, keepdim=True)
         for _ in range(self.config.joint_rounds):
-            new = []
-            for i in range(self.n):
-                w = torch.ones(b, len(combos))
-                for k, c in enumerate(combos):
-                    others = [j for j in range(self.n) if j != i]
-                    for j, a in zip(others, c):
-                        w[:, k] = w[:, k] * probs[:, j, a]
-                new.append(torch.einsum("bk,bka->ba", w, qs[i]))
+            new = [torch.einsum("bk,bka->ba", self._others_weight(i, probs), qs[i]) for i in range(self.n)]
             probs = torch.softmax(masked(torch.stack(new, 1)), -1)
         return probs
+
+    def _joint_actions(self, i: int) -> torch.Tensor:
+        """[K, n]: every joint action of the agents other than i (agent i's own entry, 0, is not read)."""
+        combos = itertools.product(range(self.num_actions), repeat=self.n - 1)
+        return torch.tensor([c[:i] + (0,) + c[i:] for c in combos])
+
+    def _q_per_joint_action(self, i: int, obs: torch.Tensor, target: bool = False) -> torch.Tensor:
+        """A joint critic's Q_i(o_i, a_-i, .) for every joint action a_-i of the others: [B, K, A]."""
+        acts = self._joint_actions(i)
+        x = obs[:, i].unsqueeze(1).expand(-1, len(acts), -1)
+        hot = self._others(acts, i).unsqueeze(0).expand(len(obs), -1, -1)
+        return (self.targets if target else self.critics)[i](torch.cat([x, hot], -1))
+
+    def _others_weight(self, i: int, probs: torch.Tensor) -> torch.Tensor:
+        """[B, K]: the probability of each joint action of the others under their policies `probs`."""
+        acts = self._joint_actions(i)
+        weight = torch.ones(len(probs), len(acts))
+        for j in (k for k in range(self.n) if k != i):
+            weight = weight * probs[:, j, acts[:, j]]
+        return weight
 
     def _act(self, obs: Any, mask: np.ndarray | None, deterministic: bool, gen: torch.Generator) -> np.ndarray:
         with torch.no_grad():
@@ -341,15 +348,8 @@ class MAMQL:
         obs = t.next_obs[rows]
         with torch.no_grad():
             probs = self.action_probs(obs)  # [B, n, A]
-        combos = list(itertools.product(range(self.num_actions), repeat=self.n - 1))
-        acts = torch.tensor([c_[:i] + (0,) + c_[i:] for c_ in combos])  # [K, n]; own action is not read
-        weight = torch.ones(len(rows), len(combos))
-        for j in (k for k in range(self.n) if k != i):
-            weight = weight * probs[:, j, acts[:, j]]
-        x = obs[:, i].unsqueeze(1).expand(-1, len(combos), -1)
-        hot = self._others(acts, i).unsqueeze(0).expand(len(rows), -1, -1)
-        q = (self.targets if target else self.critics)[i](torch.cat([x, hot], -1))  # [B, K, A]
-        return v.index_put((rows,), (weight * soft_value(q, c.alpha)).sum(1))
+        q = self._q_per_joint_action(i, obs, target)  # [B, K, A]
+        return v.index_put((rows,), (self._others_weight(i, probs) * soft_value(q, c.alpha)).sum(1))
 
     def _agent_loss(self, i: int, e: Transitions, p: Transitions) -> torch.Tensor:
         c = self.config
