@@ -88,6 +88,7 @@ PICKUP, DROPOFF = 1, 2  # stop kinds (0: empty slot)
 WAITING, ASSIGNED, ONBOARD, DELIVERED, DROPPED = 0, 1, 2, 3, 4  # order status
 SELF_F, ORDER_F, STOP_F, BINS = 8, 12, 5, 8
 EPS = 1e-6  # seconds: travel-time sums that differ by rounding only are equal
+SCAN_ENTRIES = 2_000_000  # (node, order) pairs per chunk of the candidate scan: bounds its temporaries (20 B each)
 METRICS = ("served", "reward", "pickup_min", "confirm_min", "detour_min", "delivered", "dropped")
 
 
@@ -157,6 +158,25 @@ def evaluate_pairs(T: np.ndarray, node: np.ndarray, lag: np.ndarray, stop_node: 
             "drop_s": drop[take], "added_s": added[take], "n_late": late[take].astype(np.int64)}
 
 
+def _nearest(T32: np.ndarray, nodes: np.ndarray, origin: np.ndarray, K: int) -> np.ndarray:
+    """For each of `nodes`, the positions in `origin` of its min(K, len(origin)) nearest origins by
+    T32[node, origin], nearest first, equal travel times in position order; vectorised over
+    nodes, in chunks of at most SCAN_ENTRIES (node, origin) pairs."""
+    W = len(origin)
+    k = min(K, W)
+    out = np.empty((len(nodes), k), dtype=np.int64)
+    pos = np.arange(W, dtype=np.int64)
+    chunk = max(1, SCAN_ENTRIES // W)
+    for s in range(0, len(nodes), chunk):
+        t = T32[nodes[s:s + chunk, None], origin[None, :]]
+        # one distinct integer per (time, position), ordered as they are: a non-negative float32's
+        # bits read as an int32 keep its order, the position breaks ties
+        key = (t.view(np.int32).astype(np.int64) << 32) | pos
+        part = np.argpartition(key, k - 1, axis=1)[:, :k] if W > k else np.broadcast_to(pos, key.shape)
+        out[s:s + chunk] = np.take_along_axis(part, np.argsort(np.take_along_axis(key, part, axis=1), axis=1), axis=1)
+    return out
+
+
 class RideDispatch(MarkovGame):
     masks_actions = True
 
@@ -203,6 +223,13 @@ class RideDispatch(MarkovGame):
 
     def simulator(self, num_envs: int = 1, seed: int | None = None) -> DispatchSimulator:
         return DispatchSimulator(self, num_envs, seed)
+
+    def animation(self, record: dict, title: str = "") -> str:
+        """An animated SVG of a recorded episode (games.dispatch_platform.record_episode;
+        drawn by games.dispatch_render)."""
+        from equilibria.games.dispatch_render import episode_svg
+
+        return episode_svg(record, title)
 
 
 def _bytes_per_env(num_vehicles: int, capacity: int, k: int, max_orders: int) -> float:
@@ -281,8 +308,9 @@ class DispatchSimulator(ArraySimulator):
 
     def candidates(self) -> dict[str, np.ndarray]:
         """The current candidate pairs, computed once per state: `order` [E, N, K] (order slot,
-        -1 none, nearest pickup first), `pickup_s`, `drop_s`, `added_s`, `n_late`, `trip_m`,
-        `reward` (the immediate reward of taking it), `ins_i`, `ins_j`, and `active` [E, N]."""
+        -1 none, nearest pickup first, equal travel times in slot order), `pickup_s`, `drop_s`,
+        `added_s`, `n_late`, `trip_m`, `reward` (the immediate reward of taking it), `ins_i`,
+        `ins_j`, and `active` [E, N]."""
         if self._cache is None:
             t0 = time.perf_counter()
             self._cache = self._candidates()
@@ -293,23 +321,19 @@ class DispatchSimulator(ArraySimulator):
         g, E, N, K = self.game, self.num_envs, self.game.num_vehicles, self.game.K
         avail, open_ = self.available(), self.open_orders()
         order = np.full((E, N, K), -1, dtype=np.int64)
-        for e in range(E):  # per environment: one vectorised scan of its (vehicle, open order) matrix
+        for e in range(E):  # per environment: one vectorised scan of its (distinct vehicle node, open order) matrix
             V, W = np.flatnonzero(avail[e]), np.flatnonzero(open_[e])
             if not len(V) or not len(W):
                 continue
-            origin = self.o_origin[e, W]
-            chunk = max(1, 4_000_000 // len(W))  # bound the [vehicles, orders] temporary
-            for s in range(0, len(V), chunk):
-                v = V[s:s + chunk]
-                pt = self.lag[e, v, None].astype(np.float32) + self._T32[self.node[e, v][:, None], origin[None, :]]
-                if len(W) > K:
-                    part = np.argpartition(pt, K - 1, axis=1)[:, :K]
-                else:
-                    part = np.broadcast_to(np.arange(len(W)), pt.shape)
-                near = np.take_along_axis(pt, part, axis=1)
-                rank = np.argsort(near, axis=1, kind="stable")
-                part, near = np.take_along_axis(part, rank, axis=1), np.take_along_axis(near, rank, axis=1)
-                order[e, v, :part.shape[1]] = np.where(near <= g.radius_s + EPS, W[part], -1)
+            # a vehicle's pickup time of an order is lag + T[node, origin], its lag the same for every
+            # order: the vehicles heading to one node rank the orders alike, so they are ranked once
+            # per node (the scan grows with the city's nodes, not the fleet), then each vehicle's
+            # own pickup times decide the radius
+            node = self.node[e, V]
+            nodes, which = np.unique(node, return_inverse=True)
+            part = _nearest(self._T32, nodes, self.o_origin[e, W], K)[which]  # [V, min(K, |W|)] positions in W
+            near = self.lag[e, V, None].astype(np.float32) + self._T32[node[:, None], self.o_origin[e, W[part]]]
+            order[e, V, :part.shape[1]] = np.where(near <= g.radius_s + EPS, W[part], -1)
         out = {k: np.zeros((E, N, K)) for k in ("pickup_s", "drop_s", "added_s", "trip_m", "reward")}
         out.update({k: np.zeros((E, N, K), dtype=np.int64) for k in ("n_late", "ins_i", "ins_j")})
         e, n, c = np.nonzero(order >= 0)

@@ -2,7 +2,9 @@
 
 Every decision step the platform
 1. takes the candidate (vehicle, order) pairs the simulator generated (each free vehicle's K
-   nearest open orders within the pickup radius, one vectorised scan per environment; see
+   nearest open orders within the pickup radius: per environment, the open orders are ranked
+   once for every distinct node the free vehicles head to, one vectorised scan of that
+   (node, order) matrix, and each vehicle takes its node's list and its own pickup times; see
    `DispatchSimulator.candidates`);
 2. scores every pair, `scores [E, N, K+1]`, row 0 being "no order" (from a policy: the logits or
    probabilities of the Candidates head; or from a baseline rule below);
@@ -11,15 +13,19 @@ Every decision step the platform
    reference's zero-padded columns, RS2002/OSPO Platform.assign), so a vehicle whose every
    pair is worth less than nothing idles. `scipy.optimize.linear_sum_assignment` on the dense
    candidate matrix for small problems; `scipy.sparse.csgraph.min_weight_full_bipartite_matching`
-   on the sparse candidate graph when the matrix is large (a fleet of thousands). Pairs worth
-   nothing are left out of the graph first. No Python loop runs over pairs.
+   on the sparse candidate graph when the matrix has more than DENSE_LIMIT entries (from about
+   200 vehicles on the default game). Pairs worth nothing are left out of the graph first. No
+   Python loop runs over pairs.
 4. returns the actions: each vehicle's assigned row (0 = none), one-to-one by construction.
 
 Baselines (`nearest_scores`, `greedy_scores`): nearest vehicle (score = -pickup time; "no order"
 scores below every candidate, so the matching serves as many orders as it can with the least
 total pickup time) and greedy by immediate reward (score = the reward the simulator predicts
 for the pair; "no order" = 0, so only orders worth taking now are taken, maximising the step's
-total reward). `run_episodes` rolls a scorer out and reports the evaluation measures.
+total reward). `run_episodes` rolls a scorer out and reports the evaluation measures with
+timings (marl.dispatch_controllers.evaluate_scorer gives them per episode with the mean return
+per vehicle, the evaluation of the dispatch controllers and learners); `record_episode` keeps
+one episode's frames for the animation (games.dispatch_render).
 """
 
 from __future__ import annotations
@@ -36,7 +42,10 @@ from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 from equilibria.games.dispatch import RideDispatch
 
 Method = Literal["auto", "dense", "sparse"]
-DENSE_LIMIT = 250_000  # entries of the dense matrix (vehicles x (orders + vehicles)) above which "auto" goes sparse
+# entries of the dense matrix (vehicles x (orders + vehicles)) above which "auto" goes sparse: where
+# the two solvers break even on the default game (benchmarks/dispatch_scaling.py; dense is 2-3x
+# slower at 200,000 entries, 4-8x at 1,000 vehicles, 15-25x at 5,000)
+DENSE_LIMIT = 30_000
 Scorer = Callable[[Any], np.ndarray]  # simulator -> scores [E, N, K+1]
 
 
@@ -160,4 +169,55 @@ def run_episodes(game: RideDispatch, scorer: Scorer | str, episodes: int = 1, se
     return out
 
 
-__all__ = ["BASELINES", "Platform", "assign", "greedy_scores", "nearest_scores", "run_episodes", "summarize"]
+def street_edges(city: Any) -> np.ndarray:
+    """[M, 2] node pairs (u < v) of the streets the fleet drives: every first hop of a fastest path
+    (a road on no fastest path is left out), each street once whatever its directions."""
+    n = city.n
+    adj = np.zeros((n, n), dtype=bool)
+    adj[np.arange(n)[:, None], city.next_hop] = True
+    adj |= adj.T
+    u, v = np.nonzero(np.triu(adj, 1))
+    return np.stack([u, v], axis=1)
+
+
+def record_episode(game: RideDispatch, scorer: Scorer | str, seed: int = 10_000, method: Method = "auto") -> dict[str, Any]:
+    """One episode (the first of marl.dispatch_controllers.evaluate_scorer(game, scorer, 1, seed):
+    the same orders and fleet) for games.dispatch_render.episode_svg. Frame t is the state before decision t (t = 0..T,
+    T = max_steps): `positions` [T + 1, N, 2] metres (a vehicle between nodes is at the node it
+    heads to), `onboard` [T + 1, N] passengers, `orders` T + 1 arrays [M_t, 2] (the open orders'
+    pickup points); per decision t: `assignments` [A_t, 2, 2] (the vehicle's point, the order's
+    pickup point), and after it the episode's cumulative `served`, `dropped` and `reward`.
+    Also the city (`xy` [n, 2] metres, `edges` [M, 2]), `capacity` and `step_minutes`."""
+    fn = BASELINES[scorer] if isinstance(scorer, str) else scorer
+    sim, name, platform = game.simulator(1, seed), game.groups[0].name, Platform(method)
+    xy = np.asarray(game.city.xy, dtype=np.float64)
+
+    def frame() -> None:
+        positions.append(xy[sim.node[0]])
+        onboard.append(sim.onboard[0].copy())
+        orders.append(xy[sim.o_origin[0, np.flatnonzero(sim.open_orders()[0])]])
+
+    positions: list[np.ndarray] = []
+    onboard: list[np.ndarray] = []
+    orders: list[np.ndarray] = []
+    assignments, served, dropped, reward = [], [], [], []
+    frame()
+    for _ in range(game.max_steps):
+        cand = sim.candidates()
+        rows = platform.actions(sim, fn(sim))[name]
+        res = sim.step({name: rows}, autoreset=False)
+        v = np.flatnonzero(res.info["assigned"][0])
+        o = cand["order"][0, v, rows[0, v] - 1]
+        assignments.append(np.stack([positions[-1][v], xy[sim.o_origin[0, o]]], axis=1))
+        m = res.info["metrics"]
+        served.append(int(m["served"][0]))
+        dropped.append(int(m["dropped"][0]))
+        reward.append(float(m["reward"][0]))
+        frame()
+    return {"xy": xy, "edges": street_edges(game.city), "positions": np.stack(positions), "onboard": np.stack(onboard),
+            "orders": orders, "assignments": assignments, "served": served, "dropped": dropped, "reward": reward,
+            "capacity": game.capacity, "step_minutes": game.step_s / 60.0}
+
+
+__all__ = ["BASELINES", "Platform", "assign", "greedy_scores", "nearest_scores", "record_episode",
+           "run_episodes", "street_edges", "summarize"]

@@ -1,8 +1,10 @@
 """The controller registry: rule-based players that hold every seat of a Markov game at once and
-act from the batched simulator's state (a planner, PIBT, a random walk), the baselines of an
-evaluation grid. A controller is built for one game (`make(name, game, **params)`) and is
-evaluated like a learner: `evaluation_returns(episodes, seed, deterministic)` -> [episodes], each
-episode's mean return per agent. Lineup entries name one with `controller:` (and its `config:`).
+act from the batched simulator's state (a planner, PIBT, a random walk; ride dispatch's nearest
+and greedy platforms), the baselines of an evaluation grid. A controller is built for one game
+(`make(name, game, **params)`) and is evaluated like a learner: `evaluation_returns(episodes,
+seed, deterministic)` -> [episodes], each episode's mean return per agent (and, when it has
+them, `evaluation_metrics` with more per-episode measures, `record_episode` for an animation).
+Lineup entries name one with `controller:` (and its `config:`).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ def register_controller(name: str, *, description: str) -> Callable[[Callable[..
 
 
 def _load_builtin() -> None:
+    from equilibria.marl import dispatch_controllers  # noqa: F401  (registers dispatch_nearest, dispatch_greedy)
     from equilibria.marl.mapf import controllers  # noqa: F401  (registers mapf_random, mapf_planner, pibt)
 
 

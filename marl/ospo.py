@@ -16,8 +16,12 @@ that row when it was scored, and an advantage. The three variants differ only in
   `active="fleet"`; with "fleet" it is the same computation.
 
 Loss per sample (the paper's objective; the reference code RS2002/OSPO @02ed2da, OSPO/Worker.py
-`train`): PPO-clip with the asymmetric upper clip 1 + 1.4 eps, plus beta KL(current || target)
-with a target network soft-updated towards the current one, minus alpha times the entropy.
+`train`): PPO-clip with the asymmetric upper clip 1 + 1.4 eps, plus beta KL(current || target),
+minus alpha times the entropy. The target is the best scorer so far (train.py): every 10 updates
+one held-out episode is evaluated; a new best total reward copies the scorer into the target, and
+from the first evaluation that does not improve, the KL term is on (beta 0.5; a gradient step whose
+KL exceeds 0.01 is skipped and beta doubled). So the policy is anchored to its best version once
+it stops improving. `target_update="polyak"` gives a soft-updated target with KL from the start.
 
 As the reference code (Worker.observe, Platform.assign): the policy is a softmax over the
 vehicle's candidate orders (no "no order" choice: row 0 is masked out); the platform's scores are
@@ -43,9 +47,10 @@ from torch import nn
 from equilibria.common.config import Config, NonNegativeFloat, PositiveFloat, Probability, count
 from equilibria.common.limits import check_memory
 from equilibria.games.dispatch import RideDispatch
-from equilibria.games.dispatch_platform import Platform, Scorer, summarize
+from equilibria.games.dispatch_platform import Platform, Scorer, record_episode, summarize
 from equilibria.games.markov import MarkovGame
 from equilibria.games.spaces import Group
+from equilibria.marl.dispatch_controllers import evaluate_scorer
 from equilibria.marl.networks import GroupActor, GroupCritic, as_tensors
 from equilibria.marl.policy import MARLPolicy
 from equilibria.marl.registry import register_learner
@@ -60,6 +65,7 @@ from equilibria.marl.runtime import (
 )
 
 EXPLORE_SCORE = 1e8  # the reference's INF: an explored pair outranks every probability
+HELDOUT_SEED = 7_000_000  # the anchor's evaluation episodes (target_update "best"): apart from every other seed
 
 
 class OSPOConfig(Config):
@@ -84,12 +90,21 @@ class OSPOConfig(Config):
     clip_ceil_rate: Annotated[float, Field(ge=1)] = 1.4
     """the upper clip is 1 + clip_ceil_rate * eps (Worker.train CEIL_RATE; 1: symmetric PPO)"""
     kl_coef: NonNegativeFloat = 0.5
-    """beta, weight of KL(current || target) (Worker.train BETA, --kl_mode 2)"""
-    kl_limit: PositiveFloat | None = None
-    """skip a gradient step whose KL exceeds this and double beta for the rest of the update (the
-    code does so with 0.01 once evaluation stops improving); None: never"""
+    """beta, weight of KL(current || target) (Worker.train BETA, --kl_mode 2); with target_update
+    "best" it is 0 until a held-out evaluation first fails to improve (train.py's `flag`)"""
+    kl_limit: PositiveFloat | None = 0.01
+    """while the KL term is on, skip a gradient step whose KL exceeds this and double beta for the rest
+    of the update (Worker.train: "Too Large KL"); None: never"""
+    target_update: Literal["best", "polyak"] = "best"
+    """the KL target: "best" = the scorer of the best held-out evaluation so far, copied in whenever
+    one improves (train.py: update_target(1.0) on a new best); "polyak" = a soft copy after every
+    gradient step at rate target_tau"""
+    eval_every: count(100_000) = 10
+    """updates between the held-out evaluations (one deterministic episode on its own seeds) that
+    pick the target with target_update "best" (train.py --eval_episode)"""
     target_tau: Annotated[float, Field(gt=0, le=1)] = 0.005
-    """Polyak rate of the target network after each gradient step (Worker.update_target's default)"""
+    """Polyak rate of the target network after each gradient step with target_update "polyak"
+    (Worker.update_target's default)"""
     entropy_coef: NonNegativeFloat = 0.05
     """alpha, weight of the entropy bonus (Worker.train ALPHA)"""
     max_grad_norm: PositiveFloat = 1.0
@@ -228,6 +243,9 @@ class OSPO:
         self.sim = game.simulator(config.num_envs, seed)
         self.platform = Platform()
         self.env_steps, self.updates = 0, 0
+        # target_update "best": the best held-out total reward so far, and whether one evaluation
+        # has failed to beat it (train.py's best_reward and flag: the KL term is on from then)
+        self.best_reward, self.kl_on = -float("inf"), config.target_update == "polyak"
 
     # -- scoring -------------------------------------------------------------------------------
     @property
@@ -334,7 +352,7 @@ class OSPO:
             adv_t = normalize_advantages(adv_t, None)
         for group in self.actor_opt.param_groups:
             group["lr"] = c.lr * c.lr_decay ** self.updates
-        beta, done = c.kl_coef, 0
+        beta, done = (c.kl_coef if self.kl_on else 0.0), 0
         for _ in range(c.updates_per_episode):
             b = torch.as_tensor(self.rng.integers(0, len(t), size=min(c.batch_size, len(t))))
             ob = {p: v[b] for p, v in obs.items()}
@@ -345,12 +363,12 @@ class OSPO:
             # the clipped surrogate with the asymmetric upper clip 1 + CEIL_RATE eps (the paper's
             # OSPO/GRPO objective; Worker.train: ratios = current_p / prob[i], surr2 = clamp(...))
             policy_loss, clip_frac = asymmetric_clip_loss(logp, old_logp[b], adv_t[b], c.clip, c.clip_ceil_rate)
-            # beta KL(current || target) keeps the policy near a slowly moving copy of itself (the
+            # beta KL(current || target) keeps the policy near its best evaluated version (the
             # paper's KL penalty; Worker.train kl_mode 2, summed over rows here, averaged there)
             kl = kl_divergence(logp_all, target_all).mean()
             # the entropy bonus alpha H(pi) against an early collapse onto one order (Worker.train ALPHA)
             ent = entropy(logp_all).mean()
-            if c.kl_limit is not None and kl.item() > c.kl_limit:
+            if beta > 0 and c.kl_limit is not None and kl.item() > c.kl_limit:
                 beta *= 2.0  # Worker.train: "Too Large KL", the step is skipped
                 stats["skipped"] += 1
                 continue
@@ -359,9 +377,10 @@ class OSPO:
             loss.backward()
             nn.utils.clip_grad_norm_(self.actor.parameters(), c.max_grad_norm)
             self.actor_opt.step()
-            with torch.no_grad():  # Polyak: target <- tau current + (1 - tau) target
-                for tp, p in zip(self.target.parameters(), self.actor.parameters()):
-                    tp.lerp_(p, c.target_tau)
+            if c.target_update == "polyak":
+                with torch.no_grad():  # target <- tau current + (1 - tau) target
+                    for tp, p in zip(self.target.parameters(), self.actor.parameters()):
+                        tp.lerp_(p, c.target_tau)
             if self.critic is not None:
                 stats["value_loss"] += self._value_step(batch, returns)
             for k, v in (("policy_loss", policy_loss), ("kl", kl), ("entropy", ent), ("clip_fraction", clip_frac)):
@@ -392,30 +411,62 @@ class OSPO:
         eps = self.epsilon
         batch = self.collect()
         stats = self.update(batch)
+        if self.config.target_update == "best" and self.updates % self.config.eval_every == 0:
+            stats["heldout_reward"] = self._anchor()
         seconds = time.perf_counter() - t0
         s = batch["summary"]
         return {"env_steps": self.env_steps, "episode_return": float(np.mean(batch["returns_per_vehicle"])),
                 "epsilon": eps, "served": float(np.mean(s["served"])), "total_reward": float(np.mean(s["reward"])),
                 "steps_per_second": self.config.num_envs * self.game.max_steps / seconds, **stats}
 
-    # -- evaluation and policies ---------------------------------------------------------------
-    def evaluation_metrics(self, episodes: int = 32, seed: int = 10_000, deterministic: bool = True) -> dict[str, np.ndarray]:
-        """Per fresh episode, all stepped at once through the platform with the learned scores
-        (with the current exploration rate unless `deterministic`): summarize()'s measures (served
-        orders, total reward, mean pickup / confirmation / detour minutes, income spread, ...) and
-        "return", the mean return per vehicle that took part (runtime.mean_over_present)."""
-        sim, name = self.game.simulator(episodes, seed), self.group.name
-        platform, scorer = Platform(), self.scorer(0.0 if deterministic else self.epsilon, np.random.default_rng(seed))
-        totals = np.zeros((episodes, self.game.groups[0].size))
-        present = np.zeros(totals.shape, dtype=bool)
-        for _ in range(self.game.max_steps):
-            present |= sim.active()[name]
-            res = platform.step(sim, scorer)
-            totals += res.rewards[name]
-        return {**summarize(res.info), "return": mean_over_present(totals, present)}
+    def _anchor(self) -> float:
+        """train.py's evaluation step: one deterministic episode on held-out seeds (its own stream,
+        never a training or a final evaluation seed); a new best total reward copies the scorer
+        into the target, anything else turns the KL term on for good."""
+        reward = float(self.evaluation_metrics(1, seed=HELDOUT_SEED + self.updates)["reward"][0])
+        if reward > self.best_reward:
+            self.best_reward = reward
+            self.target.load_state_dict(self.actor.state_dict())
+        else:
+            self.kl_on = True
+        return reward
 
-    def evaluation_returns(self, episodes: int = 32, seed: int = 10_000, deterministic: bool = True) -> np.ndarray:
-        return self.evaluation_metrics(episodes, seed, deterministic)["return"]
+    # -- evaluation and policies ---------------------------------------------------------------
+    def evaluation_metrics(self, episodes: int = 32, seed: int = 10_000, deterministic: bool = True,
+                           game: RideDispatch | None = None) -> dict[str, np.ndarray]:
+        """Per fresh episode of `game` (default: the one it trains on), all stepped at once through
+        the platform with the learned scores (with the current exploration rate unless
+        `deterministic`): summarize()'s measures (served orders, total reward, mean pickup /
+        confirmation / detour minutes, income spread, ...) and "return", the mean return per
+        vehicle that took part (runtime.mean_over_present)."""
+        scorer = self.scorer(0.0 if deterministic else self.epsilon, np.random.default_rng(seed))
+        return evaluate_scorer(game or self.game, scorer, episodes, seed)
+
+    def evaluation_returns(self, episodes: int = 32, seed: int = 10_000, deterministic: bool = True,
+                           game: RideDispatch | None = None) -> np.ndarray:
+        return self.evaluation_metrics(episodes, seed, deterministic, game)["return"]
+
+    def record_episode(self, seed: int = 10_000, deterministic: bool = True,
+                       game: RideDispatch | None = None) -> dict[str, Any]:
+        """One episode's frames for the animation (games.dispatch_platform.record_episode; the first
+        episode of `evaluation_metrics(1, seed, deterministic, game)`)."""
+        scorer = self.scorer(0.0 if deterministic else self.epsilon, np.random.default_rng(seed))
+        return record_episode(game or self.game, scorer, seed)
+
+    @staticmethod
+    def evaluates_on(trained_game: MarkovGame, game: MarkovGame, config: OSPOConfig) -> bool:
+        """Whether a scorer trained on `trained_game` can dispatch `game`: any ride_dispatch game
+        whose rows have the same shapes (candidates per vehicle, capacity), whatever its fleet,
+        city or demand, since the network scores one (vehicle, order) row at a time."""
+        if not (isinstance(trained_game, RideDispatch) and isinstance(game, RideDispatch)):
+            return False
+        shapes = [{k: b.shape for k, b in g.groups[0].observation.parts.items()} for g in (trained_game, game)]
+        return shapes[0] == shapes[1]
+
+    def on_game(self, game: MarkovGame) -> Any:
+        """This scorer bound to another ride_dispatch game (another fleet size, city or demand) for
+        the evaluate kind, or None where its rows do not fit."""
+        return _OnGame(self, game) if self.evaluates_on(self.game, game, self.config) else None
 
     def evaluate(self, episodes: int = 32, seed: int = 10_000, deterministic: bool = True) -> tuple[float, float]:
         return mean_ci(self.evaluation_returns(episodes, seed, deterministic))
@@ -434,7 +485,8 @@ class OSPO:
     def state_dict(self) -> dict[str, Any]:
         out = {"actor": self.actor.state_dict(), "target": self.target.state_dict(),
                "actor_opt": self.actor_opt.state_dict(), "rng": rng_to_tensors(self.rng),
-               "env_steps": self.env_steps, "updates": self.updates}
+               "env_steps": self.env_steps, "updates": self.updates, "best_reward": self.best_reward,
+               "kl_on": self.kl_on}
         if self.critic is not None:
             out.update(critic=self.critic.state_dict(), critic_opt=self.critic_opt.state_dict())
         return out
@@ -449,7 +501,24 @@ class OSPO:
         # every episode starts from a seed drawn from this generator: nothing else to restore
         self.rng = rng_from_tensors(state["rng"])
         self.env_steps, self.updates = int(state["env_steps"]), int(state["updates"])
+        self.best_reward, self.kl_on = float(state["best_reward"]), bool(state["kl_on"])
 
 
 __all__ = ["OSPO", "OSPOConfig", "asymmetric_clip_loss", "entropy", "fairness_change", "grpo_advantages",
            "group_normalize", "kl_divergence", "ospo_advantages", "reward_to_go"]
+
+
+class _OnGame:
+    """An OSPO-family scorer bound to another dispatch game, with the evaluation the evaluate kind calls."""
+
+    def __init__(self, learner: OSPO, game: RideDispatch):
+        self.learner, self.game = learner, game
+
+    def evaluation_metrics(self, episodes: int = 32, seed: int = 10_000, deterministic: bool = True) -> dict[str, np.ndarray]:
+        return self.learner.evaluation_metrics(episodes, seed, deterministic, self.game)
+
+    def evaluation_returns(self, episodes: int = 32, seed: int = 10_000, deterministic: bool = True) -> np.ndarray:
+        return self.learner.evaluation_returns(episodes, seed, deterministic, self.game)
+
+    def record_episode(self, seed: int = 10_000, deterministic: bool = True) -> dict[str, Any]:
+        return self.learner.record_episode(seed, deterministic, self.game)

@@ -38,7 +38,7 @@ from equilibria.scenarios.runner import json_safe
 
 MAX_METRIC_ROWS = 2000  # rows of metrics.csv kept per run (evenly thinned beyond)
 MAX_IMAGE_BYTES = 2 << 20  # a larger PNG is listed, not embedded
-TABLE_FILES = ("ranking.md", "results.md", "comparison.md")
+TABLE_FILES = ("ranking.md", "results.md", "measures.md", "comparison.md")
 NIGHT_EVENTS = ("proposal", "night_victim", "inspection", "protection")  # Werewolf events that reveal roles
 MAX_EMBEDDED_REPLAYS = 12  # a file report samples this many replays evenly; --serve loads any on demand
 

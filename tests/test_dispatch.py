@@ -10,6 +10,7 @@ import pytest
 
 from equilibria import games
 from equilibria.common.config import ConfigError
+from equilibria.games import dispatch
 from equilibria.games.adapters.pettingzoo import to_pettingzoo
 from equilibria.games.dispatch import (
     DELIVERED,
@@ -320,3 +321,49 @@ def test_baselines_serve_orders_and_greedy_earns_at_least_nearest():
     nearest = run_episodes(g, "nearest", episodes=4, seed=0)
     greedy = run_episodes(g, "greedy", episodes=4, seed=0)
     assert np.all(nearest["dropped"] > 50) and np.all(nearest["served"] > greedy["served"])
+
+
+def _candidates_brute_force(sim) -> np.ndarray:
+    """The per-vehicle scan: every free vehicle's pickup time lag + T of every open order
+    (float32, as the simulator's table), a stable sort (equal times in order-slot order), the K
+    nearest, those beyond the pickup radius cut."""
+    g = sim.game
+    T32 = g.city.time.astype(np.float32)
+    order = np.full((sim.num_envs, g.num_vehicles, g.K), -1, dtype=np.int64)
+    avail, open_ = sim.available(), sim.open_orders()
+    for e in range(sim.num_envs):
+        V, W = np.flatnonzero(avail[e]), np.flatnonzero(open_[e])
+        for v in V:  # a loop over vehicles and a full sort: the reference, not fast
+            pt = np.float32(sim.lag[e, v]) + T32[sim.node[e, v], sim.o_origin[e, W]]
+            rank = np.argsort(pt, kind="stable")[:g.K]
+            order[e, v, :len(rank)] = np.where(pt[rank] <= g.radius_s + dispatch.EPS, W[rank], -1)
+    return order
+
+
+@pytest.mark.parametrize("spec, scan_entries", [
+    ("ride_dispatch(num_vehicles=300, grid=6, max_steps=8)", None),  # ~8 vehicles per node, 45 orders a minute
+    ("ride_dispatch(num_vehicles=300, grid=6, max_steps=8)", 50),  # the scan in chunks of one node
+    ("ride_dispatch(num_vehicles=40, grid=4, demand=0.05, max_steps=8, max_candidates=4)", None),  # at most K orders
+])
+def test_candidates_per_node_match_the_per_vehicle_scan(spec, scan_entries, monkeypatch):
+    # candidates are ranked once per distinct node (vehicles heading to one node share the ranking);
+    # they must be exactly the per-vehicle scan's, ties included, at every step of an episode
+    if scan_entries is not None:
+        monkeypatch.setattr(dispatch, "SCAN_ENTRIES", scan_entries)
+    g = games.load(spec)
+    sim, platform = g.simulator(2, seed=3), Platform()
+    shared = moving = few = 0
+    for _ in range(g.max_steps):
+        got, want = sim.candidates()["order"], _candidates_brute_force(sim)
+        np.testing.assert_array_equal(got, want)
+        has = want[..., 0] >= 0
+        for e in range(sim.num_envs):
+            _, count = np.unique(sim.node[e][has[e]], return_counts=True)
+            shared += int(np.sum(count > 1))
+        moving += int(np.sum(has & (sim.lag > 0)))
+        few += int(np.sum(sim.open_orders().sum(axis=1) <= g.K))
+        platform.step(sim, greedy_scores)
+    # the episode covered what the per-node ranking could get wrong
+    assert shared > 0 and moving > 0
+    if g.K == 4:
+        assert few > 0

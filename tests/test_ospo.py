@@ -99,7 +99,8 @@ def test_variants_defaults_and_preflight():
     c = marl.build_config("ospo")
     # the reference code's settings (train.py, Worker.train)
     assert (c.lr, c.lr_decay, c.batch_size, c.updates_per_episode, c.max_grad_norm) == (1e-5, 0.99, 256, 10, 1.0)
-    assert (c.clip, c.clip_ceil_rate, c.kl_coef, c.entropy_coef, c.target_tau) == (0.2, 1.4, 0.5, 0.05, 0.005)
+    assert (c.clip, c.clip_ceil_rate, c.kl_coef, c.kl_limit, c.entropy_coef) == (0.2, 1.4, 0.5, 0.01, 0.05)
+    assert (c.target_update, c.eval_every) == ("best", 10)
     assert (c.epsilon, c.epsilon_decay, c.epsilon_final, c.fairness_weight, c.hidden) == (1.0, 0.99, 0.0005, 1.0, 128)
     assert marl.build_config("grpo").advantage == "reward_to_go"
     ppo = marl.build_config("dispatch_ppo")
@@ -110,6 +111,25 @@ def test_variants_defaults_and_preflight():
     assert learner.epsilon == 0.0005
     with pytest.raises(ValueError, match="ride_dispatch"):
         marl.make("ospo", games.load("cooperative_navigation"))
+
+
+def test_the_target_is_the_best_evaluated_scorer_and_kl_starts_when_evaluation_stalls():
+    learner = marl.make("ospo", games.load(TINY), seed=0, eval_every=1, lr=1e-2, lr_decay=1.0)
+    assert not learner.kl_on
+    stats = learner.train_step()  # the first held-out evaluation always improves on -inf
+    assert stats["heldout_reward"] == learner.best_reward and not learner.kl_on
+    for tp, p in zip(learner.target.parameters(), learner.actor.parameters()):
+        assert torch.equal(tp, p)
+    learner.best_reward = float("inf")  # nothing can improve on it now
+    before = [t.clone() for t in learner.target.parameters()]
+    learner.train_step()
+    assert learner.kl_on  # train.py's flag: KL to the best scorer from now on
+    assert all(torch.equal(a, b) for a, b in zip(before, learner.target.parameters()))
+    assert any(not torch.equal(a, p) for a, p in zip(before, learner.actor.parameters()))
+    state = learner.state_dict()
+    fresh = marl.make("ospo", games.load(TINY), seed=0, eval_every=1)
+    fresh.load_state_dict(state)
+    assert fresh.kl_on and fresh.best_reward == float("inf")
 
 
 def test_scores_exploration_and_stored_log_probabilities():

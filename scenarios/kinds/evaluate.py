@@ -11,7 +11,10 @@ number is each episode's mean return per agent over the agents that took part
 Each finished cell is written to `cells/<key>.json` at once (atomically), keyed by what
 determines it (game, entry, seed, episodes, deterministic), so a killed or extended run
 computes only the missing cells. The report: `results.csv` (one row per cell), `results.md`
-(game x policy: mean with 95% intervals across episodes and across seeds), a grouped bar plot.
+(game x policy: mean with 95% intervals across episodes and across seeds), a grouped bar plot;
+and where players report more measures per episode than the return (`evaluation_metrics`: ride
+dispatch's served orders, pickup minutes, ...) `measures.csv` (per cell) and `measures.md` (game
+x policy: each measure's mean with a 95% interval across episodes).
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ class EvaluateConfig(Config):
     """train runs take their most likely action (as `equilibria eval` and train's evaluation do); false samples"""
     animate: bool = False
     """write animations/<policy>.svg: one episode of the first game (its first seed) for each policy that can
-    record one (lifelong MAPF controllers and followers)"""
+    record one (lifelong MAPF controllers and followers, ride-dispatch controllers and OSPO learners)"""
     x: str | None = None
     """a numeric game parameter (e.g. num_agents) to plot the score against: one line per policy, each point
     the mean over the games with that value and their seeds, with a 95% interval across those (game, seed) cells"""
@@ -160,17 +163,22 @@ def episode_seed(seed: int, episode: int) -> int:
 
 
 def evaluate_cell(game: Any, player: Any, label: str, episodes: int, seed: int, deterministic: bool,
-                  stop: Callable[[], bool] | None = None) -> tuple[np.ndarray, float] | None:
+                  stop: Callable[[], bool] | None = None) -> tuple[np.ndarray, float, dict[str, list[float]]] | None:
     """One cell, a pure function of its arguments (the unit of work of every backend): each
-    episode's mean return per agent over the agents that took part, and the seconds it took.
-    `player` holds every seat: a learner (its own batched loop) or a policy or agent spec (the
-    engine, one episode at a time). None when stopped (this process only) before the end."""
+    episode's mean return per agent over the agents that took part, the seconds it took, and the
+    player's other per-episode measures (a player with `evaluation_metrics`, e.g. ride dispatch's
+    served orders and pickup minutes; {} otherwise). `player` holds every seat: a learner or a
+    controller (its own batched loop) or a policy or agent spec (the engine, one episode at a
+    time). None when stopped (this process only) before the end."""
     from equilibria.marl.runtime import mean_over_present  # torch loads only when something is evaluated
 
     t0 = time.perf_counter()
+    if hasattr(player, "evaluation_metrics"):
+        metrics = player.evaluation_metrics(episodes, seed=seed, deterministic=deterministic)
+        return np.asarray(metrics["return"]), time.perf_counter() - t0, per_episode_measures(metrics, episodes)
     if hasattr(player, "evaluation_returns"):
         return np.asarray(player.evaluation_returns(episodes, seed=seed, deterministic=deterministic)), \
-            time.perf_counter() - t0
+            time.perf_counter() - t0, {}
     values = np.empty(episodes)
     for i in range(episodes):
         if stop is not None and stop():
@@ -181,7 +189,18 @@ def evaluate_cell(game: Any, player: Any, label: str, episodes: int, seed: int, 
         except GameStopped:
             return None
         values[i] = mean_over_present(record["outcome"]["returns"], record["took_part"])
-    return values, time.perf_counter() - t0
+    return values, time.perf_counter() - t0, {}
+
+
+def per_episode_measures(metrics: dict[str, Any], episodes: int) -> dict[str, list[float]]:
+    """The numeric measures of `evaluation_metrics` with one value per episode, "return" aside (it
+    is the cell's returns)."""
+    out = {}
+    for name, value in metrics.items():
+        v = np.asarray(value)
+        if name != "return" and v.shape == (episodes,) and v.dtype.kind in "biuf":
+            out[str(name)] = v.astype(np.float64).tolist()
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -262,11 +281,13 @@ def run_evaluate(plan: EvaluatePlan, ctx: RunContext) -> dict[str, Any]:
         for i, out in finished:
             if out is None:  # stopped mid-cell: nothing of it is kept
                 continue
-            c, (values, seconds) = todo[i], out
+            c, (values, seconds, measures) = todo[i], out
             by = "engine" if not hasattr(players[c.game, c.policy], "evaluation_returns") else \
                 "controller" if cfg.policies[c.policy].controller is not None else "learner"
             results[c.key] = {"game": plan.labels[c.game], "policy": cfg.policies[c.policy].name, "seed": c.seed,
                               "evaluated_by": by, "seconds": seconds, "returns": values.tolist()}
+            if measures:
+                results[c.key]["measures"] = measures
             atomic_write_bytes(store / f"{c.key}.json", json.dumps(results[c.key]).encode())
             break
         else:
@@ -355,9 +376,48 @@ def _report(ctx: RunContext, plan: EvaluatePlan, rows: list[tuple[Cell, dict]]) 
         _plot_curve(ctx, plan, curve, names, metric)
     atomic_write_bytes(ctx.run_dir / "results.md", f"{table}\n\n{note}\n".encode())
     ctx.log(f"{table}\n\n{note}")
+    _report_measures(ctx, plan, rows)
     _plot(ctx, plan, summary, names, metric)
     return {"cells": len(rows), "episodes": sum(len(r["returns"]) for _, r in rows),
             **{f"{s['policy']} @ {s['game']}": s["score"] for s in summary}}
+
+
+def _report_measures(ctx: RunContext, plan: EvaluatePlan, rows: list[tuple[Cell, dict]]) -> None:
+    """The players' other per-episode measures (cells stored with "measures"): measures.csv (per
+    cell, each measure's mean over its episodes) and measures.md (per game x policy, each
+    measure's mean with a 95% interval across all episodes of all seeds). Nothing without any."""
+    from equilibria.marl.runtime import mean_ci
+
+    measures: list[str] = []
+    for _, r in rows:
+        measures += [m for m in r.get("measures", {}) if m not in measures]
+    if not measures:
+        return
+    names = [e.name for e in plan.scenario.config.policies]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["game", "policy", "seed", "episodes", *measures])
+    for c, r in rows:
+        got = r.get("measures", {})
+        w.writerow([plan.labels[c.game], names[c.policy], c.seed, len(r["returns"]),
+                    *[float(np.mean(got[m])) if m in got else "" for m in measures]])
+    atomic_write_bytes(ctx.run_dir / "measures.csv", buf.getvalue().encode())
+    table = []
+    for gi, label in enumerate(plan.labels):
+        for pi, name in enumerate(names):
+            mine = [r for c, r in rows if (c.game, c.policy) == (gi, pi) and r.get("measures")]
+            if not mine:
+                continue
+            cells = []
+            for m in measures:
+                pooled = np.array([v for r in mine for v in r["measures"].get(m, [])], dtype=np.float64)
+                cells.append(plus_minus_text(*mean_ci(pooled), len(pooled)) if len(pooled) else "n/a")
+            table.append([label, name, *cells, str(sum(len(r["returns"]) for r in mine))])
+    text = markdown_table(["game", "policy", *measures, "episodes"], table)
+    note = ("Each policy's own measures of its episodes (players that report them: "
+            "evaluation_metrics), mean ± 95% normal interval across all episodes of all seeds.")
+    atomic_write_bytes(ctx.run_dir / "measures.md", f"{text}\n\n{note}\n".encode())
+    ctx.log(f"{text}\n\n{note}")
 
 
 def score_of(games: list[Any]) -> tuple[str, list[float]]:
