@@ -12,6 +12,7 @@ Every failure raises one ConfigError (a ValueError) that names the string and wh
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import re
 from collections.abc import Callable, Mapping
@@ -40,8 +41,9 @@ class GameEntry:
     description: str
     size: Callable[..., SizeEstimate] | None = None  # the same parameters -> an estimate, before building
     example: str = ""  # a loadable instance, for games with required parameters
-    # (module, extra): an optional package the game needs, imported when it is built; tests that
-    # go over every registered game skip it when the module is missing (games.registry.available)
+    # (module, extra): an optional package the game needs, imported when it is built (or only
+    # located: DATA_PACKAGES); tests that go over every registered game skip it when the module
+    # is missing (games.registry.available)
     requires: tuple[str, str] | None = None
 
     def parameters(self) -> dict[str, inspect.Parameter]:
@@ -75,16 +77,30 @@ def registered() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def available(name: str) -> bool:
-    """Whether game `name`'s optional package (GameEntry.requires) imports; True without one."""
-    req = entry(name).requires
-    if req is None:
-        return True
+# optional packages used for their data files only: located (importlib.util.find_spec, which runs
+# none of their code), never imported (icu-sepsis's __init__ imports the legacy gym it needs)
+DATA_PACKAGES = frozenset({"icu_sepsis"})
+
+
+def package_present(module: str) -> bool:
+    """Whether an optional package is there: it imports, or for a data package, it is found."""
+    if module.split(".")[0] in DATA_PACKAGES:
+        try:
+            return importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            return False
     try:
-        importlib.import_module(req[0])
+        importlib.import_module(module)
     except ImportError:
         return False
     return True
+
+
+def available(name: str) -> bool:
+    """Whether game `name`'s optional package (GameEntry.requires) is there (package_present);
+    True without one."""
+    req = entry(name).requires
+    return req is None or package_present(req[0])
 
 
 def entry(name: str) -> GameEntry:

@@ -15,8 +15,17 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() == "true"
 
 
-def need(module: str, extra: str) -> ModuleType:
-    """Import `module` (from the `extra` extra); skip without it, except under CI=true."""
+def need(module: str, extra: str) -> ModuleType | None:
+    """Import `module` (from the `extra` extra); skip without it, except under CI=true. A data
+    package (games.registry.DATA_PACKAGES) is only located, never imported: None."""
+    from equilibria.games.registry import DATA_PACKAGES, package_present
+
+    if module.split(".")[0] in DATA_PACKAGES:
+        if not package_present(module):
+            if _in_ci():
+                pytest.fail(f"{module} is missing under CI=true: install equilibria[{extra}]", pytrace=False)
+            pytest.skip(f"needs equilibria[{extra}]")
+        return None
     if _in_ci():
         try:
             return importlib.import_module(module)
