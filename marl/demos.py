@@ -2,7 +2,8 @@
 
 A learner takes its expert data either from a dataset recorded by `equilibria record` (read as
 it is, no conversion) or from a registered scripted expert played on the spot (games.experts);
-both become the same `Transitions`: one row per step and agent slot of one group.
+both become the same `Transitions`: one row per step and agent slot of one group. A learner's own
+rollouts go into a `ReplayBuffer` that samples the same `Transitions` (MAMQL online, DQN).
 """
 
 from __future__ import annotations
@@ -120,3 +121,38 @@ def _take(episodes: Any, steps: int | None) -> Any:
 
 
 __all__ = ["Transitions", "episodes_to_transitions", "flat", "load_transitions"]
+
+
+class ReplayBuffer:
+    """A ring buffer of the agents' own transitions (observations in float16 to fit MAMQL's
+    capacity); `sample` returns `Transitions`."""
+
+    def __init__(self, capacity: int, n: int, dim: int):
+        self.obs = torch.zeros(capacity, n, dim, dtype=torch.float16)
+        self.next_obs = torch.zeros_like(self.obs)
+        self.actions = torch.full((capacity, n), -1, dtype=torch.long)
+        self.next_actions = torch.full((capacity, n), -1, dtype=torch.long)
+        self.rewards = torch.zeros(capacity, n)
+        self.terminated = torch.zeros(capacity)
+        self.ends = torch.zeros(capacity)
+        self.next_active = torch.ones(capacity, n, dtype=torch.bool)
+        self.capacity, self.size, self.ptr = capacity, 0, 0
+
+    def push(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray, next_obs: np.ndarray,
+             terminated: np.ndarray, ends: np.ndarray, next_active: np.ndarray) -> np.ndarray:
+        """Rows [B, ...]; returns the slots written (to fill in next actions later)."""
+        idx = (self.ptr + np.arange(len(actions))) % self.capacity
+        t = torch.as_tensor(idx)
+        self.obs[t], self.next_obs[t] = torch.as_tensor(obs).half(), torch.as_tensor(next_obs).half()
+        self.actions[t], self.rewards[t] = torch.as_tensor(actions), torch.as_tensor(rewards, dtype=torch.float32)
+        self.terminated[t], self.next_actions[t] = torch.as_tensor(terminated, dtype=torch.float32), -1
+        self.ends[t] = torch.as_tensor(ends, dtype=torch.float32)
+        self.next_active[t] = torch.as_tensor(next_active, dtype=torch.bool)
+        self.ptr = int((self.ptr + len(actions)) % self.capacity)
+        self.size = min(self.size + len(actions), self.capacity)
+        return idx
+
+    def sample(self, batch: int, gen: torch.Generator) -> Transitions:
+        t = torch.randint(0, self.size, (batch,), generator=gen)
+        return Transitions(self.obs[t].float(), self.actions[t], self.rewards[t], self.next_obs[t].float(),
+                           self.next_actions[t], self.terminated[t], self.ends[t], self.next_active[t])

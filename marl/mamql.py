@@ -50,12 +50,12 @@ from pydantic import Field
 from torch import nn
 
 from equilibria.common.config import Config, NonNegativeFloat, PositiveFloat, Seed, count
-from equilibria.games.core import State
-from equilibria.games.markov import MarkovGame, MarkovState
+from equilibria.games.markov import MarkovGame
 from equilibria.games.reward_model import Transition
 from equilibria.games.spaces import Discrete
-from equilibria.marl.demos import Transitions, flat, load_transitions
+from equilibria.marl.demos import ReplayBuffer, Transitions, flat, load_transitions
 from equilibria.marl.networks import mlp
+from equilibria.marl.policy import QPolicy
 from equilibria.marl.registry import register_learner
 from equilibria.marl.runtime import (
     episode_means,
@@ -168,40 +168,6 @@ def iq_loss(q_taken: torch.Tensor, v_next: torch.Tensor, done: torch.Tensor, v_v
 
 
 # ----------------------------------------------------------------------------- the learner
-class ReplayBuffer:
-    """The agents' own transitions (observations in float16 to fit the paper's capacity)."""
-
-    def __init__(self, capacity: int, n: int, dim: int):
-        self.obs = torch.zeros(capacity, n, dim, dtype=torch.float16)
-        self.next_obs = torch.zeros_like(self.obs)
-        self.actions = torch.full((capacity, n), -1, dtype=torch.long)
-        self.next_actions = torch.full((capacity, n), -1, dtype=torch.long)
-        self.rewards = torch.zeros(capacity, n)
-        self.terminated = torch.zeros(capacity)
-        self.ends = torch.zeros(capacity)
-        self.next_active = torch.ones(capacity, n, dtype=torch.bool)
-        self.capacity, self.size, self.ptr = capacity, 0, 0
-
-    def push(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray, next_obs: np.ndarray,
-             terminated: np.ndarray, ends: np.ndarray, next_active: np.ndarray) -> np.ndarray:
-        """Rows [B, ...]; returns the slots written (to fill in next actions later)."""
-        idx = (self.ptr + np.arange(len(actions))) % self.capacity
-        t = torch.as_tensor(idx)
-        self.obs[t], self.next_obs[t] = torch.as_tensor(obs).half(), torch.as_tensor(next_obs).half()
-        self.actions[t], self.rewards[t] = torch.as_tensor(actions), torch.as_tensor(rewards, dtype=torch.float32)
-        self.terminated[t], self.next_actions[t] = torch.as_tensor(terminated, dtype=torch.float32), -1
-        self.ends[t] = torch.as_tensor(ends, dtype=torch.float32)
-        self.next_active[t] = torch.as_tensor(next_active, dtype=torch.bool)
-        self.ptr = int((self.ptr + len(actions)) % self.capacity)
-        self.size = min(self.size + len(actions), self.capacity)
-        return idx
-
-    def sample(self, batch: int, gen: torch.Generator) -> Transitions:
-        t = torch.randint(0, self.size, (batch,), generator=gen)
-        return Transitions(self.obs[t].float(), self.actions[t], self.rewards[t], self.next_obs[t].float(),
-                           self.next_actions[t], self.terminated[t], self.ends[t], self.next_active[t])
-
-
 @register_learner("mamql", MAMQLConfig, preflight=_preflight,
                   description="MAMQL (Haynam et al. 2025): marginal soft-Q critics per agent, inverse soft-Q "
                               "learning from demonstrations with online rollouts")
@@ -511,26 +477,3 @@ def reward_recovery(recovered: dict[str, np.ndarray], t: Transitions) -> dict[st
         out[f"reward_mse_{form}"] = float(np.mean((est - true) ** 2))
         out[f"reward_corr_{form}"] = float(np.corrcoef(est, true)[0, 1]) if true.std() > 0 and est.std() > 0 else float("nan")
     return out
-
-
-class QPolicy:
-    """A trained MAMQL-family learner as a games Policy: one seat's Boltzmann (or greedy) action
-    from the observations of the State's agents (a joint critic averages over the others)."""
-
-    def __init__(self, learner: MAMQL, deterministic: bool = False):
-        self.learner, self.deterministic = learner, deterministic
-
-    def action_probabilities(self, state: State, player: int | None = None) -> dict[int, float]:
-        if not isinstance(state, MarkovState) or player is None or player < 0:
-            raise ValueError("a MAMQL policy acts for a given player of a Markov game")
-        legal = state.legal_actions(player)
-        if not legal:
-            return {}
-        obs = np.stack([flat(state.agent_observation(j), 0).reshape(-1) for j in range(self.learner.n)])[None]
-        with torch.no_grad():
-            probs = self.learner.action_probs(torch.as_tensor(obs))[0, player].numpy()
-        if self.deterministic:
-            best = max(legal, key=lambda a: probs[a])
-            return {a: float(a == best) for a in legal}
-        z = sum(probs[a] for a in legal)
-        return {a: float(probs[a] / z) for a in legal}

@@ -14,15 +14,18 @@ from it when it holds every seat of a simultaneous node, and uses the per-seat m
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
+import numpy as np
 import torch
 
 from equilibria.games.core import CorrelatedPolicy, JointAction, JointPolicy, Policy, State, marginals
 from equilibria.games.markov import MarkovState
 from equilibria.games.spaces import matching_group
+from equilibria.marl.demos import flat
 from equilibria.marl.networks import GroupActor, as_tensors
 
-__all__ = ["CorrelatedPolicy", "JointAction", "JointPolicy", "MARLPolicy", "marginals"]
+__all__ = ["CorrelatedPolicy", "JointAction", "JointPolicy", "MARLPolicy", "QPolicy", "marginals"]
 
 
 class MARLPolicy(Policy):
@@ -51,6 +54,30 @@ class MARLPolicy(Policy):
         with torch.no_grad():
             logits = actor.slot_logits(as_tensors(state.agent_observation(player)), slot)
         probs = torch.softmax(logits, -1).numpy()
+        if self.deterministic:
+            best = max(legal, key=lambda a: probs[a])
+            return {a: float(a == best) for a in legal}
+        z = sum(probs[a] for a in legal)
+        return {a: float(probs[a] / z) for a in legal}
+
+
+class QPolicy:
+    """A Q-learner as a games Policy: one seat's Boltzmann (or greedy) action from the observations
+    of the State's agents. The learner gives `n` (its group's slots) and `action_probs(obs [B, n,
+    D]) -> [B, n, A]` (MAMQL's softmax of its critics, a joint critic averaged over the others; DQN's)."""
+
+    def __init__(self, learner: Any, deterministic: bool = False):
+        self.learner, self.deterministic = learner, deterministic
+
+    def action_probabilities(self, state: State, player: int | None = None) -> dict[int, float]:
+        if not isinstance(state, MarkovState) or player is None or player < 0:
+            raise ValueError("a Q-learner's policy acts for a given player of a Markov game")
+        legal = state.legal_actions(player)
+        if not legal:
+            return {}
+        obs = np.stack([flat(state.agent_observation(j), 0).reshape(-1) for j in range(self.learner.n)])[None]
+        with torch.no_grad():
+            probs = self.learner.action_probs(torch.as_tensor(obs))[0, player].numpy()
         if self.deterministic:
             best = max(legal, key=lambda a: probs[a])
             return {a: float(a == best) for a in legal}
