@@ -27,6 +27,8 @@ from equilibria.scenarios.rundir import RunContext, atomic_write_bytes
 class DebateScenarioConfig(SepsisDebateConfig):
     seeds: count(100) = 3
     """seeds: the scenario's seed, seed + 1, ...; each trains its own judges, debaters and policies"""
+    threads: count(256) = 1
+    """torch threads (the train kind's default: these small networks train fastest on one)"""
 
 
 @dataclasses.dataclass
@@ -54,9 +56,12 @@ def prepare_debate(scenario: Scenario) -> DebatePlan:
 @register_kind("debate", DebateScenarioConfig, prepare=prepare_debate,
                description="justifiable decisions on ICU-Sepsis: judges, self-play debaters, a policy per lambda")
 def run_debate(plan: DebatePlan, ctx: RunContext) -> dict[str, Any]:
+    import torch
+
     from equilibria.marl.debate.pipeline import run_seed, summarize_seeds
 
     cfg, seed0 = plan.config, plan.scenario.seed
+    torch.set_num_threads(cfg.threads)
     results = []
     for k in range(cfg.seeds):
         if ctx.stop_requested:
