@@ -81,8 +81,9 @@ def test_the_pipeline_on_a_tiny_budget_and_its_resume(mdp, tmp_path):
     rows = {r["lambda"]: r for r in res["lambdas"]}
     # the lambda = 0 policy is planned on the outcome reward: within 0.01 of the optimum (gamma 0.99)
     assert abs(rows[0.0]["survival"] - res["optimum"]) < 0.01
-    assert rows[0.0]["justifiability"] == 0.5  # against itself every debate is a tie
-    assert rows[1.0]["justifiability"] > 0.55 and rows[1.0]["survival"] < rows[0.0]["survival"]
+    assert rows[0.0]["justifiability"] == 0.0  # against itself every debate is a tie: nothing won
+    assert rows[0.0]["justifiability_ties_half"] == 0.5
+    assert rows[1.0]["justifiability"] > 0.2 and rows[1.0]["survival"] < rows[0.0]["survival"]
     for k in ("judge_accuracy", "full_judge_accuracy", "debater_vs_random", "debater_vs_confuser", "agreement_debate"):
         assert np.isfinite(res[k])
     stored = json.loads((tmp_path / "seed0" / "results.json").read_text())

@@ -19,9 +19,12 @@ reward (`plan`: value iteration). The learned policies (marl.dqn, online in the 
 from clinician trajectories, as the paper) train on `RewardModelGame(icu_sepsis, mixed reward)`
 or on the clinician data with the mixed reward.
 
-Justifiability of a policy: over states weighted by the clinician's occupancy (the data's state
-distribution), the fraction of debates against the baseline's decision the policy's decision wins,
-a tie (equal decisions, or equal scores) counting one half; averaged over both first movers.
+Justifiability of a policy (the official code's evaluation: debate outcomes with discount 0, a
+win counting 1, a tie or a loss 0): over states weighted by the clinician's occupancy (the data's
+state distribution), the fraction of debates against the baseline's decision that the policy's
+decision wins, over both first movers. So the baseline against itself scores 0 (every debate
+between equal decisions is a tie). `debate_outcomes` also gives the credit with ties counted one
+half, reported beside it.
 """
 
 from __future__ import annotations
@@ -83,12 +86,13 @@ def policy_actions(pi: np.ndarray) -> np.ndarray:
     return np.asarray(pi).argmax(1)
 
 
-def justifiability(mdp: SepsisMDP, score: np.ndarray, actions: np.ndarray, weights: np.ndarray | None = None) -> float:
-    """Weighted mean over patient states of score[s, actions[s]] (wins + ties / 2 against the
-    baseline's decision): the clinician's occupancy by default."""
+def justifiability(mdp: SepsisMDP, credit: np.ndarray, actions: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """Weighted mean over patient states of credit[s, actions[s]] (debate_outcomes' "win": the
+    share of debates won against the baseline's decision; or "score", ties counted half), weighted
+    by the clinician's occupancy by default."""
     states = patient_states(mdp)
     w = occupancy(mdp, mdp.clinician)[states] if weights is None else np.asarray(weights)[states]
-    return float(np.sum(w * score[states, actions[states]]) / np.sum(w))
+    return float(np.sum(w * credit[states, actions[states]]) / np.sum(w))
 
 
 def greedy_policy_of(q_actions: Callable[[np.ndarray, np.ndarray], np.ndarray], observations: np.ndarray,

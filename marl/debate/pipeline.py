@@ -160,13 +160,15 @@ def run_seed(config: SepsisDebateConfig, seed: int, folder: Path, log: Log = pri
     policies[0.0] = _policy(mdp, config, 0.0, zero, seed, folder, log)
     baseline = policy_actions(policies[0.0])
     table = debate_outcomes(mdp, rules, choose(0), choose(1), baseline, x)
+    np.savez(folder / "debate_table.npz", baseline=baseline, **table)
     rows = []
     for lam in lambdas:
         if lam not in policies:
             policies[lam] = _policy(mdp, config, lam, table["win"], seed, folder, log)
         pi = policies[lam]
         rows.append({"lambda": lam, "survival": policy_value(mdp, pi),
-                     "justifiability": justifiability(mdp, table["score"], policy_actions(pi)),
+                     "justifiability": justifiability(mdp, table["win"], policy_actions(pi)),
+                     "justifiability_ties_half": justifiability(mdp, table["score"], policy_actions(pi)),
                      "agrees_with_clinician": float(np.sum(occupancy(mdp, mdp.clinician)[patient_states(mdp)] *
                                                            mdp.clinician[patient_states(mdp), policy_actions(pi)[patient_states(mdp)]])
                                                     / np.sum(occupancy(mdp, mdp.clinician)[patient_states(mdp)]))})
@@ -248,7 +250,7 @@ def summarize_seeds(results: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {"lambdas": {}}
     for i, lam in enumerate(lambdas):
         out["lambdas"][lam] = {k: seed_interval([r["lambdas"][i][k] for r in results])
-                               for k in ("survival", "justifiability", "agrees_with_clinician")}
+                               for k in ("survival", "justifiability", "justifiability_ties_half", "agrees_with_clinician")}
     for k in ("judge_accuracy", "full_judge_accuracy", "debater_vs_random", "debater_vs_confuser", "debater_vs_selfplay",
               "agreement_debate", "agreement_random_evidence", "optimum", "clinician", "seconds", "judge_seconds",
               "debater_seconds"):

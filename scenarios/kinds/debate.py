@@ -88,14 +88,17 @@ def _pm(pair: tuple[float, float], fmt: str = "{:.3f}") -> str:
 
 def _report(ctx: RunContext, plan: DebatePlan, summary: dict[str, Any], seeds: int) -> None:
     cfg = plan.config
-    rows = [[f"{lam:g}", _pm(v["survival"], "{:.4f}"), _pm(v["justifiability"]), _pm(v["agrees_with_clinician"])]
+    rows = [[f"{lam:g}", _pm(v["survival"], "{:.4f}"), _pm(v["justifiability"]), _pm(v["justifiability_ties_half"]),
+             _pm(v["agrees_with_clinician"])]
             for lam, v in sorted(summary["lambdas"].items())]
     lines = [f"# {plan.scenario.name}: justifiable decisions on ICU-Sepsis", "",
              f"{seeds} seeds (mean ± 95% t-interval); policies: `{cfg.policy}`; {cfg.num_arguments} arguments per "
              f"debate. Survival is exact (value-iteration optimum {summary['optimum'][0]:.4f}, clinician "
              f"{summary['clinician'][0]:.4f}); justifiability = share of debates against the lambda = 0 policy's "
-             "decision won (ties count half), over states weighted by the clinician's occupancy.", "",
-             markdown_table(["lambda", "survival", "justifiability", "agreement with the clinician"], rows), ""]
+             "decision won (the official code's: a tie or a loss counts 0), over states weighted by the clinician's "
+             "occupancy, beside it the same with ties counted half.", "",
+             markdown_table(["lambda", "survival", "justifiability", "ties counted half", "agreement with the clinician"],
+                            rows), ""]
     names = {"judge_accuracy": "judge held-out preference accuracy", "full_judge_accuracy": "full-information judge",
              "debater_vs_random": "debater's payoff against a random debater",
              "debater_vs_selfplay": "debater's payoff against its self-play partner (side 0)",
