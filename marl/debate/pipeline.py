@@ -139,14 +139,13 @@ def run_seed(config: SepsisDebateConfig, seed: int, folder: Path, log: Log = pri
     game = BatchedDebate(case_sampler(mdp, x), rules.judge, x.shape[1], mdp.P.shape[1], config.num_arguments)
     dcfg = dbt.DebatersConfig(**config.debaters)
     path = folder / "debaters.pt"
-    t0 = time.perf_counter()
     if path.exists():
         debaters = dbt.Debaters.load(path, game)
     else:
         debaters = dbt.train_debaters(game, dcfg, seed)
         debaters.save(path)
-        log(f"seed {seed}: debaters trained ({time.perf_counter() - t0:.0f} s)")
-    debater_seconds = time.perf_counter() - t0
+        log(f"seed {seed}: debaters trained ({debaters.stats['train_seconds']:.0f} s)")
+    debater_seconds = float(debaters.stats.get("train_seconds", float("nan")))  # kept in the file: true on resume too
     out: dict[str, Any] = {"seed": seed, "judge_accuracy": judge.held_out_accuracy,
                            "full_judge_accuracy": full_judge.held_out_accuracy,
                            "judge_seconds": judge.train_seconds + full_judge.train_seconds}
@@ -174,7 +173,7 @@ def run_seed(config: SepsisDebateConfig, seed: int, folder: Path, log: Log = pri
                                                     / np.sum(occupancy(mdp, mdp.clinician)[patient_states(mdp)]))})
         log(f"seed {seed}: lambda {lam:g}: survival {rows[-1]['survival']:.4f}, justifiability {rows[-1]['justifiability']:.3f}")
     out.update(optimum=float(value_iteration(mdp)[0] @ mdp.d0), clinician=policy_value(mdp, mdp.clinician),
-               lambdas=rows, debater_seconds=debater_seconds, seconds=time.perf_counter() - t_start)
+               lambdas=rows, debater_seconds=debater_seconds, seconds=time.perf_counter() - t_start)  # seconds: this call
     done.write_text(json.dumps(out))
     return out
 

@@ -62,14 +62,14 @@ def run_debate(plan: DebatePlan, ctx: RunContext) -> dict[str, Any]:
 
     cfg, seed0 = plan.config, plan.scenario.seed
     torch.set_num_threads(cfg.threads)
-    results = []
+    results, rows = [], []
     for k in range(cfg.seeds):
         if ctx.stop_requested:
             break
         res = run_seed(cfg, seed0 + k, ctx.run_dir / "seeds" / str(seed0 + k), ctx.log)
         results.append(res)
-        for row in res["lambdas"]:
-            ctx.log_metrics({"seed": res["seed"], **row})
+        rows += [{"seed": res["seed"], **row} for row in res["lambdas"]]
+        ctx.write_metrics(rows)  # rewritten whole: a resumed run's finished seeds come back from their results
     if not results:
         return {}
     summary = summarize_seeds(results)
@@ -101,12 +101,13 @@ def _report(ctx: RunContext, plan: DebatePlan, summary: dict[str, Any], seeds: i
                             rows), ""]
     names = {"judge_accuracy": "judge held-out preference accuracy", "full_judge_accuracy": "full-information judge",
              "debater_vs_random": "debater's payoff against a random debater",
-             "debater_vs_selfplay": "debater's payoff against its self-play partner (side 0)",
-             "debater_vs_confuser": "debater's payoff against the confuser",
+             "debater_vs_selfplay": "side 0's payoff against its self-play partner (side 0 defends a uniform treatment, "
+                                    "side 1 the clinician's half the time)",
+             "debater_vs_confuser": "side 0's payoff against a confuser trained against it (robustness: the fall "
+                                    "from the line above)",
              "agreement_debate": "debate verdict = full-information verdict (trained debaters)",
              "agreement_random_evidence": "the same with randomly revealed evidence",
-             "judge_seconds": "judges' training time (s)", "debater_seconds": "debaters' training time (s)",
-             "seconds": "seconds per seed"}
+             "judge_seconds": "judges' training time (s, both)", "debater_seconds": "debaters' training time (s)"}
     lines.append(markdown_table(["measure", "value"], [[v, _pm(summary[k])] for k, v in names.items() if k in summary]))
     atomic_write_bytes(ctx.run_dir / "results.md", ("\n".join(lines) + "\n").encode())
 
