@@ -88,8 +88,9 @@ def policy_actions(pi: np.ndarray) -> np.ndarray:
 
 def justifiability(mdp: SepsisMDP, credit: np.ndarray, actions: np.ndarray, weights: np.ndarray | None = None) -> float:
     """Weighted mean over patient states of credit[s, actions[s]] (debate_outcomes' "win": the
-    share of debates won against the baseline's decision; or "score", ties counted half), weighted
-    by the clinician's occupancy by default."""
+    share of debates won against the baseline's decision; or "score", ties counted half; or the
+    clinician's probability of the action, for agreement), weighted by `weights` [S] (default: the
+    clinician's occupancy)."""
     states = patient_states(mdp)
     w = occupancy(mdp, mdp.clinician)[states] if weights is None else np.asarray(weights)[states]
     return float(np.sum(w * credit[states, actions[states]]) / np.sum(w))
@@ -110,36 +111,38 @@ def state_of(obs: Any, num_states: int) -> np.ndarray:
     return np.asarray(obs)[..., -num_states:].argmax(-1)
 
 
+def realised_reward(debate_win: np.ndarray, lam: float, states: np.ndarray, actions: np.ndarray,
+                    survived: np.ndarray, died: np.ndarray) -> np.ndarray:
+    """The mixed reward of observed steps: (1 - lam) * (+15 survival, -15 death at the step that
+    ends the episode) + lam * 5 * the (state, decision)'s debate win rate. Arrays broadcast."""
+    r_env = ENV_SCALE * (survived.astype(float) - died.astype(float))
+    return (1 - lam) * r_env + lam * DEBATE_SCALE * debate_win[states, actions]
+
+
 def reward_model(mdp: SepsisMDP, debate_win: np.ndarray, lam: float, group: str = "patient"
                  ) -> Callable[[Transition], dict[str, np.ndarray]]:
-    """The mixed reward as a games.reward_model reward for icu_sepsis(observation=both|onehot):
-    the realised outcome (+15 survival, -15 death at the step that ends the episode) and the
-    debate reward of the step's (state, decision)."""
+    """`realised_reward` as a games.reward_model reward for icu_sepsis(observation=both|onehot)."""
     n = mdp.P.shape[0]
 
     def reward(step: Transition) -> dict[str, np.ndarray]:
-        s = state_of(step.obs[group], n)  # [E, 1]
-        a = np.maximum(step.actions[group], 0)
         survived = step.game_rewards[group] > 0
-        died = step.terminated[:, None] & ~survived
-        r_env = ENV_SCALE * (survived.astype(float) - died.astype(float))
-        return {group: np.where(step.active[group], (1 - lam) * r_env + lam * DEBATE_SCALE * debate_win[s, a], 0.0)}
+        r = realised_reward(debate_win, lam, state_of(step.obs[group], n), np.maximum(step.actions[group], 0),
+                            survived, step.terminated[:, None] & ~survived)
+        return {group: np.where(step.active[group], r, 0.0)}
 
     return reward
 
 
 def offline_reward(mdp: SepsisMDP, debate_win: np.ndarray, lam: float) -> Callable[[Any], torch.Tensor]:
-    """The same mixed reward for offline data (marl.demos.Transitions of icu_sepsis with the
-    one-hot): for DQN's `reward_fn`."""
+    """`realised_reward` for offline data (marl.demos.Transitions of icu_sepsis with the one-hot):
+    for DQN's `reward_fn`."""
     n = mdp.P.shape[0]
 
     def reward(t: Any) -> torch.Tensor:
-        s = state_of(t.obs.numpy(), n)  # [M, 1]
-        a = t.actions.clamp(min=0).numpy()
         survived = t.rewards.numpy() > 0
-        died = (t.terminated.numpy()[:, None] > 0) & ~survived
-        r_env = ENV_SCALE * (survived.astype(float) - died.astype(float))
-        return torch.as_tensor((1 - lam) * r_env + lam * DEBATE_SCALE * debate_win[s, a], dtype=torch.float32)
+        r = realised_reward(debate_win, lam, state_of(t.obs.numpy(), n), t.actions.clamp(min=0).numpy(),
+                            survived, (t.terminated.numpy()[:, None] > 0) & ~survived)
+        return torch.as_tensor(r, dtype=torch.float32)
 
     return reward
 
@@ -156,4 +159,4 @@ def judge_on_raw(judge: Judge, mean: np.ndarray, std: np.ndarray) -> Judge:
 
 __all__ = ["DEBATE_SCALE", "ENV_SCALE", "GAMMA", "debate_outcomes", "greedy_policy_of",
            "judge_on_raw", "justifiability", "mixed_reward", "offline_reward", "patient_states", "plan",
-           "policy_actions", "reward_model", "state_of"]
+           "policy_actions", "realised_reward", "reward_model", "state_of"]
