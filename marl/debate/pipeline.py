@@ -28,7 +28,7 @@ import numpy as np
 from pydantic import Field
 
 from equilibria.common.config import Config, count
-from equilibria.games.debate import BatchedDebate, DebateRules, play_debates, random_chooser
+from equilibria.games.debate import BatchedDebate, DebateRules, debate_outcome, play_debates, random_chooser
 from equilibria.games.icu_sepsis import (
     SepsisMDP,
     feature_standardization,
@@ -160,17 +160,17 @@ def run_seed(config: SepsisDebateConfig, seed: int, folder: Path, log: Log = pri
     baseline = policy_actions(policies[0.0])
     table = debate_outcomes(mdp, rules, choose(0), choose(1), baseline, x)
     np.savez(folder / "debate_table.npz", baseline=baseline, **table)
+    weights = occupancy(mdp, mdp.clinician)  # justifiability's and the agreement's state weights
     rows = []
     for lam in lambdas:
         if lam not in policies:
             policies[lam] = _policy(mdp, config, lam, table["win"], seed, folder, log)
         pi = policies[lam]
+        acts = policy_actions(pi)
         rows.append({"lambda": lam, "survival": policy_value(mdp, pi),
-                     "justifiability": justifiability(mdp, table["win"], policy_actions(pi)),
-                     "justifiability_ties_half": justifiability(mdp, table["score"], policy_actions(pi)),
-                     "agrees_with_clinician": float(np.sum(occupancy(mdp, mdp.clinician)[patient_states(mdp)] *
-                                                           mdp.clinician[patient_states(mdp), policy_actions(pi)[patient_states(mdp)]])
-                                                    / np.sum(occupancy(mdp, mdp.clinician)[patient_states(mdp)]))})
+                     "justifiability": justifiability(mdp, table["win"], acts, weights),
+                     "justifiability_ties_half": justifiability(mdp, table["score"], acts, weights),
+                     "agrees_with_clinician": justifiability(mdp, mdp.clinician, acts, weights)})
         log(f"seed {seed}: lambda {lam:g}: survival {rows[-1]['survival']:.4f}, justifiability {rows[-1]['justifiability']:.3f}")
     out.update(optimum=float(value_iteration(mdp)[0] @ mdp.d0), clinician=policy_value(mdp, mdp.clinician),
                lambdas=rows, debater_seconds=debater_seconds, seconds=time.perf_counter() - t_start)  # seconds: this call
@@ -192,11 +192,11 @@ def _debater_measures(mdp: SepsisMDP, config: SepsisDebateConfig, seed: int, x: 
     vs_random_1 = -play_debates(rules, rand, debaters.chooser(1), cx, ca, rng=rng)["payoff"].mean()
     selfplay = play_debates(rules, debaters.chooser(0), debaters.chooser(1), cx, ca, rng=rng)
     random_play = play_debates(rules, rand, rand, cx, ca, rng=rng)
-    full = np.sign(full_judge(cx * std + mean, np.ones_like(cx, dtype=bool), ca[:, 0])
-                   - full_judge(cx * std + mean, np.ones_like(cx, dtype=bool), ca[:, 1]))
+    # the full-information judge's verdict on every feature, with the game's own tie rule
+    full = debate_outcome(full_judge, cx * std + mean, np.ones_like(cx, dtype=bool), ca[:, 0], ca[:, 1], rules.tie_tol)
     out = {"debater_vs_random": float((vs_random + vs_random_1) / 2),
-           "agreement_debate": float(np.mean(np.sign(selfplay["payoff"]) == full)),
-           "agreement_random_evidence": float(np.mean(np.sign(random_play["payoff"]) == full))}
+           "agreement_debate": float(np.mean(selfplay["payoff"] == full)),
+           "agreement_random_evidence": float(np.mean(random_play["payoff"] == full))}
     if config.confuser:
         path = folder / "confuser.pt"
         if path.exists():
@@ -204,8 +204,9 @@ def _debater_measures(mdp: SepsisMDP, config: SepsisDebateConfig, seed: int, x: 
         else:
             confuser = dbt.train_confuser(game, debaters, 0, dbt.DebatersConfig(**config.debaters), seed)
             confuser.save(path)
-        vs_conf = play_debates(rules, debaters.chooser(0), confuser.chooser(1), cx, ca, rng=rng)["payoff"].mean()
-        out.update(debater_vs_confuser=float(vs_conf), debater_vs_selfplay=float(selfplay["payoff"].mean()))
+        # side 0 against the confuser and against its self-play partner on the same cases and starters
+        r = dbt.robustness(rules, debaters, confuser, cx, ca, side=0, seed=seed)
+        out.update(debater_vs_confuser=r["payoff_vs_confuser"], debater_vs_selfplay=r["payoff_vs_self"])
     log(f"seed {seed}: debater vs random {out['debater_vs_random']:+.3f}; verdict agreement with the full judge "
         f"{out['agreement_debate']:.3f} (random evidence {out['agreement_random_evidence']:.3f})")
     return out
