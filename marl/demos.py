@@ -152,7 +152,10 @@ class ReplayBuffer:
         self.size = min(self.size + len(actions), self.capacity)
         return idx
 
-    def sample(self, batch: int, gen: torch.Generator) -> Transitions:
-        t = torch.randint(0, self.size, (batch,), generator=gen)
+    def rows(self, t: torch.Tensor) -> Transitions:
+        """The stored transitions at rows `t`."""
         return Transitions(self.obs[t].float(), self.actions[t], self.rewards[t], self.next_obs[t].float(),
                            self.next_actions[t], self.terminated[t], self.ends[t], self.next_active[t])
+
+    def sample(self, batch: int, gen: torch.Generator) -> Transitions:
+        return self.rows(torch.randint(0, self.size, (batch,), generator=gen))

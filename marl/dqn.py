@@ -221,11 +221,8 @@ class DQN:
     def _sample(self) -> tuple[Transitions, torch.Tensor | None]:
         b = self.config.batch_size
         if self.config.online:
-            idx = torch.randint(0, self.buffer.size, (b,), generator=self.gen)
-            t = Transitions(self.buffer.obs[idx].float(), self.buffer.actions[idx], self.buffer.rewards[idx],
-                            self.buffer.next_obs[idx].float(), self.buffer.next_actions[idx], self.buffer.terminated[idx],
-                            self.buffer.ends[idx], self.buffer.next_active[idx])
-            return t, (self.next_masks[idx] if self.masks_actions else None)
+            idx = torch.randint(0, self.buffer.size, (b,), generator=self.gen)  # kept: the rows' next masks too
+            return self.buffer.rows(idx), (self.next_masks[idx] if self.masks_actions else None)
         data = self._dataset()
         return data.index(torch.randint(0, len(data), (b,), generator=self.gen)), None
 
