@@ -16,6 +16,7 @@ landmark cannot be read off the observation).
 from __future__ import annotations
 
 import math
+from typing import Any, Literal
 
 import numpy as np
 from numba import njit
@@ -24,7 +25,7 @@ from equilibria.common.config import PositiveInt, Probability
 from equilibria.games.core import GameInfo, SizeEstimate
 from equilibria.games.markov import ArraySimulator, MarkovGame
 from equilibria.games.registry import register
-from equilibria.games.spaces import Box, Discrete, Group
+from equilibria.games.spaces import Box, Composite, Discrete, Group
 
 _DT = 0.1
 _DAMPING = 0.25
@@ -32,13 +33,18 @@ _ACCEL = 5.0  # MPE agent "sensitivity" for discrete actions
 _AGENT_SIZE = 0.15
 _CONTACT_FORCE = 1e2
 _CONTACT_MARGIN = 1e-3
+_CROWD_RADIUS = 2 * _AGENT_SIZE  # a landmark row counts the other agents this close to it
+LANDMARK_F, AGENT_F = 4, 5  # entity row widths (observation="entities")
 # no-op, left, right, down, up
 _MOVES = np.array([[0, 0], [-1, 0], [1, 0], [0, -1], [0, 1]], dtype=np.float64)
 
 
 class CooperativeNavigation(MarkovGame):
     def __init__(self, num_agents: int = 3, num_landmarks: int = 3, max_steps: int = 25, local_ratio: float = 0.5,
-                 population: list[int] | None = None, view_radius: float | None = None):
+                 population: list[int] | None = None, view_radius: float | None = None,
+                 observation: str = "mpe"):
+        if observation not in ("mpe", "entities"):
+            raise ValueError(f"observation must be 'mpe' or 'entities', got {observation!r}")
         if num_agents < 1 or num_landmarks < 1:
             raise ValueError(f"cooperative_navigation needs >= 1 agent and landmark, got {num_agents}, {num_landmarks}")
         if max_steps < 1:
@@ -58,7 +64,14 @@ class CooperativeNavigation(MarkovGame):
         self.population = None if population is None else (int(population[0]), int(population[1]))
         self.size_estimate = navigation_size(num_agents, num_landmarks)
         self.obs_dim = 4 + 2 * num_landmarks + 4 * (num_agents - 1)
-        self.groups = (Group("agents", num_agents, Box((self.obs_dim,)), Discrete(5)),)
+        self.observation = observation
+        if observation == "entities":
+            obs_space: Box | Composite = Composite({
+                "self": Box((4,)), "landmarks": Box((num_landmarks, LANDMARK_F), "entities"),
+                "agents": Box((max(num_agents - 1, 1), AGENT_F), "entities")})
+        else:
+            obs_space = Box((self.obs_dim,))
+        self.groups = (Group("agents", num_agents, obs_space, Discrete(5)),)
         self.state_shape = (4 * num_agents + 2 * num_landmarks,)
         params = {"num_agents": num_agents, "num_landmarks": num_landmarks, "max_steps": max_steps,
                   "local_ratio": local_ratio}
@@ -66,6 +79,8 @@ class CooperativeNavigation(MarkovGame):
             params["view_radius"] = view_radius
         if population is not None:
             params["population"] = list(self.population)
+        if observation != "mpe":
+            params["observation"] = observation
         self.info = GameInfo(
             name="cooperative_navigation", num_players=num_agents, dynamics="simultaneous", chance=True,
             information="imperfect", utility="general", min_utility=-np.inf, max_utility=0.0,
@@ -105,11 +120,19 @@ class NavigationSimulator(ArraySimulator):
                    g.local_ratio, rewards)
         return {"agents": rewards}, np.zeros(self.num_envs, dtype=bool)
 
-    def _observe(self) -> dict[str, np.ndarray]:
+    def _observe(self) -> dict[str, Any]:
+        g = self.game
+        view_sq = np.inf if g.view_radius is None else g.view_radius**2
+        if g.observation == "entities":
+            e, n = self.num_envs, g.num_agents
+            parts = {"self": np.empty((e, n, 4), dtype=np.float32),
+                     "landmarks": np.empty((e, n, g.num_landmarks, LANDMARK_F), dtype=np.float32),
+                     "agents": np.empty((e, n, max(n - 1, 1), AGENT_F), dtype=np.float32)}
+            observe_entities(self.pos, self.vel, self.landmarks, self.present, g.population is not None, view_sq,
+                             parts["self"], parts["landmarks"], parts["agents"])
+            return {"agents": parts}
         obs = np.empty((self.num_envs, self.game.num_agents, self.game.obs_dim), dtype=np.float32)
-        r = self.game.view_radius
-        observe(self.pos, self.vel, self.landmarks, self.present, self.game.population is not None,
-                np.inf if r is None else r * r, obs)
+        observe(self.pos, self.vel, self.landmarks, self.present, g.population is not None, view_sq, obs)
         return {"agents": obs}
 
     def active(self) -> dict[str, np.ndarray]:
@@ -263,6 +286,49 @@ def observe(pos, vel, landmarks, present, varying, view_sq, obs):
             o[k:] = 0.0
 
 
+@njit(cache=True)
+def observe_entities(pos, vel, landmarks, present, varying, view_sq, own, lm_rows, ag_rows):
+    """The entity observation (module docstring): own [E, N, 4], lm_rows [E, N, L, 4], ag_rows
+    [E, N, N-1, 5], written in place; the same visibility rules as `observe`."""
+    n, m = pos.shape[1], landmarks.shape[1]
+    own[:] = 0.0
+    lm_rows[:] = 0.0
+    ag_rows[:] = 0.0
+    crowd_sq = _CROWD_RADIUS * _CROWD_RADIUS
+    for e in range(pos.shape[0]):
+        for i in range(n):
+            if not present[e, i]:
+                continue
+            own[e, i, 0], own[e, i, 1] = vel[e, i, 0], vel[e, i, 1]
+            own[e, i, 2], own[e, i, 3] = pos[e, i, 0], pos[e, i, 1]
+            for j in range(m):
+                if varying and not present[e, j]:
+                    continue
+                row = lm_rows[e, i, j]
+                row[0] = 1.0
+                row[1] = landmarks[e, j, 0] - pos[e, i, 0]
+                row[2] = landmarks[e, j, 1] - pos[e, i, 1]
+                crowd = 0.0
+                for k in range(n):
+                    if k != i and present[e, k]:
+                        dx = pos[e, k, 0] - landmarks[e, j, 0]
+                        dy = pos[e, k, 1] - landmarks[e, j, 1]
+                        if dx * dx + dy * dy <= crowd_sq:
+                            crowd += 1.0
+                row[3] = crowd
+            r = 0
+            for j in range(n):
+                if j == i:
+                    continue
+                dx = pos[e, j, 0] - pos[e, i, 0]
+                dy = pos[e, j, 1] - pos[e, i, 1]
+                if present[e, j] and dx * dx + dy * dy <= view_sq:
+                    row = ag_rows[e, i, r]
+                    row[0], row[1], row[2] = 1.0, dx, dy
+                    row[3], row[4] = vel[e, j, 0], vel[e, j, 1]
+                r += 1
+
+
 def navigation_size(num_agents: int = 3, num_landmarks: int = 3, **_: object) -> SizeEstimate:
     """Per environment: float32 observations N x (4 + 2L + 4(N - 1)), two live at once (a step's
     and the copy kept at an autoreset), and the float64 world (positions, velocities, landmarks);
@@ -274,8 +340,11 @@ def navigation_size(num_agents: int = 3, num_landmarks: int = 3, **_: object) ->
 @register("cooperative_navigation", size=navigation_size)
 def cooperative_navigation(num_agents: PositiveInt = 3, num_landmarks: PositiveInt = 3, max_steps: PositiveInt = 25,
                            local_ratio: Probability = 0.5, population: list[int] | None = None,
-                           view_radius: float | None = None) -> CooperativeNavigation:
+                           view_radius: float | None = None,
+                           observation: Literal["mpe", "entities"] = "mpe") -> CooperativeNavigation:
     """MPE simple_spread: N agents cover L landmarks without colliding; batched. `population:
     [low, high]` draws each episode's agents (and landmarks) from that range; `view_radius` makes
-    it partially observable (agents farther apart than that do not see each other; 0: never)."""
-    return CooperativeNavigation(num_agents, num_landmarks, max_steps, local_ratio, population, view_radius)
+    it partially observable (agents farther apart than that do not see each other; 0: never);
+    `observation: entities` gives sets of landmark and agent rows (one network for every N)."""
+    return CooperativeNavigation(num_agents, num_landmarks, max_steps, local_ratio, population, view_radius,
+                                 observation)

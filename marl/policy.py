@@ -25,7 +25,7 @@ from equilibria.games.spaces import matching_group
 from equilibria.marl.demos import flat
 from equilibria.marl.networks import GroupActor, as_tensors
 
-__all__ = ["CorrelatedPolicy", "JointAction", "JointPolicy", "MARLPolicy", "QPolicy", "marginals"]
+__all__ = ["CorrelatedPolicy", "JointAction", "JointPolicy", "MARLPolicy", "QPolicy", "marginals", "over_legal"]
 
 
 class MARLPolicy(Policy):
@@ -53,12 +53,7 @@ class MARLPolicy(Policy):
         actor, slot = self._actor_for(state, player)
         with torch.no_grad():
             logits = actor.slot_logits(as_tensors(state.agent_observation(player)), slot)
-        probs = torch.softmax(logits, -1).numpy()
-        if self.deterministic:
-            best = max(legal, key=lambda a: probs[a])
-            return {a: float(a == best) for a in legal}
-        z = sum(probs[a] for a in legal)
-        return {a: float(probs[a] / z) for a in legal}
+        return over_legal(torch.softmax(logits, -1).numpy(), legal, self.deterministic)
 
 
 class QPolicy:
@@ -78,8 +73,14 @@ class QPolicy:
         obs = np.stack([flat(state.agent_observation(j), 0).reshape(-1) for j in range(self.learner.n)])[None]
         with torch.no_grad():
             probs = self.learner.action_probs(torch.as_tensor(obs))[0, player].numpy()
-        if self.deterministic:
-            best = max(legal, key=lambda a: probs[a])
-            return {a: float(a == best) for a in legal}
-        z = sum(probs[a] for a in legal)
-        return {a: float(probs[a] / z) for a in legal}
+        return over_legal(probs, legal, self.deterministic)
+
+
+def over_legal(probs: np.ndarray, legal: list[int], deterministic: bool) -> dict[int, float]:
+    """A network's action probabilities as a policy's over the legal actions: renormalised, or
+    all on the most probable legal action when `deterministic`."""
+    if deterministic:
+        best = max(legal, key=lambda a: probs[a])
+        return {a: float(a == best) for a in legal}
+    z = sum(probs[a] for a in legal)
+    return {a: float(probs[a] / z) for a in legal}
