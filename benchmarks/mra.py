@@ -37,6 +37,8 @@ def main() -> None:
                  f"backend={args.backend}", *args.set]
     earlier = sorted(base.glob("mra-populations-*"))
     if earlier:  # resume: finished (seed, learner) jobs are kept
+        print(f"resuming {earlier[-1]} with its stored config (--seeds, --steps and --set apply to a new run: "
+              f"remove {base} to start one)", flush=True)
         run_dir = scenarios.run(None, resume=earlier[-1]).run_dir
     else:
         run_dir = scenarios.run(scenarios.load("mra-populations", overrides), out=base).run_dir

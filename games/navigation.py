@@ -11,6 +11,13 @@ rewards, and appear as zeros in the others' observations (the layout is the MPE 
 `num_agents` agents and landmarks). `view_radius=r` makes the game partially observable: another
 agent farther than r appears as zeros (r = 0: agents never see each other, so who goes to which
 landmark cannot be read off the observation).
+
+`observation="entities"` gives the same information as sets instead of MPE's fixed layout, so one
+network serves every number of agents (MRA trains across populations): "self" [4] (velocity,
+position), "landmarks" [L, 4] and "agents" [N - 1, 5] rows (column 0 presence; position relative
+to the observer; for a landmark the number of other agents the observer sees within the crowd
+radius of it, for an agent its velocity). Rows are in slot order; absent or unseen entities are
+zero rows.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ _ACCEL = 5.0  # MPE agent "sensitivity" for discrete actions
 _AGENT_SIZE = 0.15
 _CONTACT_FORCE = 1e2
 _CONTACT_MARGIN = 1e-3
-_CROWD_RADIUS = 2 * _AGENT_SIZE  # a landmark row counts the other agents this close to it
+CROWD_RADIUS = 2 * _AGENT_SIZE  # a landmark row counts the other agents this close to it
 LANDMARK_F, AGENT_F = 4, 5  # entity row widths (observation="entities")
 # no-op, left, right, down, up
 _MOVES = np.array([[0, 0], [-1, 0], [1, 0], [0, -1], [0, 1]], dtype=np.float64)
@@ -65,6 +72,7 @@ class CooperativeNavigation(MarkovGame):
         self.size_estimate = navigation_size(num_agents, num_landmarks)
         self.obs_dim = 4 + 2 * num_landmarks + 4 * (num_agents - 1)
         self.observation = observation
+        self.crowd_radius = CROWD_RADIUS
         if observation == "entities":
             obs_space: Box | Composite = Composite({
                 "self": Box((4,)), "landmarks": Box((num_landmarks, LANDMARK_F), "entities"),
@@ -129,6 +137,7 @@ class NavigationSimulator(ArraySimulator):
                      "landmarks": np.empty((e, n, g.num_landmarks, LANDMARK_F), dtype=np.float32),
                      "agents": np.empty((e, n, max(n - 1, 1), AGENT_F), dtype=np.float32)}
             observe_entities(self.pos, self.vel, self.landmarks, self.present, g.population is not None, view_sq,
+                             g.crowd_radius**2,
                              parts["self"], parts["landmarks"], parts["agents"])
             return {"agents": parts}
         obs = np.empty((self.num_envs, self.game.num_agents, self.game.obs_dim), dtype=np.float32)
@@ -287,14 +296,14 @@ def observe(pos, vel, landmarks, present, varying, view_sq, obs):
 
 
 @njit(cache=True)
-def observe_entities(pos, vel, landmarks, present, varying, view_sq, own, lm_rows, ag_rows):
+def observe_entities(pos, vel, landmarks, present, varying, view_sq, crowd_sq, own, lm_rows, ag_rows):
     """The entity observation (module docstring): own [E, N, 4], lm_rows [E, N, L, 4], ag_rows
-    [E, N, N-1, 5], written in place; the same visibility rules as `observe`."""
+    [E, N, N-1, 5], written in place; the same visibility rules as `observe` (a landmark's crowd
+    count includes only the agents the observer sees)."""
     n, m = pos.shape[1], landmarks.shape[1]
     own[:] = 0.0
     lm_rows[:] = 0.0
     ag_rows[:] = 0.0
-    crowd_sq = _CROWD_RADIUS * _CROWD_RADIUS
     for e in range(pos.shape[0]):
         for i in range(n):
             if not present[e, i]:
@@ -311,6 +320,10 @@ def observe_entities(pos, vel, landmarks, present, varying, view_sq, own, lm_row
                 crowd = 0.0
                 for k in range(n):
                     if k != i and present[e, k]:
+                        vx = pos[e, k, 0] - pos[e, i, 0]
+                        vy = pos[e, k, 1] - pos[e, i, 1]
+                        if vx * vx + vy * vy > view_sq:
+                            continue
                         dx = pos[e, k, 0] - landmarks[e, j, 0]
                         dy = pos[e, k, 1] - landmarks[e, j, 1]
                         if dx * dx + dy * dy <= crowd_sq:
@@ -329,12 +342,14 @@ def observe_entities(pos, vel, landmarks, present, varying, view_sq, own, lm_row
                 r += 1
 
 
-def navigation_size(num_agents: int = 3, num_landmarks: int = 3, **_: object) -> SizeEstimate:
-    """Per environment: float32 observations N x (4 + 2L + 4(N - 1)), two live at once (a step's
-    and the copy kept at an autoreset), and the float64 world (positions, velocities, landmarks);
-    the kernels need no pairwise temporaries."""
+def navigation_size(num_agents: int = 3, num_landmarks: int = 3, observation: str = "mpe",
+                    **_: object) -> SizeEstimate:
+    """Per environment: float32 observations N x (4 + 2L + 4(N - 1)) (entities: 4 + 4L + 5(N - 1)),
+    two live at once (a step's and the copy kept at an autoreset), and the float64 world
+    (positions, velocities, landmarks); the kernels need no pairwise temporaries."""
     n, m = float(num_agents), float(num_landmarks)
-    return SizeEstimate(bytes_per_env=2 * 4 * n * (4 + 2 * m + 4 * (n - 1)) + 8 * 2 * (2 * n + m))
+    per_agent = 4 + 4 * m + 5 * (n - 1) if observation == "entities" else 4 + 2 * m + 4 * (n - 1)
+    return SizeEstimate(bytes_per_env=2 * 4 * n * per_agent + 8 * 2 * (2 * n + m))
 
 
 @register("cooperative_navigation", size=navigation_size)

@@ -7,7 +7,7 @@ at least one agent's centre is within `radius` of it; every agent receives the f
 resources occupied (1/M for each), so the return counts resource-steps held and a second agent on
 the same resource adds nothing. Observations are the entity sets of navigation's
 `observation="entities"` (landmark rows are resources; their last column counts the other agents
-near that resource), so one policy serves every N and M.
+holding that resource, within `radius` of it), so one policy serves every N and M.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class ResourceOccupation(CooperativeNavigation):
             raise ValueError(f"radius must be > 0, got {radius}")
         m = num_agents if num_resources is None else num_resources
         super().__init__(num_agents, m, max_steps, local_ratio=0.0, observation="entities")
-        self.radius = radius
+        self.radius = self.crowd_radius = radius  # a resource row counts the others that hold it
         self.info = GameInfo(
             name="resource_occupation", num_players=num_agents, dynamics="simultaneous", chance=True,
             information="imperfect", utility="general", min_utility=0.0, max_utility=float(max_steps),
@@ -80,7 +80,7 @@ def step_occupation(pos, vel, resources, present, actions, radius_sq, rewards):
 
 
 @register("resource_occupation", size=lambda num_agents=3, num_resources=None, **_: navigation_size(
-    num_agents, num_agents if num_resources is None else num_resources))
+    num_agents, num_agents if num_resources is None else num_resources, "entities"))
 def resource_occupation(num_agents: PositiveInt = 3, num_resources: PositiveInt | None = None, radius: float = 0.2,
                         max_steps: PositiveInt = 25) -> ResourceOccupation:
     """N agents share a reward of 1/M for every distinct resource (of M; default M = N) that has an

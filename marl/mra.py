@@ -5,8 +5,9 @@ names every choice it leaves open (the README's MRA section lists them). What th
 states, and where it is here:
 - each agent learns a *policy set*: one network pi(a | o, z) conditioned on a latent mode z of K
   (`num_latents`), over entity observations so the same network serves every population size
-  (`MRANets`: games.navigation's `observation="entities"` sets, mean/max pooled);
-- the critic attends over the other agents, as in MAAC, which the code builds on (`AttentionCritic`);
+  (`MRANets`: games.navigation's `observation="entities"` sets, the agent attending over each
+  set with marl.networks.AttentionSetEncoder);
+- the critic attends over the other agents, as in MAAC, which the code builds on (`MRANets.values`);
 - a constrained mutual-information objective between latents and behaviour: the variational bound
   I(z; tau) >= H(z) + E log q(z | tau) (Barber & Agakov) with a discriminator q on the agent's
   observations, paid to the policy as the intrinsic reward mi_coef * (log q(z | o_t) - log p_g(z))
@@ -37,7 +38,7 @@ from equilibria.games import registry as game_registry
 from equilibria.games.core import Policy, State
 from equilibria.games.markov import MarkovGame, MarkovState
 from equilibria.games.spaces import Composite, Discrete, index_obs
-from equilibria.marl.networks import as_tensors, encoder_for, mlp
+from equilibria.marl.networks import as_tensors, encoder_for, mlp, set_encoder
 from equilibria.marl.policy import over_legal
 from equilibria.marl.registry import register_learner
 from equilibria.marl.runtime import (
@@ -113,8 +114,8 @@ class MRAConfig(Config):
     """first-order steps on the latent logits in an unseen game (the acceptance: at most 20)"""
     adapt_episodes: count(65_536) = 16
     """episodes per adaptation step"""
-    adapt_lr: PositiveFloat = 3.0
-    """step size on the latent logits (the gradient uses standardised returns)"""
+    adapt_lr: PositiveFloat = 1.0
+    """step size on the latent logits (the gradient uses standardised episode returns)"""
 
 
 # ----------------------------------------------------------------------------- pure pieces
@@ -151,12 +152,15 @@ def intrinsic_reward(disc_logits: torch.Tensor, z: torch.Tensor, log_p: torch.Te
     return torch.log_softmax(disc_logits, -1).gather(-1, z.unsqueeze(-1)).squeeze(-1) - log_p
 
 
-def latent_score_gradient(z: np.ndarray, returns: np.ndarray, probs: np.ndarray) -> np.ndarray:
-    """The score-function gradient of the expected return with respect to the latent logits,
-    E[(R - mean R) / std R * (onehot(z) - p)], over an adaptation batch's agents (z, returns [...])."""
-    adv = (returns - returns.mean()) / (returns.std() + 1e-8)
-    onehot = np.eye(len(probs))[z.reshape(-1)]
-    return (adv.reshape(-1, 1) * (onehot - probs)).mean(0)
+def latent_score_gradient(z: np.ndarray, returns: np.ndarray, present: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """The score-function gradient of the expected episode return with respect to the latent
+    logits shared by an episode's agents: E_e[(R_e - mean R) / std R * sum_i (onehot(z_ei) - p)]
+    with R_e the episode's mean return per present agent, over an adaptation batch (z, returns,
+    present [E, n]). Every agent's draw enters the team's return, so the sum runs over agents."""
+    team = mean_over_present(returns, present)
+    adv = (team - team.mean()) / (team.std() + 1e-8)
+    scores = (np.eye(len(probs))[z] - probs) * present[..., None]  # [E, n, K]
+    return (adv[:, None] * scores.sum(1)).mean(0)
 
 
 def with_population(game: MarkovGame, n: int) -> MarkovGame:
@@ -183,9 +187,9 @@ class MRANets(nn.Module):
         self.num_actions = num_actions
         self.latents = nn.Embedding(k, d)
         nn.init.normal_(self.latents.weight, std=config.latent_init_std)
-        self.actor_enc = encoder_for(observation, h)
+        self.actor_enc = set_encoder(observation, h)
         self.actor = mlp([self.actor_enc.out_dim + d, h, h, num_actions])
-        self.critic_enc = encoder_for(observation, h)
+        self.critic_enc = set_encoder(observation, h)
         self.embed = mlp([self.critic_enc.out_dim + d, h], activation=nn.ReLU, out_gain=np.sqrt(2))
         self.query, self.key, self.value = (nn.Linear(h, h, bias=False) for _ in range(3))
         self.critic = mlp([2 * h, h, 1], out_gain=1.0)
@@ -223,9 +227,9 @@ class MRANets(nn.Module):
 def _check_game(game: MarkovGame) -> None:
     if len(game.groups) != 1 or not isinstance(game.groups[0].observation, Composite) \
             or not isinstance(game.groups[0].action, Discrete):
-        raise ValueError(f"MRA needs one group of agents with entity (Composite) observations and discrete actions, "
-                         f"e.g. cooperative_navigation(observation=entities) or resource_occupation; "
-                         f"{game.info.name} has {[g.name for g in game.groups]}")
+        raise ValueError(f"MRA needs one group of agents with entity-set (Composite) observations and discrete "
+                         f"actions, so one network serves every population: {game.info.name} has none (use "
+                         f"cooperative_navigation(observation=entities) or resource_occupation)")
     if "num_agents" not in game.info.parameters:
         raise ValueError(f"MRA needs a game with a num_agents parameter; {game.info.name} has none")
 
@@ -274,9 +278,12 @@ class MRA:
         z = torch.multinomial(torch.as_tensor(probs, dtype=torch.float32), episodes * n, replacement=True,
                               generator=g).view(episodes, n)
         totals, present = np.zeros((episodes, n)), np.zeros((episodes, n), dtype=bool)
-        traj: dict[str, list] = {"obs": [], "actions": [], "logp": [], "rewards": []}
+        traj: dict[str, list] = {"obs": [], "next_obs": [], "actions": [], "logp": [], "rewards": []}
         done = np.zeros(episodes, dtype=bool)
         while not done.all():
+            if record and done.any():  # the rollout below is laid out as [T, E]: every episode the same length
+                raise ValueError(f"MRA trains on fixed-length episodes; {game.info.name} ended some episodes "
+                                 f"early (after {len(traj['obs'])} steps)")
             present |= sim.active()[self.group] & ~done[:, None]
             with torch.no_grad():
                 logits = self.nets.logits(as_tensors(obs[self.group]), z)
@@ -289,6 +296,7 @@ class MRA:
             r = res.rewards[self.group]
             if record:
                 traj["obs"].append(obs[self.group])
+                traj["next_obs"].append(res.obs[self.group])
                 traj["actions"].append(a)
                 traj["logp"].append(torch.log_softmax(logits, -1).gather(-1, a.unsqueeze(-1)).squeeze(-1))
                 traj["rewards"].append(r)
@@ -297,7 +305,8 @@ class MRA:
             obs = res.obs
         out: dict[str, Any] = {"returns": totals, "present": present, "z": z}
         if record:
-            out.update(obs=_stack_obs(traj["obs"]), actions=torch.stack(traj["actions"]),
+            out.update(obs=_stack_obs(traj["obs"]), next_obs=_stack_obs(traj["next_obs"]),
+                       actions=torch.stack(traj["actions"]),
                        logp=torch.stack(traj["logp"]), rewards=np.stack(traj["rewards"]))
         return out
 
@@ -310,10 +319,12 @@ class MRA:
         batch = self._play(game, probs, c.num_envs, int(self.rng.integers(2**31)), sample=True, record=True)
         T, E = batch["actions"].shape[:2]
         obs = {k: torch.as_tensor(v) for k, v in batch["obs"].items()}  # [T, E, n, ...]
+        # the discriminator scores what an action led to, o_{t+1} (DIAYN scores the next state)
+        next_obs = {k: torch.as_tensor(v) for k, v in batch["next_obs"].items()}
         z = batch["z"].unsqueeze(0).expand(T, E, n)
         log_p = torch.as_tensor(np.log(np.maximum(probs, 1e-6)), dtype=torch.float32)[z]
         with torch.no_grad():
-            bonus = intrinsic_reward(self.nets.disc_logits(obs), z, log_p) if c.num_latents > 1 \
+            bonus = intrinsic_reward(self.nets.disc_logits(next_obs), z, log_p) if c.num_latents > 1 \
                 else torch.zeros(T, E, n)
             norm = self.value_norms[str(n)]
             values = norm.denormalize(self.nets.values(obs, z)).numpy()
@@ -349,7 +360,7 @@ class MRA:
                 count_ += 1
         stats = {k: v / count_ for k, v in stats.items()}
         if c.num_latents > 1:
-            stats["disc_accuracy"] = self._update_discriminator(obs, batch["z"])
+            stats["disc_accuracy"] = self._update_discriminator(next_obs, batch["z"])
             self._assign_latents(n, batch["z"].numpy(), batch["returns"])
             stats["mi_bound"] = float(bonus.mean())
             # dual ascent on the MI constraint (bound >= mi_target)
@@ -422,7 +433,8 @@ class MRA:
             out = self._play(game, probs, c.adapt_episodes, seed + s, sample=False)
             curve.append(float(mean_over_present(out["returns"], out["present"]).mean()))
             if c.num_latents > 1:
-                logits = logits + c.adapt_lr * latent_score_gradient(out["z"].numpy(), out["returns"], probs)
+                logits = logits + c.adapt_lr * latent_score_gradient(out["z"].numpy(), out["returns"], out["present"],
+                                                                     probs)
         probs = np.exp(logits - logits.max())
         return probs / probs.sum(), curve
 
@@ -430,7 +442,7 @@ class MRA:
         """Trajectory accuracy of q(z | tau) on fresh episodes (latents uniform, actions sampled)."""
         game = self.game if game is None else game
         out = self._play(game, self.prior, episodes, seed, sample=True, record=True)
-        obs = {k: torch.as_tensor(v) for k, v in out["obs"].items()}
+        obs = {k: torch.as_tensor(v) for k, v in out["next_obs"].items()}
         with torch.no_grad():
             return self.discriminator_accuracy_of(self.nets.disc_logits(obs), out["z"])
 
@@ -465,11 +477,17 @@ class MRA:
 
 
 class MRAPolicy(Policy):
-    """The policy set as a games Policy for one seat: the most likely latent of that game's
-    population (the prior's first mode in a game it was not trained on)."""
+    """The policy set as a games Policy for one seat. Seat i plays a latent drawn once from the
+    latent distribution of the game's population (the prior in a game it was not trained on), by
+    a generator seeded with i: a fixed assignment with the distribution's proportions, as
+    evaluation draws per agent."""
 
     def __init__(self, learner: MRA, deterministic: bool = False):
         self.learner, self.deterministic = learner, deterministic
+
+    def seat_latent(self, population: int, player: int) -> int:
+        probs = self.learner.probs_for(population)
+        return int(np.random.default_rng(player).choice(len(probs), p=probs / probs.sum()))
 
     def action_probabilities(self, state: State, player: int | None = None) -> dict[int, float]:
         if not isinstance(state, MarkovState) or player is None or player < 0:
@@ -478,7 +496,7 @@ class MRAPolicy(Policy):
         if not legal:
             return {}
         obs = {k: torch.as_tensor(v, dtype=torch.float32)[None, None] for k, v in state.agent_observation(player).items()}
-        z = torch.tensor([[int(np.argmax(self.learner.probs_for(state.game.max_agents)))]])
+        z = torch.tensor([[self.seat_latent(state.game.max_agents, player)]])
         with torch.no_grad():
             probs = torch.softmax(self.learner.nets.logits(obs, z), -1)[0, 0].numpy()
         return over_legal(probs, legal, self.deterministic)

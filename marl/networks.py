@@ -3,7 +3,9 @@
 - `encoder_for(space)`: vector observations pass through flat; `[C, H, W]` grids go through a
   small CNN; `[K, F]` entity lists through a permutation-invariant encoder (DeepSets: a per-row
   MLP, mean- and max-pooled over the present rows, so any number of entities and any order give
-  the same features); a Composite concatenates its parts' features.
+  the same features); a Composite concatenates its parts' features. `AttentionSetEncoder`: a
+  Composite of the agent's own vector and entity sets, where the agent's embedding attends over
+  each set's present rows (MAAC-style scaled dot-product attention; MRA's policy sets use it).
 - `GroupActor`: one policy for a group of agents (parameter sharing, the agent's one-hot slot id
   appended, as in the MAPPO code) or one per slot; a Discrete head, or a Candidates head that
   scores each candidate row against the agent's context (dispatch picks one order of many).
@@ -90,6 +92,51 @@ class EntityEncoder(nn.Module):
         mx = h.masked_fill(~present.unsqueeze(-1), big).amax(-2)
         mx = torch.where(present.any(-1, keepdim=True), mx, torch.zeros_like(mx))
         return torch.cat([mean, mx], dim=-1)
+
+
+class AttentionSetEncoder(nn.Module):
+    """Composite {query: [D], set_k: [K_k, F_k] entities, ...} -> [hidden * (1 + sets)]: the
+    query part's embedding, and per set the attention-weighted sum of its present rows' values,
+    with the query embedding as the attention query (scaled dot product). Invariant to the order
+    of rows and defined for any number of them; a set with no present row contributes zeros."""
+
+    def __init__(self, observation: Composite, hidden: int = 64, query: str = "self"):
+        super().__init__()
+        parts = observation.parts
+        if query not in parts or parts[query].layout != "vector":
+            raise ValueError(f"an attention set encoder needs a vector part {query!r}; parts: {sorted(parts)}")
+        self.query, self.sets = query, [k for k, b in parts.items() if b.layout == "entities"]
+        if not self.sets or len(self.sets) + 1 != len(parts):
+            raise ValueError(f"an attention set encoder takes {query!r} and entity sets only; parts: {sorted(parts)}")
+        self.embed_query = mlp([parts[query].shape[0], hidden], activation=nn.ReLU, out_gain=np.sqrt(2))
+        self.rows = nn.ModuleDict({k: mlp([parts[k].shape[1], hidden], activation=nn.ReLU, out_gain=np.sqrt(2))
+                                   for k in self.sets})
+        self.q = nn.ModuleDict({k: nn.Linear(hidden, hidden, bias=False) for k in self.sets})
+        self.k = nn.ModuleDict({k: nn.Linear(hidden, hidden, bias=False) for k in self.sets})
+        self.v = nn.ModuleDict({k: nn.Linear(hidden, hidden, bias=False) for k in self.sets})
+        self.scale = 1.0 / np.sqrt(hidden)
+        self.out_dim = hidden * (1 + len(self.sets))
+
+    def forward(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
+        me = self.embed_query(x[self.query])  # [..., H]
+        out = [me]
+        for k in self.sets:
+            h, present = self.rows[k](x[k]), x[k][..., 0] > 0.5  # [..., K, H], [..., K]
+            scores = (self.k[k](h) @ self.q[k](me).unsqueeze(-1)).squeeze(-1) * self.scale
+            weights = torch.softmax(scores.masked_fill(~present, -1e9), -1) * present.to(h.dtype)
+            out.append((weights.unsqueeze(-1) * self.v[k](h)).sum(-2))
+        return torch.cat(out, -1)
+
+
+def set_encoder(observation: Observation, hidden: int = 64) -> nn.Module:
+    """AttentionSetEncoder where the observation is the agent's own "self" vector plus entity
+    sets; encoder_for otherwise."""
+    if isinstance(observation, Composite) and "self" in observation.parts:
+        try:
+            return AttentionSetEncoder(observation, hidden)
+        except ValueError:
+            pass
+    return encoder_for(observation, hidden)
 
 
 def encoder_for(observation: Observation, hidden: int = 64, skip: str | None = None) -> nn.Module:

@@ -7,6 +7,7 @@ import copy
 import numpy as np
 import pytest
 import torch
+from torch import nn
 from toy_markov import GridLight, PickBest
 
 from equilibria import games, marl, scenarios
@@ -52,6 +53,27 @@ def test_entity_encoder_ignores_order_and_padding():
     junk[:, 4:, 1:] = 7.0  # padding content is never read
     torch.testing.assert_close(enc(rows), enc(junk))
     assert torch.all(enc(torch.zeros(2, 6, 3)) == 0)  # no entities: zeros
+
+
+def test_attention_set_encoder_ignores_order_padding_and_set_size():
+    from equilibria.marl.networks import AttentionSetEncoder, set_encoder
+
+    space = Composite({"self": Box((4,)), "things": Box((6, 3), "entities")})
+    enc = AttentionSetEncoder(space, hidden=16)
+    rows = torch.rand(4, 6, 3)
+    rows[..., 0] = 1.0
+    rows[:, 4:] = 0.0  # two padded rows
+    me = torch.rand(4, 4)
+    out = enc({"self": me, "things": rows})
+    assert out.shape == (4, 32)
+    torch.testing.assert_close(out, enc({"self": me, "things": rows[:, [3, 0, 2, 1, 5, 4]]}))
+    junk = rows.clone()
+    junk[:, 4:, 1:] = 7.0  # padding content is never read
+    torch.testing.assert_close(out, enc({"self": me, "things": junk}))
+    torch.testing.assert_close(out, enc({"self": me, "things": rows[:, :4]}))  # fewer slots, same set
+    empty = enc({"self": me, "things": torch.zeros(4, 6, 3)})
+    assert torch.all(empty[:, 16:] == 0)  # no entity: the set contributes zeros
+    assert isinstance(set_encoder(Composite({"things": Box((6, 3), "entities")})), nn.Module)  # no "self": DeepSets
 
 
 def test_candidate_head_never_picks_padding_and_shared_slots_differ():

@@ -41,6 +41,12 @@ def test_entity_observation_carries_the_mpe_observation():
     d = np.linalg.norm(pos[:, None, :, None] - lm[:, None, None], axis=-1)  # [E, observer, agent, landmark]
     near = (d <= 0.3) & ~np.eye(4, dtype=bool)[None, :, :, None]
     np.testing.assert_array_equal(parts["landmarks"][..., 3], near.sum(2).astype(np.float32))
+    # agents that see no one cannot count them either
+    blind = games.load('cooperative_navigation(num_agents=4, num_landmarks=4, view_radius=0, observation="entities")')
+    sim = blind.simulator(3, seed=5)
+    sim.pos[:] = sim.landmarks  # everyone parked on a landmark
+    obs = sim.observe()["agents"]
+    assert np.all(obs["landmarks"][..., 3] == 0) and np.all(obs["agents"] == 0)
 
 
 def test_resource_reward_is_the_occupied_fraction():
@@ -84,12 +90,20 @@ def test_constrained_tilt_meets_its_bound():
     assert p[0] < p[1] < p[3]
 
 
-def test_score_gradient_points_to_the_better_mode():
+def test_score_gradient_points_to_the_better_mode_at_any_population():
     rng = np.random.default_rng(0)
-    z = rng.integers(0, 4, size=(64, 3))
-    returns = np.where(z == 2, 1.0, 0.0) + 0.01 * rng.standard_normal(z.shape)
-    g = latent_score_gradient(z, returns, np.full(4, 0.25))
-    assert np.argmax(g) == 2 and g[2] > 0 and np.all(np.delete(g, 2) < 0)
+    top = {}
+    for n in (1, 3, 9):
+        z = rng.integers(0, 4, size=(256, n))
+        returns = np.repeat((z == 2).mean(1, keepdims=True), n, 1)  # a shared reward: the share playing mode 2
+        g = latent_score_gradient(z, returns, np.ones_like(z, bool), np.full(4, 0.25))
+        assert np.argmax(g) == 2 and g[2] > 0 and np.all(np.delete(g, 2) < 0)
+        top[n] = g[2]
+    assert top[9] > 0.5 * top[1]  # the team's return carries every agent's draw: no 1/n shrinkage
+    absent = np.zeros((256, 3), bool)
+    absent[:, 0] = True
+    g = latent_score_gradient(rng.integers(0, 4, size=(256, 3)), rng.random((256, 3)), absent, np.full(4, 0.25))
+    assert np.all(np.isfinite(g))
 
 
 def test_adaptation_moves_the_latent_to_the_mode_that_pays():
@@ -155,11 +169,16 @@ def test_populations_scenario_errors_name_the_field():
         scenarios.validate(scenarios.load("mra-populations", ["mra.num_latents=0"]))
     with pytest.raises(scenarios.ConfigError, match="heldout"):
         scenarios.validate(scenarios.load("mra-populations", ["heldout=[]"]))
+    with pytest.raises(scenarios.ConfigError, match="heldout.*unseen"):
+        scenarios.validate(scenarios.load("mra-populations", ["heldout=[4, 6]"]))
+    with pytest.raises(scenarios.ConfigError, match="mra.populations"):
+        scenarios.validate(scenarios.load("mra-populations", ["mra.populations=[3]"]))
 
 
 def test_populations_scenario_runs_resumes_and_reports(tmp_path):
     s = scenarios.load("mra-populations", [
         "budget.steps=200", "seeds=1", "heldout=[4]", "eval_episodes=4", "mra.num_envs=4", "mra.adapt_steps=2",
+        "mra.num_latents=3",
         "mra.adapt_episodes=2", f"game={NAV}"])
     res = scenarios.run(s, out=tmp_path)
     text = (res.run_dir / "results.md").read_text()
@@ -167,6 +186,12 @@ def test_populations_scenario_runs_resumes_and_reports(tmp_path):
     assert (res.run_dir / "plots" / "returns.png").exists() and (res.run_dir / "plots" / "adaptation.png").exists()
     jobs = sorted(p.name for p in (res.run_dir / "seeds").rglob("*.json"))
     assert jobs == ["mra.json", "reference_4.json", "unimodal.json"]
+    import json
+
+    stored = {j: json.loads((res.run_dir / "seeds" / "0" / j).read_text()) for j in jobs}
+    assert [stored[j]["num_latents"] for j in jobs] == [3, 1, 1]  # the baselines have no latent
+    header = (res.run_dir / "metrics.csv").read_text().splitlines()[0]
+    assert header == "seed,population,mra,random latent,unimodal,reference,disc_accuracy"
     stamp = (res.run_dir / "seeds" / "0" / "mra.json").stat().st_mtime_ns
     scenarios.run(None, resume=res.run_dir)
     assert (res.run_dir / "seeds" / "0" / "mra.json").stat().st_mtime_ns == stamp  # nothing finished is redone

@@ -71,6 +71,13 @@ def prepare_populations(scenario: Scenario) -> PopulationsPlan:
         _check_game(game)
     except ValueError as err:
         raise scenario.error(str(err), "game") from None
+    if "populations" in cfg.mra:
+        raise scenario.error("the training populations are the scenario's `train`; leave mra.populations out",
+                             "mra", "populations")
+    overlap = sorted(set(cfg.train) & set(cfg.heldout))
+    if overlap:
+        raise scenario.error(f"{overlap} are both trained on and held out; a held-out population must be unseen",
+                             "heldout")
     scenario.build(MRAConfig, {**cfg.mra, "populations": cfg.train}, "mra")
     if scenario.budget.steps is None:
         raise scenario.error("a populations scenario needs budget.steps (environment steps per learner)", "budget")
@@ -94,23 +101,27 @@ def run_job(game_spec: dict, job: str, mra_config: dict, train: list[int], heldo
         algo, pops = "mra_unimodal", [int(job.split("_")[1])]
     else:
         algo, pops = ("mra" if job == "mra" else "mra_unimodal"), train
-    learner = registry.make(algo, with_population(game, pops[0]), seed=seed, **{**mra_config, "populations": pops})
+    config = {**mra_config, "populations": pops}
+    if algo == "mra_unimodal":  # the baselines share every setting but the latent and its MI term
+        config.update(num_latents=1, mi_coef=0.0, mi_target=0.0)
+    learner = registry.make(algo, with_population(game, pops[0]), seed=seed, **config)
     t0 = time.perf_counter()
     curve = []
     while learner.env_steps < steps:
         row = learner.train_step()
         curve.append([row["env_steps"], row["episode_return"]])
-    out: dict[str, Any] = {"job": job, "seed": seed, "train_seconds": time.perf_counter() - t0, "curve": curve,
-                           "returns": {}}
+    out: dict[str, Any] = {"job": job, "seed": seed, "algorithm": algo, "num_latents": learner.config.num_latents,
+                           "train_seconds": time.perf_counter() - t0, "curve": curve, "returns": {}}
     for n in (pops if job.startswith("reference_") else sorted(set(train) | set(heldout))):
         g = with_population(game, n)
         res: dict[str, Any] = {"trained": float(learner.returns_on(g, learner.probs_for(n), episodes).mean())}
         if algo == "mra":
+            res["disc_accuracy"] = learner.discriminator_accuracy(g, episodes)
+        if algo == "mra" and n in heldout:  # in a trained population "trained" is the policy set's own p_g
             probs, adapt_curve = learner.adapt(g)
-            res.update(random_latent=float(learner.returns_on(g, learner.prior, episodes).mean()),
+            res.update(random_latent=res["trained"],  # an unseen population's distribution is the prior
                        adapted=float(learner.returns_on(g, probs, episodes).mean()),
-                       adapted_probs=probs.tolist(), adapt_curve=adapt_curve,
-                       disc_accuracy=learner.discriminator_accuracy(g, episodes))
+                       adapted_probs=probs.tolist(), adapt_curve=adapt_curve)
         out["returns"][str(n)] = res
     return out
 
@@ -143,10 +154,16 @@ def run_populations(plan: PopulationsPlan, ctx: RunContext) -> dict[str, Any]:
             results[(seed, job)] = res
             update(len(results), f"seed {seed} {job}: {res['train_seconds']:.0f} s")
     summary = summarize(results, cfg)
-    ctx.write_metrics(summary["rows"])
+    if not summary["seeds"]:
+        return {}
+    ctx.write_metrics(summary["rows"], fields=["seed", "population", *METHODS, "disc_accuracy"])
     _report(ctx, plan, summary)
-    return {"seeds": summary["seeds"], **{f"{m}_{n}": round(v[0], 3) for (m, n), v in summary["table"].items()
+    return {"seeds": summary["seeds"], **{f"{m.replace(' ', '_')}_{n}": round(v[0], 3)
+                                          for (m, n), v in summary["table"].items()
                                           if n in cfg.heldout and m in ("mra", "unimodal", "random latent")}}
+
+
+METHODS = ("mra", "random latent", "unimodal", "reference")
 
 
 def _job_path(run_dir: Path, seed: int, job: str) -> Path:
@@ -154,7 +171,8 @@ def _job_path(run_dir: Path, seed: int, job: str) -> Path:
 
 
 def summarize(results: dict[tuple[int, str], dict], cfg: PopulationsConfig) -> dict[str, Any]:
-    """Per (method, population): mean and 95% t-interval over the seeds that finished every job."""
+    """Per (method, population): mean and 95% t-interval over the seeds whose mra and unimodal jobs
+    finished (a reference cell counts the seeds whose reference finished)."""
     from equilibria.marl.runtime import seed_interval
 
     seeds = sorted({s for s, _ in results if (s, "mra") in results and (s, "unimodal") in results})
@@ -164,13 +182,14 @@ def summarize(results: dict[tuple[int, str], dict], cfg: PopulationsConfig) -> d
         for n_text, r in mra["returns"].items():
             n = int(n_text)
             row = {"seed": s, "population": n, "mra": r["adapted"] if n in cfg.heldout else r["trained"],
-                   "random latent": r["random_latent"], "unimodal": uni["returns"][n_text]["trained"],
-                   "disc_accuracy": r["disc_accuracy"]}
+                   "unimodal": uni["returns"][n_text]["trained"], "disc_accuracy": r["disc_accuracy"]}
+            if n in cfg.heldout:
+                row["random latent"] = r["random_latent"]
             ref = results.get((s, f"reference_{n}"))
             if ref is not None:
                 row["reference"] = ref["returns"][n_text]["trained"]
             rows.append(row)
-            for m in ("mra", "random latent", "unimodal", "reference", "disc_accuracy"):
+            for m in (*METHODS, "disc_accuracy"):
                 if m in row:
                     values.setdefault((m, n), []).append(row[m])
     table = {k: seed_interval(v) for k, v in values.items()}
@@ -183,7 +202,8 @@ def summarize(results: dict[tuple[int, str], dict], cfg: PopulationsConfig) -> d
         for n_text, r in results[(s, "mra")]["returns"].items():
             if int(n_text) in cfg.heldout:
                 curves.setdefault(int(n_text), []).append(r["adapt_curve"])
-    return {"seeds": len(seeds), "rows": rows, "table": table, "curves": curves,
+    num_latents = len(results[(seeds[0], "mra")]["returns"][str(cfg.heldout[0])]["adapted_probs"]) if seeds else 0
+    return {"seeds": len(seeds), "rows": rows, "table": table, "curves": curves, "num_latents": num_latents,
             "seconds": {k: float(np.mean(v)) for k, v in seconds.items()}}
 
 
@@ -201,9 +221,9 @@ def _report(ctx: RunContext, plan: PopulationsPlan, summary: dict[str, Any]) -> 
     for n in pops:
         label = f"{n}" + (" (held out)" if n in cfg.heldout else " (trained)")
         rows.append([label] + [_pm(table[(m, n)]) if (m, n) in table else "" for m in methods]
-                    + [_pm(table[("disc_accuracy", n)])])
+                    + [_pm(table[("disc_accuracy", n)]) if ("disc_accuracy", n) in table else ""])
     header = ["agents", "MRA (adapted on held-out)", "random latent", "unimodal", *(["reference (trained on N)"]
-              if cfg.references else []), "discriminator accuracy"]
+              if cfg.references else []), f"discriminator accuracy (chance {1 / summary['num_latents']:.2f})"]
     lines = [f"# {scenario.name}: MRA-style policy sets across populations", "",
              f"Game `{scenario.game}`; trained on {cfg.train} agents, held out {cfg.heldout}; {summary['seeds']} seeds "
              f"(mean ± 95% t-interval), {scenario.budget.steps:,} environment steps per learner, "
