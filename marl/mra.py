@@ -67,7 +67,7 @@ class MRAConfig(Config):
     mi_coef: NonNegativeFloat = 0.05
     """initial weight (the Lagrange multiplier) of the intrinsic reward log q(z | o) - log p_g(z);
     0 with mi_target 0 turns the MI term off"""
-    mi_target: NonNegativeFloat = 0.5
+    mi_target: NonNegativeFloat = 0.3
     """the MI constraint: the per-step bound E[log q(z | o_t) - log p_g(z)] (nats; log K at most)
     is kept at least this large by dual ascent on mi_coef, so distinct modes cost no more return
     than they need to"""
