@@ -69,7 +69,7 @@ class CooperativeNavigation(MarkovGame):
         self.view_radius = view_radius
         self.max_steps, self.local_ratio = max_steps, local_ratio
         self.population = None if population is None else (int(population[0]), int(population[1]))
-        self.size_estimate = navigation_size(num_agents, num_landmarks)
+        self.size_estimate = navigation_size(num_agents, num_landmarks, observation)
         self.obs_dim = 4 + 2 * num_landmarks + 4 * (num_agents - 1)
         self.observation = observation
         self.crowd_radius = CROWD_RADIUS

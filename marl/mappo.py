@@ -23,7 +23,7 @@ from torch import nn
 from equilibria.common.config import Config, NonNegativeFloat, PositiveFloat, Probability, count
 from equilibria.common.limits import check_memory
 from equilibria.games.markov import MarkovGame, StepResult
-from equilibria.games.spaces import Composite, index_obs
+from equilibria.games.spaces import index_obs
 from equilibria.marl.networks import GroupActor, GroupCritic, as_tensors
 from equilibria.marl.policy import MARLPolicy
 from equilibria.marl.registry import register_learner
@@ -34,10 +34,13 @@ from equilibria.marl.runtime import (
     gae,
     masked_mean,
     mean_ci,
+    merge_steps,
     normalize_advantages,
+    observation_bytes,
     ppo_clip_loss,
     rng_from_tensors,
     rng_to_tensors,
+    stack_steps,
     state_from_tensors,
     state_to_tensors,
 )
@@ -83,20 +86,12 @@ class MAPPOConfig(Config):
     """normalise value targets with running statistics (MAPPO's ValueNorm)"""
 
 
-def _obs_bytes(game: MarkovGame) -> float:
-    total = 0.0
-    for g in game.groups:
-        parts = g.observation.parts.values() if isinstance(g.observation, Composite) else [g.observation]
-        total += g.size * sum(b.size for b in parts)
-    return 4.0 * total
-
-
 def check_memory_of(game: MarkovGame, config: MAPPOConfig) -> None:
     """ValueError when the environments plus a rollout of observations and global states
     (float32) would not fit this machine's memory (checked before anything is allocated)."""
     est = game.size_estimate
     per_env = est.bytes_per_env if est is not None else 0.0
-    per_step = _obs_bytes(game) + 4.0 * float(np.prod(game.state_shape)) + 4 * 8.0 * game.max_agents
+    per_step = observation_bytes(game) + 4.0 * float(np.prod(game.state_shape)) + 4 * 8.0 * game.max_agents
     check_memory(f"MAPPO with {config.num_envs} environments of {game!r}",
                  config.num_envs * (per_env + per_step * config.rollout_length))
 
@@ -223,7 +218,7 @@ class MAPPO:
             nv = [f if pre is None else np.where(np.isnan(pre), f, pre) for pre, f in zip(buf["next_values"][k], following)]
             buf["next_values"][k] = nv
         for name in keys:
-            out[name] = {k: _stack(buf[name][k]) for k in self.groups}
+            out[name] = {k: stack_steps(buf[name][k]) for k in self.groups}
         return out
 
     # -- update -----------------------------------------------------------------------
@@ -242,7 +237,7 @@ class MAPPO:
             ret_t = torch.as_tensor(returns.reshape(T * E, -1), dtype=torch.float32)
             if c.value_norm:
                 self.value_norms[k].update(ret_t if weight is None else ret_t[active])
-            flat[k] = {"obs": as_tensors(_merge(batch["obs"][k], T * E)), "weight": weight, "active": active,
+            flat[k] = {"obs": as_tensors(merge_steps(batch["obs"][k], T * E)), "weight": weight, "active": active,
                        "mask": None if bool(mask.all()) else mask,
                        "actions": torch.as_tensor(batch["actions"][k].reshape(T * E, -1)),
                        "old_logp": torch.as_tensor(batch["logp"][k].reshape(T * E, -1), dtype=torch.float32),
@@ -356,15 +351,3 @@ class MAPPO:
         torch.set_rng_state(state["torch_rng"])
         self.env_steps, self.updates = int(state["env_steps"]), int(state["updates"])
 
-
-def _stack(xs: list) -> Any:
-    if isinstance(xs[0], dict):
-        return {p: np.stack([x[p] for x in xs]) for p in xs[0]}
-    return np.stack(xs)
-
-
-def _merge(x: Any, rows: int) -> Any:
-    """[T, E, ...] -> [T * E, ...] (each part of a composite observation)."""
-    if isinstance(x, dict):
-        return {k: v.reshape(rows, *v.shape[2:]) for k, v in x.items()}
-    return x.reshape(rows, *x.shape[2:])

@@ -10,8 +10,8 @@ states, and where it is here:
 - the critic attends over the other agents, as in MAAC, which the code builds on (`MRANets.values`);
 - a constrained mutual-information objective between latents and behaviour: the variational bound
   I(z; tau) >= H(z) + E log q(z | tau) (Barber & Agakov) with a discriminator q on the agent's
-  observations, paid to the policy as the intrinsic reward mi_coef * (log q(z | o_t) - log p_g(z))
-  (`intrinsic_reward`); the constraint "bound >= mi_target" sets mi_coef by dual ascent;
+  observations, paid to the policy as the intrinsic reward mi_coef * (log q(z | o_{t+1}) - log p_g(z))
+  for the step that led to o_{t+1} (`intrinsic_reward`); the constraint "bound >= mi_target" sets mi_coef by dual ascent;
 - game-common knowledge in the shared network, game-specific modes in a per-game latent
   distribution p_g(z) kept within KL(p_g || prior) <= kl_bound of a shared uniform prior; the
   latent-assignment step maximises the expected per-mode return under that constraint, whose
@@ -31,9 +31,11 @@ from typing import Annotated, Any
 import numpy as np
 import torch
 from pydantic import Field
+from scipy.special import softmax
 from torch import nn
 
 from equilibria.common.config import Config, NonNegativeFloat, PositiveFloat, Probability, count
+from equilibria.common.limits import check_memory
 from equilibria.games import registry as game_registry
 from equilibria.games.core import Policy, State
 from equilibria.games.markov import MarkovGame, MarkovState
@@ -46,10 +48,13 @@ from equilibria.marl.runtime import (
     gae,
     mean_ci,
     mean_over_present,
+    merge_steps,
     normalize_advantages,
+    observation_bytes,
     ppo_clip_loss,
     rng_from_tensors,
     rng_to_tensors,
+    stack_steps,
 )
 
 
@@ -178,7 +183,7 @@ def with_population(game: MarkovGame, n: int) -> MarkovGame:
 
 # ----------------------------------------------------------------------------- networks
 class MRANets(nn.Module):
-    """Actor pi(a | o, z), attention critic V(o_i, others, z_i) and discriminator q(z | o, a), all
+    """Actor pi(a | o, z), attention critic V(o_i, others, z_i) and discriminator q(z | o), all
     on set encodings so the number of agents can change between games."""
 
     def __init__(self, observation: Composite, num_actions: int, config: MRAConfig):
@@ -234,8 +239,19 @@ def _check_game(game: MarkovGame) -> None:
         raise ValueError(f"MRA needs a game with a num_agents parameter; {game.info.name} has none")
 
 
+def check_population_memory(game: MarkovGame, populations: list[int], episodes: int, what: str) -> None:
+    """ValueError when `episodes` parallel episodes of any of the game's populations, with a
+    recorded rollout (o_t and o_{t+1} of every step), would not fit this machine's memory."""
+    for n in populations:
+        g = with_population(game, n)
+        est = g.size_estimate
+        per_env = (est.bytes_per_env if est is not None else 0.0) + 2 * observation_bytes(g) * g.info.max_game_length
+        check_memory(f"{what}: {episodes} episodes of {g!r}", episodes * per_env)
+
+
 def _preflight(game: MarkovGame, config: MRAConfig) -> None:
     _check_game(game)
+    check_population_memory(game, config.populations, config.num_envs, "MRA")
 
 
 @register_learner("mra", MRAConfig, preflight=_preflight,
@@ -305,7 +321,7 @@ class MRA:
             obs = res.obs
         out: dict[str, Any] = {"returns": totals, "present": present, "z": z}
         if record:
-            out.update(obs=_stack_obs(traj["obs"]), next_obs=_stack_obs(traj["next_obs"]),
+            out.update(obs=stack_steps(traj["obs"]), next_obs=stack_steps(traj["next_obs"]),
                        actions=torch.stack(traj["actions"]),
                        logp=torch.stack(traj["logp"]), rewards=np.stack(traj["rewards"]))
         return out
@@ -337,9 +353,9 @@ class MRA:
         adv_t = normalize_advantages(torch.as_tensor(adv, dtype=torch.float32), None)
         ret_t = torch.as_tensor(returns, dtype=torch.float32)
         norm.update(ret_t)
-        flat = lambda x: x.reshape(T * E, *x.shape[2:])  # noqa: E731
-        f_obs, f_z, f_a = {k: flat(v) for k, v in obs.items()}, flat(z), flat(batch["actions"])
-        f_old, f_adv, f_ret = flat(batch["logp"]), flat(adv_t), norm.normalize(flat(ret_t))
+        f_obs, f_z, f_a = merge_steps(obs, T * E), merge_steps(z, T * E), merge_steps(batch["actions"], T * E)
+        f_old, f_adv = merge_steps(batch["logp"], T * E), merge_steps(adv_t, T * E)
+        f_ret = norm.normalize(merge_steps(ret_t, T * E))
         stats = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "clip_fraction": 0.0}
         count_ = 0
         for _ in range(c.ppo_epochs):
@@ -428,15 +444,13 @@ class MRA:
         logits = np.log(self.prior)
         curve = []
         for s in range(steps):
-            probs = np.exp(logits - logits.max())
-            probs /= probs.sum()
+            probs = softmax(logits)
             out = self._play(game, probs, c.adapt_episodes, seed + s, sample=False)
             curve.append(float(mean_over_present(out["returns"], out["present"]).mean()))
             if c.num_latents > 1:
                 logits = logits + c.adapt_lr * latent_score_gradient(out["z"].numpy(), out["returns"], out["present"],
                                                                      probs)
-        probs = np.exp(logits - logits.max())
-        return probs / probs.sum(), curve
+        return softmax(logits), curve
 
     def discriminator_accuracy(self, game: MarkovGame | None = None, episodes: int = 32, seed: int = 30_000) -> float:
         """Trajectory accuracy of q(z | tau) on fresh episodes (latents uniform, actions sampled)."""
@@ -501,6 +515,3 @@ class MRAPolicy(Policy):
             probs = torch.softmax(self.learner.nets.logits(obs, z), -1)[0, 0].numpy()
         return over_legal(probs, legal, self.deterministic)
 
-
-def _stack_obs(xs: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    return {k: np.stack([x[k] for x in xs]) for k in xs[0]}

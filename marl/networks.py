@@ -131,11 +131,10 @@ class AttentionSetEncoder(nn.Module):
 def set_encoder(observation: Observation, hidden: int = 64) -> nn.Module:
     """AttentionSetEncoder where the observation is the agent's own "self" vector plus entity
     sets; encoder_for otherwise."""
-    if isinstance(observation, Composite) and "self" in observation.parts:
-        try:
-            return AttentionSetEncoder(observation, hidden)
-        except ValueError:
-            pass
+    if isinstance(observation, Composite) and "self" in observation.parts \
+            and observation.parts["self"].layout == "vector" and len(observation.parts) > 1 \
+            and all(b.layout == "entities" for k, b in observation.parts.items() if k != "self"):
+        return AttentionSetEncoder(observation, hidden)
     return encoder_for(observation, hidden)
 
 

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from equilibria.games.spaces import Composite
+
 
 class ValueNorm(nn.Module):
     """Running mean / variance of value targets (MAPPO's ValueNorm, debiased EMA, beta 0.99999)."""
@@ -77,6 +79,30 @@ def agent_ends(active: np.ndarray, next_active: np.ndarray, terminated: np.ndarr
     term = terminated[..., None] | leaves
     ends = done[..., None] | leaves | ~active
     return term.astype(np.float64), ends.astype(np.float64)
+
+
+def stack_steps(xs: list) -> Any:
+    """A rollout's per-step arrays (or dicts of arrays: composite observations) stacked on a new
+    leading time axis."""
+    if isinstance(xs[0], dict):
+        return {p: np.stack([x[p] for x in xs]) for p in xs[0]}
+    return np.stack(xs)
+
+
+def merge_steps(x: Any, rows: int) -> Any:
+    """[T, E, ...] -> [T * E, ...] (each part of a composite observation; arrays or tensors)."""
+    if isinstance(x, dict):
+        return {k: v.reshape(rows, *v.shape[2:]) for k, v in x.items()}
+    return x.reshape(rows, *x.shape[2:])
+
+
+def observation_bytes(game: Any) -> float:
+    """float32 bytes of one step's observations of every agent of a Markov game."""
+    total = 0.0
+    for g in game.groups:
+        parts = g.observation.parts.values() if isinstance(g.observation, Composite) else [g.observation]
+        total += g.size * sum(b.size for b in parts)
+    return 4.0 * total
 
 
 def masked_mean(x: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:

@@ -171,6 +171,10 @@ def test_populations_scenario_errors_name_the_field():
         scenarios.validate(scenarios.load("mra-populations", ["heldout=[]"]))
     with pytest.raises(scenarios.ConfigError, match="heldout.*unseen"):
         scenarios.validate(scenarios.load("mra-populations", ["heldout=[4, 6]"]))
+    with pytest.raises(scenarios.ConfigError, match="heldout.*memory"):  # refused before any training
+        scenarios.validate(scenarios.load("mra-populations", ["heldout=[4, 100000]"]))
+    with pytest.raises(scenarios.ConfigError, match="train.*memory"):
+        scenarios.validate(scenarios.load("mra-populations", ["train=[3, 6000]"]))
     with pytest.raises(scenarios.ConfigError, match="mra.populations"):
         scenarios.validate(scenarios.load("mra-populations", ["mra.populations=[3]"]))
 

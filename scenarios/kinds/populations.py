@@ -26,7 +26,7 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import Field
 
-from equilibria.common.config import Config, count
+from equilibria.common.config import Config, ConfigError, count
 from equilibria.common.executor import make_executor
 from equilibria.scenarios.loading import Scenario, check_job_backend, load_game
 from equilibria.scenarios.plots import markdown_table, pyplot, save
@@ -62,7 +62,7 @@ class PopulationsPlan:
 
 
 def prepare_populations(scenario: Scenario) -> PopulationsPlan:
-    from equilibria.marl.mra import MRAConfig, _check_game
+    from equilibria.marl.mra import MRAConfig, _check_game, check_population_memory
 
     cfg = scenario.config
     check_job_backend(scenario, "populations scenarios")
@@ -78,7 +78,13 @@ def prepare_populations(scenario: Scenario) -> PopulationsPlan:
     if overlap:
         raise scenario.error(f"{overlap} are both trained on and held out; a held-out population must be unseen",
                              "heldout")
-    scenario.build(MRAConfig, {**cfg.mra, "populations": cfg.train}, "mra")
+    config = scenario.build(MRAConfig, {**cfg.mra, "populations": cfg.train}, "mra")
+    for field, pops, episodes in (("train", cfg.train, config.num_envs),
+                                  ("heldout", cfg.heldout, max(cfg.eval_episodes, config.adapt_episodes))):
+        try:  # refused here, not in a job after training
+            check_population_memory(game, pops, episodes, f"populations {field}")
+        except (ValueError, ConfigError) as err:
+            raise scenario.error(str(err), field) from None
     if scenario.budget.steps is None:
         raise scenario.error("a populations scenario needs budget.steps (environment steps per learner)", "budget")
     names = ["mra", "unimodal"] + ([f"reference_{n}" for n in cfg.heldout] if cfg.references else [])
@@ -101,9 +107,9 @@ def run_job(game_spec: dict, job: str, mra_config: dict, train: list[int], heldo
         algo, pops = "mra_unimodal", [int(job.split("_")[1])]
     else:
         algo, pops = ("mra" if job == "mra" else "mra_unimodal"), train
-    config = {**mra_config, "populations": pops}
-    if algo == "mra_unimodal":  # the baselines share every setting but the latent and its MI term
-        config.update(num_latents=1, mi_coef=0.0, mi_target=0.0)
+    # the baselines share every setting but what makes mra_unimodal unimodal (its registered
+    # defaults), which the scenario's mra settings must not override
+    config = {**mra_config, "populations": pops, **registry.entry(algo).defaults}
     learner = registry.make(algo, with_population(game, pops[0]), seed=seed, **config)
     t0 = time.perf_counter()
     curve = []
