@@ -40,10 +40,10 @@ import numpy as np
 from pydantic import Field
 
 from equilibria.common.config import Config, PositiveInt, Seed, count
+from equilibria.common.files import atomic_write_bytes
 from equilibria.games.core import CHANCE, SIMULTANEOUS, sample_action, sample_chance
 from equilibria.games.werewolf import ROLES, WEREWOLF, WerewolfRules
 from equilibria.games.werewolf_latent import SPEECH, LatentSpec, LatentWerewolfState, WerewolfLatent
-from equilibria.scenarios.rundir import atomic_write_bytes
 from equilibria.solvers.state_mccfr import StateOutcomeMCCFR, TablePolicy
 
 STAGES = ("contexts", "candidates", "latents", "solve", "values", "dpo")

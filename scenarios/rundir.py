@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from equilibria import __version__
+from equilibria.common import files
 from equilibria.common.config import ConfigError
 from equilibria.common.limits import MAX_PATH
 from equilibria.common.yamlio import dump_yaml
@@ -55,17 +56,10 @@ def _git_sha() -> str | None:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` or leave it as it was: write a temporary file, fsync, rename.
-    A kill or a full disk mid-write never leaves a torn file in place of the old one."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    """common.files.atomic_write_bytes, failing as RunFailed (a run cannot go on without its files)."""
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        files.atomic_write_bytes(path, data)
     except OSError as err:
-        tmp.unlink(missing_ok=True)
         kept = " (the previous version is intact)" if path.exists() else ""
         raise RunFailed(f"cannot write {path}: {err.strerror or err}{kept}") from None
 
