@@ -98,11 +98,19 @@ def completion_log_probs(model: Any, tok: Any, prompts: Sequence[str], completio
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     input_ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
     attention = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
-    logits = model(input_ids=input_ids, attention_mask=attention).logits.float()
-    logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+    decoder = model.get_decoder() if hasattr(model, "get_decoder") else None
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if decoder is None or head is None:  # a model without the decoder/head split: full logits
+        logits = model(input_ids=input_ids, attention_mask=attention).logits.float()
+        logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+        return torch.stack([logp[b, s - 1: len(r) - 1].sum() for b, (s, r) in enumerate(zip(starts, rows))])
+    # the vocabulary projection only where completion tokens are predicted: with long prompts and a
+    # large vocabulary (SmolLM2: 49k), full logits would take gigabytes per batch
+    hidden = decoder(input_ids=input_ids, attention_mask=attention).last_hidden_state
     out = []
     for b, (s, r) in enumerate(zip(starts, rows)):
-        out.append(logp[b, s - 1: len(r) - 1].sum())
+        logits = head(hidden[b, s - 1: len(r) - 1]).float()
+        out.append(torch.log_softmax(logits, dim=-1).gather(-1, input_ids[b, s: len(r)].unsqueeze(-1)).sum())
     return torch.stack(out)
 
 
@@ -179,7 +187,7 @@ def sppo_round(model: Any, tok: Any, prompts: Sequence[str], preference: Callabl
 
 
 def dpo_finetune(model: Any, tok: Any, triples: Sequence[tuple[str, Sequence[int], Sequence[int]]], beta: float = 0.1,
-                 lr: float = 1e-5, epochs: int = 2, batch_size: int = 4, seed: int = 0) -> dict[str, float]:
+                 lr: float = 1e-5, epochs: int = 2, batch_size: int = 2, seed: int = 0) -> dict[str, float]:
     """DPO (llm_agents.preference_losses.dpo_loss) on (prompt, chosen ids, rejected ids) triples,
     the model before training as the reference; trains `model` in place with Adam. Returns the
     first and last epoch's mean loss and the mean implicit reward margin after training."""
