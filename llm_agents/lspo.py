@@ -201,8 +201,7 @@ class LSPO:
             if all(len(v) >= cfg.contexts_per_role for v in found.values()):
                 break
             state = game.new_initial_state()
-            stops = [s for s in _speech_states(state, policy, rng)]
-            for s in stops:
+            for s in _speech_states(state, policy, rng):
                 seat = s.current_player()
                 role = s.base.roles[seat]
                 if len(found[role]) < cfg.contexts_per_role and rng.random() < 0.5:

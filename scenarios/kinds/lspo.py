@@ -205,7 +205,7 @@ def _plots(ctx: RunContext, ev: dict[str, Any], measures: list[dict[str, Any]], 
         ax.set_xlabel("LSPO iteration")
         ax.set_xticks(its)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=3)  # below: off the points
     axes[0].set_ylabel(f"win rate ({ev['games']} games per side, 95% CI)")
     save(fig, ctx.plot_path("win_rates.png"))
     fig, ax = plt.subplots(figsize=(6, 4))
