@@ -45,7 +45,7 @@ def register_controller(name: str, *, description: str) -> Callable[[Callable[..
 
 
 def _load_builtin() -> None:
-    from equilibria.marl import dispatch_controllers  # noqa: F401  (registers dispatch_nearest, dispatch_greedy)
+    from equilibria.marl import dispatch_controllers, merge_eval  # noqa: F401  (register dispatch_nearest, dispatch_greedy, merge_idle)
     from equilibria.marl.mapf import controllers  # noqa: F401  (registers mapf_random, mapf_planner, pibt)
 
 

@@ -78,7 +78,7 @@ def register_learner(name: str, config_cls: type[Config], *, description: str,
 
 
 def _load_builtin() -> None:
-    from equilibria.marl import bnac, dqn, mamql, mappo, mra, ospo  # noqa: F401  (register bnac, ..., dqn, dqn_offline, mamql, ..., mappo, ippo, mra, mra_unimodal, ospo, grpo, dispatch_ppo)
+    from equilibria.marl import bnac, dqn, mamql, mappo, mappo_pis, mra, ospo  # noqa: F401  (register bnac, ..., dqn, dqn_offline, mamql, ..., mappo, ippo, mappo_pis, mappo_sem, mappo_merge, mra, mra_unimodal, ospo, grpo, dispatch_ppo)
     from equilibria.marl.mapf import follower  # noqa: F401  (registers follower)
 
 

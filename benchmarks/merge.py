@@ -1,0 +1,257 @@
+"""MAPPO-PIS on the on-ramp merge: the twin against highway-env (events and speed), training on the
+twin, evaluation in highway-env itself.
+
+    python benchmarks/merge.py speed          # decisions/s, twin vs highway-env, 1 and 256 envs
+    python benchmarks/merge.py differential   # 100 seeded episodes, events compared
+    python benchmarks/merge.py train [--steps 400000] [--densities medium] [--seeds 0]
+    python benchmarks/merge.py eval  [--episodes 20] [--densities easy medium hard]
+    python benchmarks/merge.py plots
+
+Methods (marl.mappo_pis): mappo_pis (shared intents in the observation, safety module with
+shared actions), mappo_sem (safety module assuming other CAVs keep lane and speed, no intents),
+mappo_merge (plain MAPPO); all with the released code's settings. Training runs on the batched
+twin (games.merge), two jobs at a time, each resumable (a finished job's JSON and weights are
+kept). Evaluation runs in highway-env (games.merge_highway) on paired episodes (episode k of the
+evaluation seed is the same vehicles for every method), each policy with its own safety module
+and with the module switched off. Results go to benchmarks/results/merge*.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+RESULTS = Path(__file__).resolve().parent / "results"
+OUT = RESULTS / "merge"
+METHODS = ("mappo_pis", "mappo_sem", "mappo_merge")
+LABELS = {"mappo_pis": "MAPPO-PIS", "mappo_sem": "MAPPO + SEM (no intents)", "mappo_merge": "MAPPO"}
+EVAL_SEED = 10_000
+MEASURES = ("collision", "collisions_per_step", "speed", "return", "merge_success", "headway", "replaced")
+
+
+def decisions_per_second(spec: str, envs: int, seconds: float) -> float:
+    from equilibria import games
+
+    sim = games.load(spec).simulator(envs, seed=0)
+    rng = np.random.default_rng(0)
+    sim.step({"cavs": np.ones((envs, 6), dtype=np.int64)})  # compile
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        sim.step({"cavs": rng.choice(5, size=(envs, 6), p=[0.1, 0.5, 0.1, 0.15, 0.15])})
+        n += 1
+    return n * envs / (time.perf_counter() - t0)
+
+
+def speed(args: argparse.Namespace) -> None:
+    rows = []
+    for envs in (1, 256):
+        hw = decisions_per_second("merge_highway(density=medium)", envs, args.seconds)
+        tw = decisions_per_second("merge(density=medium)", envs, args.seconds)
+        rows.append({"envs": envs, "highway_env": hw, "twin": tw, "ratio": tw / hw})
+        print(f"{envs:>4} envs: highway-env {hw:9.1f}  twin {tw:10.1f}  decisions/s  ratio {tw / hw:7.1f}x", flush=True)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "merge_speed.json").write_text(json.dumps(rows, indent=1))
+
+
+def differential(args: argparse.Namespace) -> None:
+    from equilibria.games.merge_highway import differential as run
+
+    t0 = time.perf_counter()
+    out = run(episodes=args.episodes, seed=1)
+    summary = {k: v for k, v in out.items() if k != "rows"}
+    summary["seconds"] = time.perf_counter() - t0
+    print(json.dumps(summary, indent=1))
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "merge_differential.json").write_text(json.dumps(summary, indent=1))
+
+
+def run_dir(runs: Path, method: str, seed: int) -> Path | None:
+    """The train run of (method, seed) under `runs` (`<method>-s<seed>/<run>`), None if absent."""
+    found = sorted((runs / f"{method}-s{seed}").glob("merge-mappo-pis-*/checkpoints/latest.pt"))
+    return found[-1].parents[1] if found else None
+
+
+def train(args: argparse.Namespace) -> None:
+    """Each (method, seed) is the built-in merge-mappo-pis train run with that algorithm and seed,
+    `--parallel` at a time; an interrupted run is resumed."""
+    jobs = [(m, s) for s in args.seeds for m in METHODS]
+    running: list[subprocess.Popen] = []
+    exe = Path(sys.executable).with_name("equilibria")
+    for m, s in jobs:
+        while len([p for p in running if p.poll() is None]) >= args.parallel:
+            time.sleep(2)
+        done = run_dir(args.runs, m, s)
+        if done is not None:
+            summary = done / "summary.json"
+            if summary.exists():
+                continue
+            cmd = [str(exe), "run", "--resume", str(done), "--quiet"]
+        else:
+            cmd = [str(exe), "run", "merge-mappo-pis", "--set", f"algorithm.name={m}", "--set", f"seed={s}",
+                   "--set", f"budget.steps={args.steps}", "--out", str(args.runs / f"{m}-s{s}"), "--quiet"]
+        running.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL))
+    for p in running:
+        p.wait()
+
+
+def load_learner(runs: Path, method: str, seed: int):  # noqa: ANN201
+    from equilibria.scenarios.learning import load_trained
+
+    path = run_dir(runs, method, seed)
+    if path is None:
+        raise SystemExit(f"no {method} run with seed {seed} under {runs}: run `python benchmarks/merge.py train` first")
+    return load_trained(path)[2]
+
+
+def evaluate(args: argparse.Namespace) -> None:
+    from equilibria import games
+    from equilibria.marl.merge_eval import evaluate_merge, save_gif
+
+    results_path = OUT / "eval.json"
+    results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    for train_density in ("medium",):
+        for method in METHODS:
+            for seed in args.seeds:
+                learner = load_learner(args.runs, method, seed)
+                for density in args.densities:
+                    for safety in dict.fromkeys((learner.config.safety, "off")):
+                        key = f"{method}|{train_density}|{seed}|{density}|{safety}"
+                        if key in results:
+                            continue
+                        game = games.load(f"merge_highway(density={density}, safety={safety}, "
+                                          f"intents={str(learner.config.intents).lower()})")
+                        headways: list[float] = []
+                        t0 = time.perf_counter()
+                        m = evaluate_merge(game, learner.choose(), args.episodes, EVAL_SEED, headways=headways)
+                        results[key] = {k: np.asarray(v, dtype=float).tolist() for k, v in m.items()}
+                        results[key]["headways"] = headways
+                        results[key]["seconds"] = time.perf_counter() - t0
+                        print(key, {k: round(float(np.nanmean(v)), 3) for k, v in m.items()},
+                              f"{time.perf_counter() - t0:.0f} s", flush=True)
+                        results_path.write_text(json.dumps(results))
+    if args.gif:
+        learner = load_learner(args.runs, "mappo_pis", args.seeds[0])
+        game = games.load("merge_highway(density=medium, safety=shared, intents=true)")
+        frames: list = []
+        evaluate_merge(game, learner.choose(), 1, EVAL_SEED, frames=frames)
+        save_gif(frames, RESULTS / "merge_mappo_pis.gif")
+
+
+def interval(values: np.ndarray) -> tuple[float, float]:
+    v = values[~np.isnan(values)]
+    if len(v) < 2:
+        return float(np.mean(v)) if len(v) else float("nan"), float("nan")
+    return float(v.mean()), float(1.96 * v.std(ddof=1) / np.sqrt(len(v)))
+
+
+def report(args: argparse.Namespace) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results = json.loads((OUT / "eval.json").read_text())
+    lines = ["| method | trained on | evaluated on | safety module | collision rate (episodes) | collisions per step "
+             "| speed (m/s) | return | merge success | time headway (s) | replacements per step |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for key, r in results.items():
+        method, td, seed, density, safety = key.split("|")
+        cells = []
+        for m in MEASURES:
+            mean, ci = interval(np.asarray(r[m], dtype=float))
+            cells.append(f"{mean:.3f} ± {ci:.3f}" if m in ("collision", "collisions_per_step", "replaced")
+                         else f"{mean:.2f} ± {ci:.2f}")
+        lines.append(f"| {LABELS[method]} (seed {seed}) | {td} | {density} | {safety} | " + " | ".join(cells) + " |")
+    table = "\n".join(lines)
+    (RESULTS / "merge.md").write_text(table + "\n")
+    print(table)
+    # learning curves
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for path in sorted(OUT.glob("*_seed*.json")):
+        job = json.loads(path.read_text())
+        c = job["curve"]
+        x = [p["env_steps"] for p in c]
+        label = f"{LABELS[job['method']]} ({job['density']}, seed {job['seed']})"
+        for ax, k in zip(axes, ("return", "collision", "speed")):
+            ax.plot(x, [p[k] for p in c], label=label)
+    for ax, k in zip(axes, ("evaluation return (twin)", "collision rate (twin)", "speed (m/s, twin)")):
+        ax.set_xlabel("environment steps")
+        ax.set_title(k)
+    axes[0].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(RESULTS / "merge_learning.png", dpi=110)
+    # metrics per method and density, safety module on
+    densities = [d for d in ("easy", "medium", "hard") if any(k.split("|")[3] == d for k in results)]
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
+    width = 0.8 / (2 * len(METHODS))
+    for j, method in enumerate(METHODS):
+        for s, on in enumerate((True, False)):
+            rows = {k.split("|")[3]: r for k, r in results.items() if k.startswith(method + "|")
+                    and ((k.split("|")[4] != "off") == on or (method == "mappo_merge" and not on))}
+            if method == "mappo_merge" and on:
+                continue
+            offset = (2 * j + s) * width
+            for ax, m in zip(axes, ("collision", "speed", "return", "headway")):
+                stats = [interval(np.asarray(rows[d][m], dtype=float)) if d in rows else (np.nan, np.nan)
+                         for d in densities]
+                ax.bar(np.arange(len(densities)) + offset, [a for a, _ in stats], width, yerr=[b for _, b in stats],
+                       label=LABELS[method] + ("" if on or method == "mappo_merge" else ", module off"),
+                       alpha=1.0 if on or method == "mappo_merge" else 0.45, color=f"C{j}")
+    for ax, m in zip(axes, ("collision rate (per episode)", "average speed (m/s)", "episode return",
+                            "mean time headway (s)")):
+        ax.set_xticks(np.arange(len(densities)) + 0.4 - width / 2, densities)
+        ax.set_title(m + ", highway-env")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "merge_metrics.png", dpi=110)
+    # time headway distribution, medium density, modules on
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for j, method in enumerate(METHODS):
+        for k, r in results.items():
+            parts = k.split("|")
+            if parts[0] == method and parts[3] == "medium" and (parts[4] != "off" or method == "mappo_merge"):
+                ax.hist(np.clip(r["headways"], 0, 6), bins=60, histtype="step", density=True, color=f"C{j}",
+                        label=LABELS[method])
+                break
+    ax.axvline(1.2, color="grey", ls="--", lw=1)
+    ax.set_xlabel("time headway (s, capped at 6)")
+    ax.set_title("CAV time headways, medium density, highway-env")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "merge_headway.png", dpi=110)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    sp = sub.add_parser("speed")
+    sp.add_argument("--seconds", type=float, default=10.0)
+    sd = sub.add_parser("differential")
+    sd.add_argument("--episodes", type=int, default=100)
+    st = sub.add_parser("train")
+    st.add_argument("--steps", type=int, default=600_000)
+    st.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    st.add_argument("--parallel", type=int, default=2)
+    se = sub.add_parser("eval")
+    se.add_argument("--episodes", type=int, default=20)
+    se.add_argument("--densities", nargs="+", default=["easy", "medium", "hard"])
+    se.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    se.add_argument("--gif", action="store_true")
+    sub.add_parser("plots")
+    for sub_parser in (st, se, sub.choices["plots"]):
+        sub_parser.add_argument("--runs", type=Path, default=RESULTS / "merge_runs",
+                                help="where the train runs are (<method>-s<seed>/<run>)")
+    args = p.parse_args()
+    {"speed": speed, "differential": differential, "train": train, "eval": evaluate, "plots": report}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()
