@@ -3,15 +3,16 @@ twin, evaluation in highway-env itself.
 
     python benchmarks/merge.py speed          # decisions/s, twin vs highway-env, 1 and 256 envs
     python benchmarks/merge.py differential   # 100 seeded episodes, events compared
-    python benchmarks/merge.py train [--steps 400000] [--densities medium] [--seeds 0]
-    python benchmarks/merge.py eval  [--episodes 20] [--densities easy medium hard]
+    python benchmarks/merge.py train [--steps 1000000] [--seeds 0 1] [--runs DIR]
+    python benchmarks/merge.py eval  [--episodes 20] [--densities easy medium hard] [--gif]
     python benchmarks/merge.py plots
 
 Methods (marl.mappo_pis): mappo_pis (shared intents in the observation, safety module with
 shared actions), mappo_sem (safety module assuming other CAVs keep lane and speed, no intents),
-mappo_merge (plain MAPPO); all with the released code's settings. Training runs on the batched
-twin (games.merge), two jobs at a time, each resumable (a finished job's JSON and weights are
-kept). Evaluation runs in highway-env (games.merge_highway) on paired episodes (episode k of the
+mappo_merge (plain MAPPO); all with the released code's settings. Training is the built-in
+merge-mappo-pis train run on the batched twin (games.merge, medium density), one per method and
+seed, two at a time, resumed where interrupted. Evaluation runs in highway-env
+(games.merge_highway) on paired episodes (episode k of the
 evaluation seed is the same vehicles for every method), each policy with its own safety module
 and with the module switched off. Results go to benchmarks/results/merge*.
 """
@@ -34,6 +35,7 @@ OUT = RESULTS / "merge"
 METHODS = ("mappo_pis", "mappo_sem", "mappo_merge")
 LABELS = {"mappo_pis": "MAPPO-PIS", "mappo_sem": "MAPPO + SEM (no intents)", "mappo_merge": "MAPPO"}
 EVAL_SEED = 10_000
+HEADWAY_BINS = np.linspace(0.0, 6.0, 61)  # time headways [s]; the last bin holds everything above 6 s
 MEASURES = ("collision", "collisions_per_step", "speed", "return", "merge_success", "headway", "replaced")
 
 
@@ -115,10 +117,11 @@ def evaluate(args: argparse.Namespace) -> None:
     from equilibria import games
     from equilibria.marl.merge_eval import evaluate_merge, save_gif
 
-    results_path = OUT / "eval.json"
-    results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    OUT.mkdir(parents=True, exist_ok=True)
     for train_density in ("medium",):
-        for method in METHODS:
+        for method in args.methods:
+            results_path = OUT / f"eval_{method}.json"  # one file per method: methods can run in parallel
+            results = json.loads(results_path.read_text()) if results_path.exists() else {}
             for seed in args.seeds:
                 learner = load_learner(args.runs, method, seed)
                 for density in args.densities:
@@ -132,7 +135,8 @@ def evaluate(args: argparse.Namespace) -> None:
                         t0 = time.perf_counter()
                         m = evaluate_merge(game, learner.choose(), args.episodes, EVAL_SEED, headways=headways)
                         results[key] = {k: np.asarray(v, dtype=float).tolist() for k, v in m.items()}
-                        results[key]["headways"] = headways
+                        counts, _ = np.histogram(np.clip(headways, 0, HEADWAY_BINS[-1]), HEADWAY_BINS)
+                        results[key]["headway_hist"] = counts.tolist()
                         results[key]["seconds"] = time.perf_counter() - t0
                         print(key, {k: round(float(np.nanmean(v)), 3) for k, v in m.items()},
                               f"{time.perf_counter() - t0:.0f} s", flush=True)
@@ -158,7 +162,9 @@ def report(args: argparse.Namespace) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    results = json.loads((OUT / "eval.json").read_text())
+    results = {}
+    for path in sorted(OUT.glob("eval_*.json")):
+        results.update(json.loads(path.read_text()))
     lines = ["| method | trained on | evaluated on | safety module | collision rate (episodes) | collisions per step "
              "| speed (m/s) | return | merge success | time headway (s) | replacements per step |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -173,18 +179,21 @@ def report(args: argparse.Namespace) -> None:
     table = "\n".join(lines)
     (RESULTS / "merge.md").write_text(table + "\n")
     print(table)
-    # learning curves
+    # learning curves (the train runs' evaluations on the twin)
+    import csv
+
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    for path in sorted(OUT.glob("*_seed*.json")):
-        job = json.loads(path.read_text())
-        c = job["curve"]
-        x = [p["env_steps"] for p in c]
-        label = f"{LABELS[job['method']]} ({job['density']}, seed {job['seed']})"
-        for ax, k in zip(axes, ("return", "collision", "speed")):
-            ax.plot(x, [p[k] for p in c], label=label)
-    for ax, k in zip(axes, ("evaluation return (twin)", "collision rate (twin)", "speed (m/s, twin)")):
+    for j, method in enumerate(METHODS):
+        for path in sorted(args.runs.glob(f"{method}-s*/*/metrics.csv")):
+            rows = [r for r in csv.DictReader(path.open()) if r.get("collision")]
+            x = [float(r["env_steps"]) for r in rows]
+            seed = path.parents[1].name.rsplit("-s", 1)[1]
+            for ax, k in zip(axes, ("eval_return", "collision", "speed")):
+                ax.plot(x, [float(r[k]) for r in rows], color=f"C{j}", alpha=0.9 if seed == "0" else 0.5,
+                        label=f"{LABELS[method]} (seed {seed})")
+    for ax, k in zip(axes, ("evaluation return", "collision rate (episodes)", "average speed (m/s)")):
         ax.set_xlabel("environment steps")
-        ax.set_title(k)
+        ax.set_title(k + ", twin, 32 episodes")
     axes[0].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(RESULTS / "merge_learning.png", dpi=110)
@@ -218,8 +227,9 @@ def report(args: argparse.Namespace) -> None:
         for k, r in results.items():
             parts = k.split("|")
             if parts[0] == method and parts[3] == "medium" and (parts[4] != "off" or method == "mappo_merge"):
-                ax.hist(np.clip(r["headways"], 0, 6), bins=60, histtype="step", density=True, color=f"C{j}",
-                        label=LABELS[method])
+                counts = np.asarray(r["headway_hist"], dtype=float)
+                ax.stairs(counts / max(counts.sum(), 1) / np.diff(HEADWAY_BINS), HEADWAY_BINS, color=f"C{j}",
+                          label=LABELS[method])
                 break
     ax.axvline(1.2, color="grey", ls="--", lw=1)
     ax.set_xlabel("time headway (s, capped at 6)")
@@ -237,7 +247,7 @@ def main() -> None:
     sd = sub.add_parser("differential")
     sd.add_argument("--episodes", type=int, default=100)
     st = sub.add_parser("train")
-    st.add_argument("--steps", type=int, default=600_000)
+    st.add_argument("--steps", type=int, default=1_000_000)
     st.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     st.add_argument("--parallel", type=int, default=2)
     se = sub.add_parser("eval")
@@ -245,6 +255,7 @@ def main() -> None:
     se.add_argument("--densities", nargs="+", default=["easy", "medium", "hard"])
     se.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     se.add_argument("--gif", action="store_true")
+    se.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     sub.add_parser("plots")
     for sub_parser in (st, se, sub.choices["plots"]):
         sub_parser.add_argument("--runs", type=Path, default=RESULTS / "merge_runs",

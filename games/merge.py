@@ -23,9 +23,10 @@ the CAVs within `comm_range` along the road, `"own"` its own. An episode
 ends when a CAV crashes (as in the code) or every CAV has left the road (x > 520 m); a CAV that
 leaves is inactive from then on.
 
-Observations are entity rows [5, 10]: the CAV itself (distance to the merge end, y, velocity,
-target speed, whether it is still on the ramp or merge lane), then the four nearest vehicles within
-150 m, relative (presence, dx, dy, dvx, dvy, is-CAV); with `intents=True` a neighbouring CAV's row
+Observations are 5 rows of 10 features, flattened (as the released code's MLP reads Kinematics):
+the CAV itself (distance to the merge end, y, velocity, target speed, whether it is still on the
+ramp or merge lane), then the four nearest vehicles within 150 m, nearest first, relative
+(presence, dx, dy, dvx, dvy, is-CAV); with `intents=True` a neighbouring CAV's row
 also carries its shared intent, its planned positions 0.5 s and 1 s ahead relative to the observer
 (games.merge_safety), for CAVs within `comm_range`.
 
@@ -220,7 +221,9 @@ class MergeGame(MarkovGame):
         self.comm_range, self.heterogeneous = float(comm_range), bool(heterogeneous)
         self.end_on_crash, self.max_steps = bool(end_on_crash), int(max_steps)
         self.safety_horizon = float(safety_horizon)
-        self.groups = (Group("cavs", MAX_CAVS, Box((1 + NEIGHBOURS, OBS_FEATURES), "entities"), Discrete(5)),)
+        # a flat vector, rows nearest first (the released code's MLP over Kinematics rows): pooled as an
+        # entity set, the CAV's own row would blur with its neighbours'
+        self.groups = (Group("cavs", MAX_CAVS, Box(((1 + NEIGHBOURS) * OBS_FEATURES,)), Discrete(5)),)
         self.state_shape = (MAX_VEHICLES * 6,)
         self.size_estimate = SizeEstimate(bytes_per_env=MAX_VEHICLES * (NF + NS) * 8 * 4)
         self.info = GameInfo(
@@ -310,7 +313,7 @@ class MergeSimulator(ArraySimulator):
             intents(self.F, self.S, active, self._plans)
         out = np.zeros((self.num_envs, MAX_VEHICLES, 1 + NEIGHBOURS, OBS_FEATURES), dtype=np.float32)
         observe_kernel(self.F, self.S, active, self._plans, self.game.intents, self.game.comm_range, out)
-        return {"cavs": out[:, :MAX_CAVS]}
+        return {"cavs": out[:, :MAX_CAVS].reshape(self.num_envs, MAX_CAVS, -1)}
 
     def global_state(self) -> np.ndarray:
         present = (self.S[:, :, KIND] >= 0).astype(np.float32)

@@ -65,7 +65,7 @@ def test_safety_module_cuts_crashes_of_random_driving():
 def test_shared_intents_appear_only_in_neighbouring_cav_rows():
     with_intents = games.load("merge(density=hard, intents=true)").simulator(8, seed=1)
     without = games.load("merge(density=hard)").simulator(8, seed=1)
-    a, b = with_intents.observe()["cavs"], without.observe()["cavs"]
+    a, b = (sim.observe()["cavs"].reshape(8, MAX_CAVS, 5, 10) for sim in (with_intents, without))
     assert np.array_equal(a[:, :, 0], b[:, :, 0]) and np.array_equal(a[..., :6], b[..., :6])
     assert not b[:, :, 1:, 6:].any()
     cav_rows = a[:, :, 1:, 5] == 1
@@ -122,7 +122,7 @@ def test_a_trained_policy_evaluates_in_highway_env_with_its_intents():
     assert set(m) >= {"return", "collision", "collisions_per_step", "speed", "merge_success", "headway"}
     sim = bound.game.simulator(1)
     sim.load_episode(0, draw_episode(np.random.default_rng([3, 0]), "hard"))
-    obs = sim.observe()["cavs"][0]
+    obs = sim.observe()["cavs"][0].reshape(MAX_CAVS, 5, 10)
     cav_rows = obs[:, 1:, 5] == 1
     assert cav_rows.any() and (np.abs(obs[:, 1:, 6:]).sum(-1)[cav_rows] > 0).all()  # intents, in highway-env
 
