@@ -120,12 +120,15 @@ def evaluate(args: argparse.Namespace) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     for train_density in ("medium",):
         for method in args.methods:
-            results_path = OUT / f"eval_{method}.json"  # one file per method: methods can run in parallel
-            results = json.loads(results_path.read_text()) if results_path.exists() else {}
             for seed in args.seeds:
+                results_path = OUT / f"eval_{method}_s{seed}.json"  # one file per run: runs can be evaluated in parallel
+                results = json.loads(results_path.read_text()) if results_path.exists() else {}
                 learner = load_learner(args.runs, method, seed)
                 for density in args.densities:
-                    for safety in dict.fromkeys((learner.config.safety, "off")):
+                    modes = [learner.config.safety, "off"]
+                    if density == "medium":  # both predictions of the other CAVs for every policy
+                        modes += ["shared", "assume_idle"]
+                    for safety in dict.fromkeys(modes):
                         key = f"{method}|{train_density}|{seed}|{density}|{safety}"
                         if key in results:
                             continue

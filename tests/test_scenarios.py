@@ -84,7 +84,7 @@ def test_cli_usage_errors_exit_2(args, fragment):
 @pytest.mark.parametrize("name", ["quickstart", "kuhn-cfr", "leduc-cfr-plus", "leduc-mmd", "rps-extragradient",
                                   "preference-rps", "preference-random", "preference-tiny-lm", "mappo-navigation",
                                   "tournament-kuhn", "psro-leduc", "mamql-gems", "mamql-overcooked",
-                                  "mra-populations", "merge-mappo-pis"])
+                                  "mra-populations", "merge-mappo-pis", "merge-eval"])
 def test_builtins_validate(name):
     scenario = scenarios.load(name)
     scenarios.validate(scenario)
