@@ -300,5 +300,7 @@ def differential(episodes: int = 100, seed: int = 0, density: str = "medium", de
             "max_reward": max((r["reward"] for r in same), default=0.0), "rows": rows}
 
 
-register("merge_highway", HighwayMergeGame, requires=("highway_env", "merge"),
+# the example is short: highway-env's state cannot be copied, so the single-State view clones a
+# state by replaying its history, and the API tests clone often
+register("merge_highway", HighwayMergeGame, requires=("highway_env", "merge"), example="merge_highway(max_steps=4)",
          description="the on-ramp merge (merge) simulated by highway-env itself")
