@@ -43,11 +43,13 @@ The numba kernels bake the road and model constants of games.merge_dynamics into
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from numba import njit
+from pydantic import Field
 
+from equilibria.common.config import PositiveFloat, PositiveInt
 from equilibria.games.core import GameInfo, SizeEstimate
 from equilibria.games.markov import ArraySimulator, MarkovGame
 from equilibria.games.merge_dynamics import (
@@ -115,17 +117,21 @@ def draw_episode(rng: np.random.Generator, density: str, heterogeneous: bool = T
     return out
 
 
-def place(F: np.ndarray, S: np.ndarray, e: int, vehicles: list[tuple[int, int, float, float]]) -> None:
-    """Write an episode into environment e's slots: CAVs from slot 0, the others from MAX_CAVS."""
+def clear_slots(F: np.ndarray, S: np.ndarray, e: int, kinds: list[int]) -> list[int]:
+    """Empty environment e and return the slot of each vehicle of `kinds` (in road order): CAVs from
+    slot 0, the others from MAX_CAVS, so CAV slots are the agents' slots."""
     F[e], S[e] = 0.0, -1
     S[e, :, 1:] = 0
-    cav, other = 0, MAX_CAVS
+    cavs = np.cumsum([k == CAV for k in kinds]) - 1
+    others = MAX_CAVS + np.cumsum([k != CAV for k in kinds]) - 1
+    return [int(c if k == CAV else o) for k, c, o in zip(kinds, cavs, others)]
+
+
+def place(F: np.ndarray, S: np.ndarray, e: int, vehicles: list[tuple[int, int, float, float]]) -> None:
+    """Write an episode into environment e's slots (clear_slots)."""
     lane_y = {MAIN_AB: 0.0, RAMP_JK: RAMP_Y}
-    for kind, lane, x, v in vehicles:
-        if kind == CAV:
-            i, cav = cav, cav + 1
-        else:
-            i, other = other, other + 1
+    slots = clear_slots(F, S, e, [kind for kind, *_ in vehicles])
+    for i, (kind, lane, x, v) in zip(slots, vehicles):
         y = lane_y[lane]
         F[e, i, X], F[e, i, Y], F[e, i, H], F[e, i, V] = x, y, 0.0, v
         S[e, i, KIND] = kind
@@ -215,7 +221,7 @@ class MergeGame(MarkovGame):
             raise ValueError(f"density must be one of {sorted(DENSITIES)}, got {density!r}")
         if reward not in REWARDS:
             raise ValueError(f"reward must be one of {list(REWARDS)}, got {reward!r}")
-        if comm_range <= 0 or max_steps < 1:
+        if not comm_range > 0 or max_steps < 1:  # (not > catches NaN)
             raise ValueError(f"comm_range must be > 0 and max_steps >= 1, got {comm_range}, {max_steps}")
         self.density, self.reward, self.intents, self.safety = density, reward, bool(intents), safety
         self.comm_range, self.heterogeneous = float(comm_range), bool(heterogeneous)
@@ -338,4 +344,16 @@ def share_rewards(own: np.ndarray, acting: np.ndarray, F: np.ndarray, mode: str,
     return np.where(acting, (near * own[:, None, :]).sum(-1) / np.maximum(near.sum(-1), 1), 0.0)
 
 
-register("merge", MergeGame, description="on-ramp merging of CAVs among HDVs (MAPPO-PIS); highway-env's models, batched")
+Density = Literal["easy", "medium", "hard"]
+Reward = Literal["global", "regional", "own"]
+Safety = Literal["off", "shared", "assume_idle"]
+Horizon = Annotated[float, Field(gt=0, le=5)]
+
+
+@register("merge", description="on-ramp merging of CAVs among HDVs (MAPPO-PIS); highway-env's models, batched")
+def merge(density: Density = "medium", reward: Reward = "global", intents: bool = False, safety: Safety = "off",
+          comm_range: PositiveFloat = 150.0, heterogeneous: bool = True, end_on_crash: bool = True,
+          max_steps: PositiveInt = 100, safety_horizon: Horizon = 1.0) -> MergeGame:
+    """The registry's typed factory (parameters checked from game strings and YAML)."""
+    return MergeGame(density, reward, intents, safety, comm_range, heterogeneous, end_on_crash, max_steps,
+                     safety_horizon)

@@ -24,7 +24,18 @@ from typing import Any
 
 import numpy as np
 
-from equilibria.games.merge import MAX_CAVS, MergeGame, MergeSimulator, draw_episode
+from equilibria.common.config import PositiveFloat, PositiveInt
+from equilibria.games.merge import (
+    MAX_CAVS,
+    Density,
+    Horizon,
+    MergeGame,
+    MergeSimulator,
+    Reward,
+    Safety,
+    clear_slots,
+    draw_episode,
+)
 from equilibria.games.merge_dynamics import (
     ACC,
     AGGRESSIVE,
@@ -145,22 +156,16 @@ def export_state(env: Any, F: np.ndarray, S: np.ndarray, e: int) -> None:
     """Copy a highway-env merge's vehicles into the twin's arrays (environment e)."""
     from highway_env.vehicle.behavior import AggressiveVehicle, DefensiveVehicle, IDMVehicle
 
-    F[e], S[e] = 0.0, -1
-    S[e, :, 1:] = 0
-    cav, other = 0, MAX_CAVS
-    for vehicle in env.unwrapped.road.vehicles:
+    def kind_of(vehicle: Any) -> int:
         if isinstance(vehicle, AggressiveVehicle):
-            kind = AGGRESSIVE
-        elif isinstance(vehicle, DefensiveVehicle):
-            kind = DEFENSIVE
-        elif isinstance(vehicle, IDMVehicle):
-            kind = IDM
-        else:
-            kind = CAV
-        if kind == CAV:
-            i, cav = cav, cav + 1
-        else:
-            i, other = other, other + 1
+            return AGGRESSIVE
+        if isinstance(vehicle, DefensiveVehicle):
+            return DEFENSIVE
+        return IDM if isinstance(vehicle, IDMVehicle) else CAV
+
+    vehicles = env.unwrapped.road.vehicles
+    kinds = [kind_of(v) for v in vehicles]
+    for i, kind, vehicle in zip(clear_slots(F, S, e, kinds), kinds, vehicles):
         F[e, i, X], F[e, i, Y] = vehicle.position
         F[e, i, H], F[e, i, V] = vehicle.heading, vehicle.speed
         F[e, i, TSPEED] = vehicle.target_speed
@@ -181,11 +186,15 @@ class HighwayMergeSimulator(MergeSimulator):
 
     supports_state = False  # highway-env's internals are not copied back
 
+    def __init__(self, game: MergeGame, num_envs: int = 1, seed: int | None = None, render_mode: str | None = None):
+        self.render_mode = render_mode  # read by _allocate, which the base __init__ calls
+        super().__init__(game, num_envs, seed)
+
     def _allocate(self) -> None:
         super()._allocate()
         if not hasattr(self, "envs") or len(self.envs) != self.num_envs:
             cls = env_class()
-            self.envs = [cls(render_mode=getattr(self, "render_mode", None)) for _ in range(self.num_envs)]
+            self.envs = [cls(render_mode=self.render_mode) for _ in range(self.num_envs)]
 
     def _reset_envs(self, idx: np.ndarray) -> None:
         for e in idx:
@@ -228,10 +237,7 @@ class HighwayMergeGame(MergeGame):
 
     def simulator(self, num_envs: int = 1, seed: int | None = None, render_mode: str | None = None
                   ) -> HighwayMergeSimulator:
-        sim = HighwayMergeSimulator.__new__(HighwayMergeSimulator)
-        sim.render_mode = render_mode
-        HighwayMergeSimulator.__init__(sim, self, num_envs, seed)
-        return sim
+        return HighwayMergeSimulator(self, num_envs, seed, render_mode)
 
 
 def events(lanes: np.ndarray, tlanes: np.ndarray, crashed: np.ndarray) -> set[tuple[int, int, str]]:
@@ -300,7 +306,13 @@ def differential(episodes: int = 100, seed: int = 0, density: str = "medium", de
             "max_reward": max((r["reward"] for r in same), default=0.0), "rows": rows}
 
 
-# the example is short: highway-env's state cannot be copied, so the single-State view clones a
-# state by replaying its history, and the API tests clone often
-register("merge_highway", HighwayMergeGame, requires=("highway_env", "merge"), example="merge_highway(max_steps=4)",
-         description="the on-ramp merge (merge) simulated by highway-env itself")
+@register("merge_highway", requires=("highway_env", "merge"), example="merge_highway(max_steps=4)",
+          description="the on-ramp merge (merge) simulated by highway-env itself")
+def merge_highway(density: Density = "medium", reward: Reward = "global", intents: bool = False,
+                  safety: Safety = "off", comm_range: PositiveFloat = 150.0, heterogeneous: bool = True,
+                  end_on_crash: bool = True, max_steps: PositiveInt = 100, safety_horizon: Horizon = 1.0
+                  ) -> HighwayMergeGame:
+    """The registry's typed factory; its example is short: highway-env's state cannot be copied, so
+    the single-State view clones a state by replaying its history, and the API tests clone often."""
+    return HighwayMergeGame(density, reward, intents, safety, comm_range, heterogeneous, end_on_crash, max_steps,
+                            safety_horizon)
