@@ -21,7 +21,7 @@ from equilibria.games.core import (
 from equilibria.games.registry import load, register, registered
 
 # Built-in games register themselves on import.
-from equilibria.games import debate, dispatch, merge, merge_highway, gems, goofspiel, grid_goals, icu_sepsis, lifelong_mapf, navigation, normal_form, occupation, one_shot, overcooked, overcooked_expert, poker, preference, pursuit, werewolf, werewolf_latent  # noqa: E402,F401  isort: skip
+from equilibria.games import debate, debate_batched, dispatch, merge, merge_highway, gems, goofspiel, grid_goals, icu_sepsis, lifelong_mapf, navigation, normal_form, occupation, one_shot, overcooked, overcooked_expert, poker, preference, pursuit, werewolf, werewolf_latent  # noqa: E402,F401  isort: skip
 from equilibria.games.adapters import openspiel as _openspiel_adapter  # noqa: E402,F401  registers 'openspiel'
 
 __all__ = [

@@ -8,7 +8,6 @@ import pytest
 from equilibria import games, solvers
 from equilibria.games.core import CHANCE, TERMINAL
 from equilibria.games.debate import (
-    BatchedDebate,
     DebateGame,
     DebateRules,
     LinearJudge,
@@ -20,6 +19,7 @@ from equilibria.games.debate import (
     random_linear_judge,
     reveal,
 )
+from equilibria.games.debate_batched import BatchedDebate
 from equilibria.games.testing import api_test, markov_api_test
 
 SMALL = "debate(num_features=5, num_arguments=3, num_cases=6, seed=0)"

@@ -10,7 +10,8 @@ import torch
 
 from equilibria import games, solvers
 from equilibria.common.config import ConfigError, build
-from equilibria.games.debate import BatchedDebate, case_sampler, gaussian_sampler, random_chooser, random_linear_judge
+from equilibria.games.debate import case_sampler, gaussian_sampler, random_chooser, random_linear_judge
+from equilibria.games.debate_batched import BatchedDebate
 from equilibria.marl.debate.debaters import (
     Debaters,
     DebatersConfig,

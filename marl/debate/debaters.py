@@ -50,7 +50,6 @@ from equilibria.common.config import Config, NonNegativeFloat, PositiveFloat, Pr
 from equilibria.games.core import CHANCE, TERMINAL, State
 from equilibria.games.debate import (
     PARTS,
-    BatchedDebate,
     Chooser,
     DebateGame,
     DebateRules,
@@ -59,6 +58,7 @@ from equilibria.games.debate import (
     play_debates,
     rules_of,
 )
+from equilibria.games.debate_batched import BatchedDebate
 from equilibria.games.markov import MarkovGame, Simulator, StepResult
 from equilibria.games.spaces import Box, Composite, Discrete, Group
 from equilibria.marl.networks import GroupActor, as_tensors

@@ -28,7 +28,8 @@ import numpy as np
 from pydantic import Field
 
 from equilibria.common.config import Config, count
-from equilibria.games.debate import BatchedDebate, DebateRules, debate_outcome, play_debates, random_chooser
+from equilibria.games.debate import DebateRules, debate_outcome, play_debates, random_chooser
+from equilibria.games.debate_batched import BatchedDebate
 from equilibria.games.icu_sepsis import (
     SepsisMDP,
     feature_standardization,
