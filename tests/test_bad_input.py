@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from chat_server import ChatServer, closed_port
+from cli_runner import cli_in_process
 
 from equilibria import scenarios
 from equilibria.common.yamlio import dump_yaml, load_yaml
@@ -176,12 +177,23 @@ BAD_FILES = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD_FILES))
-def test_bad_scenario_files_exit_2_with_one_line_and_write_nothing(case, work):
+def test_bad_scenario_files_exit_2_with_one_line_and_write_nothing(case, work, monkeypatch):
+    text, fragments = BAD_FILES[case]
+    path = write(work, f"{case}.yaml", text)
+    for command in (["validate", path.name], ["run", path.name]):
+        one_line(cli_in_process(*command, cwd=work, monkeypatch=monkeypatch), 2, f"{case}.yaml", *fragments)
+    assert sorted(p.name for p in work.iterdir()) == [path.name]  # no run directory, nothing else
+
+
+@pytest.mark.parametrize("case", ["duplicate_key", "nan_learning_rate"])
+def test_bad_scenario_files_through_the_interpreter(case, work):
+    """The same through `python -m equilibria.scenarios.cli`, for two cases: the exit status
+    and the single line are the process's, not main()'s return value."""
     text, fragments = BAD_FILES[case]
     path = write(work, f"{case}.yaml", text)
     for command in (["validate", path.name], ["run", path.name]):
         one_line(cli(*command, cwd=work), 2, f"{case}.yaml", *fragments)
-    assert sorted(p.name for p in work.iterdir()) == [path.name]  # no run directory, nothing else
+    assert sorted(p.name for p in work.iterdir()) == [path.name]
 
 
 @pytest.mark.parametrize("make, fragment", [

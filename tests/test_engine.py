@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 from chat_server import ChatServer
+from cli_runner import cli_in_process
 from guess_game import Bisector, HonestHost
 
 from equilibria import games, scenarios
@@ -175,17 +176,15 @@ def test_validate_runs_nothing_expensive_and_writes_nothing(tmp_path, monkeypatc
     assert list(tmp_path.iterdir()) == []
 
 
-def test_explain_shows_fields_with_their_help():
+def test_explain_shows_fields_with_their_help(monkeypatch, tmp_path):
     for name, expected in (("tournament", ["seating", "rotate: round robin"]), ("cfr+", ["regret_matching_plus",
                            "clip cumulative regrets"]), ("leduc_poker", ["num_ranks"]), ("mappo", ["entropy_coef"]),
                            ("rule", ["Werewolf's textbook player"])):
-        res = subprocess.run([sys.executable, "-m", "equilibria.scenarios.cli", "explain", name], capture_output=True,
-                             text=True)
+        res = cli_in_process("explain", name, cwd=tmp_path, monkeypatch=monkeypatch)
         assert res.returncode == 0, res.stderr
         for fragment in expected:
             assert fragment in res.stdout, (name, fragment)
-    res = subprocess.run([sys.executable, "-m", "equilibria.scenarios.cli", "explain", "cfr++"], capture_output=True,
-                         text=True)
+    res = cli_in_process("explain", "cfr++", cwd=tmp_path, monkeypatch=monkeypatch)
     assert res.returncode == 2 and "did you mean 'cfr+'" in res.stderr
 
 

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_runner import cli_in_process
 
 from equilibria import scenarios
 from equilibria.common.yamlio import load_yaml
@@ -52,10 +53,10 @@ def test_every_bad_scenario_file_is_covered():
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_bad_scenarios_exit_2_with_one_line(name, tmp_path):
+def test_bad_scenarios_exit_2_with_one_line(name, tmp_path, monkeypatch):
     line, fragments = EXPECTED[name]
     for command in (["validate", str(BAD / name)], ["run", str(BAD / name), "--out", str(tmp_path)]):
-        res = _cli(*command)
+        res = cli_in_process(*command, cwd=Path.cwd(), monkeypatch=monkeypatch)
         assert res.returncode == 2, res.stderr
         err = res.stderr.strip()
         assert "\n" not in err and "Traceback" not in err, err
