@@ -32,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 GAMES = {"full": "cooperative_navigation(num_agents=3, num_landmarks=3)",
          "blind": "cooperative_navigation(num_agents=3, num_landmarks=3, view_radius=0)",
-         "near": "cooperative_navigation(num_agents=3, num_landmarks=3, view_radius=0.5)"}
+         "near": "cooperative_navigation(num_agents=3, num_landmarks=3, view_radius=0.5)",
+         "landmarks": "cooperative_navigation(num_agents=3, num_landmarks=3, view_radius=0, actions='landmarks')"}
 VARIANTS = {
     "mappo": ("mappo", {}),
     "bnac": ("bnac", {}),
@@ -42,7 +43,8 @@ VARIANTS = {
 }
 
 
-def run_one(game_spec: str, variant: str, seed: int, steps: int, every: int, episodes: int, out: Path) -> dict:
+def run_one(game_spec: str, variant: str, seed: int, steps: int, every: int, episodes: int, out: Path,
+            entropy: float = 0.01) -> dict:
     import torch
 
     from equilibria import games, marl
@@ -55,7 +57,7 @@ def run_one(game_spec: str, variant: str, seed: int, steps: int, every: int, epi
     name, config = VARIANTS[variant]
     game = games.load(game_spec)
     extra = {"total_steps": steps} if name != "mappo" else {}
-    learner = marl.make(name, game, seed=seed, num_envs=32, **config, **extra)
+    learner = marl.make(name, game, seed=seed, num_envs=32, entropy_coef=entropy, **config, **extra)
     curve, t0 = [], time.perf_counter()
     while True:
         row = {"env_steps": learner.env_steps, "eval_return": learner.evaluate(episodes)[0]}
@@ -147,12 +149,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--game", choices=list(GAMES), default="full",
                     help="full: MPE's observations; blind: view_radius=0, agents never see each other; "
-                         "near: view_radius=0.5, only close agents are seen")
+                         "near: view_radius=0.5, only close agents are seen; landmarks: blind, and each action "
+                         "names the landmark to head for")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=400_000)
     ap.add_argument("--every", type=int, default=40_000)
     ap.add_argument("--episodes", type=int, default=32)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--entropy", type=float, default=0.01, help="entropy coefficient of every variant (MAPPO's: 0.01)")
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = ap.parse_args()
@@ -160,7 +164,7 @@ def main() -> None:
     runs.mkdir(parents=True, exist_ok=True)
     jobs = [(v, s) for s in range(args.seeds) for v in args.variants]
     with ProcessPoolExecutor(args.workers) as pool:
-        results = list(pool.map(run_one, *zip(*[(GAMES[args.game], v, s, args.steps, args.every, args.episodes, runs)
+        results = list(pool.map(run_one, *zip(*[(GAMES[args.game], v, s, args.steps, args.every, args.episodes, runs, args.entropy)
                                                 for v, s in jobs])))
     report(results, args.out, args.game, GAMES[args.game], args.seeds, args.steps)
 

@@ -12,6 +12,11 @@ rewards, and appear as zeros in the others' observations (the layout is the MPE 
 agent farther than r appears as zeros (r = 0: agents never see each other, so who goes to which
 landmark cannot be read off the observation).
 
+`actions="landmarks"` replaces the five moves by a choice of landmark: each step an agent names the
+landmark it heads for and a fixed controller picks the move (the one whose coasting stop point lands
+nearest the landmark). Who covers which landmark is then the whole decision, made every step, so a
+Bayesian-network policy's parents' actions carry exactly the information a blind agent lacks.
+
 `observation="entities"` gives the same information as sets instead of MPE's fixed layout, so one
 network serves every number of agents (MRA trains across populations): "self" [4] (velocity,
 position), "landmarks" [L, 4] and "agents" [N - 1, 5] rows (column 0 presence; position relative
@@ -49,7 +54,11 @@ _MOVES = np.array([[0, 0], [-1, 0], [1, 0], [0, -1], [0, 1]], dtype=np.float64)
 class CooperativeNavigation(MarkovGame):
     def __init__(self, num_agents: int = 3, num_landmarks: int = 3, max_steps: int = 25, local_ratio: float = 0.5,
                  population: list[int] | None = None, view_radius: float | None = None,
-                 observation: str = "mpe"):
+                 observation: str = "mpe", actions: str = "moves"):
+        if actions not in ("moves", "landmarks"):
+            raise ValueError(f"actions must be 'moves' or 'landmarks', got {actions!r}")
+        if actions == "landmarks" and population is not None:
+            raise ValueError("actions='landmarks' needs a fixed population (the action space is the landmarks)")
         if observation not in ("mpe", "entities"):
             raise ValueError(f"observation must be 'mpe' or 'entities', got {observation!r}")
         if num_agents < 1 or num_landmarks < 1:
@@ -72,6 +81,8 @@ class CooperativeNavigation(MarkovGame):
         self.size_estimate = navigation_size(num_agents, num_landmarks, observation)
         self.obs_dim = 4 + 2 * num_landmarks + 4 * (num_agents - 1)
         self.observation = observation
+        self.actions = actions
+        num_actions = num_landmarks if actions == "landmarks" else 5
         self.crowd_radius = CROWD_RADIUS
         if observation == "entities":
             obs_space: Box | Composite = Composite({
@@ -79,7 +90,7 @@ class CooperativeNavigation(MarkovGame):
                 "agents": Box((max(num_agents - 1, 1), AGENT_F), "entities")})
         else:
             obs_space = Box((self.obs_dim,))
-        self.groups = (Group("agents", num_agents, obs_space, Discrete(5)),)
+        self.groups = (Group("agents", num_agents, obs_space, Discrete(num_actions)),)
         self.state_shape = (4 * num_agents + 2 * num_landmarks,)
         params = {"num_agents": num_agents, "num_landmarks": num_landmarks, "max_steps": max_steps,
                   "local_ratio": local_ratio}
@@ -89,10 +100,12 @@ class CooperativeNavigation(MarkovGame):
             params["population"] = list(self.population)
         if observation != "mpe":
             params["observation"] = observation
+        if actions != "moves":
+            params["actions"] = actions
         self.info = GameInfo(
             name="cooperative_navigation", num_players=num_agents, dynamics="simultaneous", chance=True,
             information="imperfect", utility="general", min_utility=-np.inf, max_utility=0.0,
-            max_game_length=max_steps, num_distinct_actions=5, utility_sum=None, sampled_chance=True, reward_model="step",
+            max_game_length=max_steps, num_distinct_actions=num_actions, utility_sum=None, sampled_chance=True, reward_model="step",
             parameters=params,
         )
 
@@ -124,7 +137,11 @@ class NavigationSimulator(ArraySimulator):
     def _step(self, actions: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
         g = self.game
         rewards = np.empty((self.num_envs, g.num_agents))
-        step_world(self.pos, self.vel, self.landmarks, self.present, actions["agents"], g.population is not None,
+        moves = actions["agents"]
+        if g.actions == "landmarks":
+            moves = np.empty_like(moves)
+            steer(self.pos, self.vel, self.landmarks, actions["agents"], moves)
+        step_world(self.pos, self.vel, self.landmarks, self.present, moves, g.population is not None,
                    g.local_ratio, rewards)
         return {"agents": rewards}, np.zeros(self.num_envs, dtype=bool)
 
@@ -252,6 +269,30 @@ def reward(pos, landmarks, present, varying, local_ratio, e, out):
         out[e, i] = -cover * (1.0 - local_ratio) + out[e, i] * local_ratio
 
 
+# A move changes the velocity by _MOVES * _ACCEL * _DT; with no further force the velocity then
+# decays geometrically by (1 - _DAMPING) per step, so the agent coasts a further v * _DT / _DAMPING.
+_COAST = _DT / _DAMPING
+
+
+@njit(cache=True)
+def steer(pos, vel, landmarks, choice, moves):
+    """moves[e, i] = the move (no-op included) whose coasting stop point, after this step's
+    integration, is nearest landmark choice[e, i]: the controller of actions="landmarks"."""
+    for e in range(pos.shape[0]):
+        for i in range(pos.shape[1]):
+            j = choice[e, i]
+            best, best_d = 0, np.inf
+            for a in range(_MOVES.shape[0]):
+                d = 0.0
+                for c in range(2):
+                    v = vel[e, i, c] * (1.0 - _DAMPING) + _MOVES[a, c] * _ACCEL * _DT
+                    stop = pos[e, i, c] + vel[e, i, c] * _DT + v * _COAST
+                    d += (stop - landmarks[e, j, c]) ** 2
+                if d < best_d:
+                    best, best_d = a, d
+            moves[e, i] = best
+
+
 @njit(cache=True)
 def step_world(pos, vel, landmarks, present, actions, varying, local_ratio, rewards):
     """One step of every environment: contact forces from the current positions, integration,
@@ -356,10 +397,12 @@ def navigation_size(num_agents: int = 3, num_landmarks: int = 3, observation: st
 def cooperative_navigation(num_agents: PositiveInt = 3, num_landmarks: PositiveInt = 3, max_steps: PositiveInt = 25,
                            local_ratio: Probability = 0.5, population: list[int] | None = None,
                            view_radius: float | None = None,
-                           observation: Literal["mpe", "entities"] = "mpe") -> CooperativeNavigation:
+                           observation: Literal["mpe", "entities"] = "mpe",
+                           actions: Literal["moves", "landmarks"] = "moves") -> CooperativeNavigation:
     """MPE simple_spread: N agents cover L landmarks without colliding; batched. `population:
     [low, high]` draws each episode's agents (and landmarks) from that range; `view_radius` makes
     it partially observable (agents farther apart than that do not see each other; 0: never);
-    `observation: entities` gives sets of landmark and agent rows (one network for every N)."""
+    `observation: entities` gives sets of landmark and agent rows (one network for every N);
+    `actions: landmarks` makes each action the landmark to head for (a fixed controller moves)."""
     return CooperativeNavigation(num_agents, num_landmarks, max_steps, local_ratio, population, view_radius,
-                                 observation)
+                                 observation, actions)

@@ -18,7 +18,7 @@ MARKOV = [n for n in games.registered() if not games.registry.available(n)
           or isinstance(games.load(games.registry.entry(n).example), MarkovGame)]
 VARIANTS = ["cooperative_navigation(num_agents=6, num_landmarks=6, population=[2, 6])",
             "cooperative_navigation(num_agents=1, num_landmarks=2)", "cooperative_navigation(view_radius=0.5)",
-            "pursuit(max_steps=7)", 'one_shot(game="three_agent_climb")']
+            "cooperative_navigation(view_radius=0, actions='landmarks')", "pursuit(max_steps=7)", 'one_shot(game="three_agent_climb")']
 
 
 def _mpe2(name: str):
