@@ -193,8 +193,10 @@ def _render(page_path: Path | str, screenshot: Path, click: str | None = None) -
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(page_path if isinstance(page_path, str) else page_path.resolve().as_uri())
             page.wait_for_selector("body[data-rendered='1']", timeout=15_000)
+            before = None
             if click is not None:
                 page.wait_for_selector(click, timeout=15_000)  # a served page fetches its replay first
+                before = page.inner_text(".replay-view") if page.locator(".replay-view").count() else None
                 page.click(click)
             page.wait_for_timeout(300)  # time for a meta refresh, if one had survived
             out = {"errors": errors, "charts": page.locator(".uplot").count(), "url": page.url,
@@ -202,7 +204,8 @@ def _render(page_path: Path | str, screenshot: Path, click: str | None = None) -
                    "heatmaps": page.locator("table.heatmap").count(),
                    "animations": page.locator(".animation svg").count(),
                    "pwned": page.evaluate("window.__pwned === undefined ? null : window.__pwned"),
-                   "text": page.inner_text("body")}
+                   "text": page.inner_text("body"), "replay_before_click": before,
+                   "replay": page.inner_text(".replay-view") if page.locator(".replay-view").count() else None}
             page.screenshot(path=str(screenshot), full_page=True)
         finally:
             browser.close()
@@ -223,6 +226,9 @@ def test_pages_render_in_chromium_without_errors(train_run, solve_run, werewolf_
     ww = _render(build_report([werewolf_run], tmp_path / "ww.html"), artifacts / "report-werewolf.png",
                  click="button.reveal")
     assert ww["errors"] == [] and "Night 1" in ww["text"] and "(werewolf" in ww["text"]  # roles revealed
+    # before the click no decision (phase night_werewolves, prompts naming the role) is listed
+    assert "night_werewolves" not in ww["replay_before_click"] and "decisions (" not in ww["replay_before_click"]
+    assert "decisions (" in ww["replay"]  # listed (collapsed) once the roles are revealed
     grid = _render(build_report([mapf_run], tmp_path / "mapf.html"), artifacts / "report-mapf.png")
     assert grid["errors"] == [] and grid["animations"] == 2 and grid["charts"] == 0  # results by game, not curves
     evil = _render(build_report([evil_run], tmp_path / "evil.html"), artifacts / "report-evil.png")

@@ -244,16 +244,24 @@
       const players = table(cols, r.players.map((p) => cols.map((k) => p[k])));
       const transcript = el("pre", { class: "transcript", text: r.transcript_hidden.join("\n") });
       view.appendChild(players);
+      // the decisions give the roles away (each one's phase, role and prompt), so with hidden
+      // roles they appear only once the roles are revealed
+      const decisionsSlot = el("p", { class: "meta", text: r.turns.length + " decisions, listed once the roles " +
+        "are revealed (each one's phase and prompt name its player's role)" });
       if (hasRoles) {
         const reveal = el("button", { class: "reveal", type: "button", text: "reveal roles" });
         reveal.addEventListener("click", () => {
           players.replaceWith(table(cols.concat(["role"]), r.players.map((p) => cols.map((k) => p[k]).concat([p.role]))));
           transcript.textContent = r.transcript.join("\n");
+          decisionsSlot.replaceWith(decisionsOf(r));
           reveal.remove();
         });
         view.appendChild(reveal);
       }
       view.appendChild(transcript);
+      view.appendChild(hasRoles ? decisionsSlot : decisionsOf(r));
+    };
+    const decisionsOf = (r) => {
       const turns = el("div");
       r.turns.forEach((t, i) => {
         const head = "#" + i + " round " + fmt(t.round) + " " + fmt(t.phase) + " · seat " + t.seat + " (" + t.agent +
@@ -262,7 +270,7 @@
         if (t.fallback) d.classList.add("fallback");
         turns.appendChild(d);
       });
-      view.appendChild(details("decisions (" + r.turns.length + ")", turns, false));
+      return details("decisions (" + r.turns.length + ")", turns, false);
     };
     pick.addEventListener("change", () => {
       const r = run.replays[Number(pick.value)];
