@@ -5,11 +5,11 @@
     result = scenarios.run(s)                 # RunResult(run_dir, metrics, summary_path, plots)
 
 Layout (imports point one way): registry (kinds) <- loading (YAML -> Scenario) <- rundir
-(RunContext) <- loop, solving, learning, tournament <- lineup <- kinds <- runner, cli.
+(RunContext) <- loop, solving, learning, tournament <- lineup <- kinds <- runner, cli. The
+registry imports a built-in kind's module the first time that kind is asked for.
 """
 
 from equilibria.common.config import ConfigError
-from equilibria.scenarios import kinds as _kinds  # noqa: F401  the built-in kinds register on import
 from equilibria.scenarios.loading import Budget, Scenario, builtins, load
 from equilibria.scenarios.registry import register_kind, registered_kinds
 from equilibria.scenarios.rundir import Interrupted, RunContext, RunFailed, RunResult

@@ -5,13 +5,16 @@
     def run_solve(plan: SolvePlan, ctx: RunContext) -> dict: ...
 
 `equilibria validate` calls `prepare` only; `equilibria run` calls `prepare`, creates the run
-directory, then `run`. Kinds register on import of equilibria.scenarios.kinds, which the package
-imports; this module imports no other part of scenarios/.
+directory, then `run`. The built-in kinds live in equilibria.scenarios.kinds.<name> and register
+when that module is imported, which happens the first time the kind is asked for: the CLI starts
+without torch and the learners, and a solve scenario never loads them. This module imports no
+other part of scenarios/ at import time.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +31,12 @@ class Kind:
 
 
 _KINDS: dict[str, Kind] = {}
+BUILTIN_KINDS = ("debate", "evaluate", "lspo", "population", "populations", "preference", "solve", "tournament",
+                 "train")  # each registered by equilibria.scenarios.kinds.<name>
+
+
+def _import_builtin(name: str) -> None:
+    importlib.import_module(f"equilibria.scenarios.kinds.{name}")
 
 
 def register_kind(name: str, config_cls: type, *, prepare: Callable[[Any], Any], description: str):
@@ -41,11 +50,17 @@ def register_kind(name: str, config_cls: type, *, prepare: Callable[[Any], Any],
 
 
 def registered_kinds() -> dict[str, Kind]:
+    """Every kind, the built-ins imported first."""
+    for name in BUILTIN_KINDS:
+        if name not in _KINDS:
+            _import_builtin(name)
     return dict(_KINDS)
 
 
 def kind(name: Any) -> Kind:
+    if isinstance(name, str) and name not in _KINDS and name in BUILTIN_KINDS:
+        _import_builtin(name)
     if not isinstance(name, str) or name not in _KINDS:
-        raise ConfigError(f"unknown kind {name!r}{suggest(str(name), list(_KINDS))} (kinds: {', '.join(sorted(_KINDS))})",
-                          ("kind",))
+        known = sorted(set(_KINDS) | set(BUILTIN_KINDS))
+        raise ConfigError(f"unknown kind {name!r}{suggest(str(name), known)} (kinds: {', '.join(known)})", ("kind",))
     return _KINDS[name]

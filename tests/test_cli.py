@@ -26,3 +26,18 @@ def test_the_openspiel_adapter_is_listed_as_itself():
                          check=True, env={**os.environ, "COLUMNS": "250"}).stdout
     row = next(line for line in out.splitlines() if "openspiel" in line)
     assert "any" in row and "zero_sum" not in row
+
+
+def test_the_cli_starts_without_torch_and_every_kind_module_is_a_builtin_kind():
+    """Kinds load when first asked for: `equilibria --help` and a solve scenario import no torch."""
+    import pkgutil
+
+    from equilibria.scenarios import kinds
+    from equilibria.scenarios.registry import BUILTIN_KINDS, registered_kinds
+
+    assert sorted(m.name for m in pkgutil.iter_modules(kinds.__path__)) == sorted(BUILTIN_KINDS)
+    assert sorted(registered_kinds()) == sorted(BUILTIN_KINDS)
+    probe = ("import sys\nfrom equilibria.scenarios.cli import main\nmain(['validate', 'quickstart'])\n"
+             "print('torch' in sys.modules, 'equilibria.scenarios.kinds.train' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.split()[-2:] == ["False", "False"], out

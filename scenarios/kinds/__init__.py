@@ -1,13 +1,2 @@
-"""Built-in scenario kinds; each module registers one kind on import."""
-
-from equilibria.scenarios.kinds import (  # noqa: F401
-    debate,
-    evaluate,
-    lspo,
-    population,
-    populations,
-    preference,
-    solve,
-    tournament,
-    train,
-)
+"""Built-in scenario kinds: each module registers one kind (named like the module) on import;
+equilibria.scenarios.registry imports a module the first time its kind is asked for."""
