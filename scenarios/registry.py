@@ -41,6 +41,8 @@ def _import_builtin(name: str) -> None:
 
 def register_kind(name: str, config_cls: type, *, prepare: Callable[[Any], Any], description: str):
     def _do(fn: Callable[[Any, Any], dict]) -> Callable[[Any, Any], dict]:
+        if name in BUILTIN_KINDS and name not in _KINDS and fn.__module__ != f"equilibria.scenarios.kinds.{name}":
+            _import_builtin(name)  # a built-in's name taken by another module: the duplicate is reported now
         if name in _KINDS:
             raise ValueError(f"scenario kind {name!r} is registered twice")
         _KINDS[name] = Kind(name, config_cls, prepare, fn, description)

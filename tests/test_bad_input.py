@@ -185,10 +185,12 @@ def test_bad_scenario_files_exit_2_with_one_line_and_write_nothing(case, work, m
     assert sorted(p.name for p in work.iterdir()) == [path.name]  # no run directory, nothing else
 
 
-@pytest.mark.parametrize("case", ["duplicate_key", "nan_learning_rate"])
+@pytest.mark.parametrize("case", ["duplicate_key", "nan_learning_rate", "alias_bomb", "deep_flow",
+                                  "payoff_tensor_too_big", "markov_game_too_big"])
 def test_bad_scenario_files_through_the_interpreter(case, work):
-    """The same through `python -m equilibria.scenarios.cli`, for two cases: the exit status
-    and the single line are the process's, not main()'s return value."""
+    """The same through `python -m equilibria.scenarios.cli`: the exit status and the single line
+    are the process's, and the cases that guard time and memory run where a regression would cost
+    one test (a timeout, a killed child), not the test process."""
     text, fragments = BAD_FILES[case]
     path = write(work, f"{case}.yaml", text)
     for command in (["validate", path.name], ["run", path.name]):
@@ -527,3 +529,30 @@ def test_ctrl_c_stops_a_game_between_decisions_and_keeps_finished_games(work):
         assert finished >= 1 and len(list((run_dir / "replays").glob("*.json"))) == finished
     finally:
         server.close()
+
+
+def test_the_in_process_cli_reports_what_a_process_would_print(work, monkeypatch):
+    """cli_in_process shows warnings, log records and sys.exit messages on stderr, so a second
+    line makes one_line fail here as it would for the real process."""
+    import logging
+    import warnings
+
+    from equilibria import scenarios as scenarios_pkg
+
+    def noisy(*_args, **_kw):
+        warnings.warn("something odd", UserWarning, stacklevel=1)
+        logging.getLogger("equilibria.test").warning("logged too")
+        raise scenarios_pkg.ConfigError("x.yaml: the real error")
+
+    monkeypatch.setattr(scenarios_pkg, "load", noisy)
+    res = cli_in_process("validate", "x.yaml", cwd=work, monkeypatch=monkeypatch)
+    assert res.returncode == 2 and "something odd" in res.stderr and "logged too" in res.stderr
+    with pytest.raises(AssertionError):
+        one_line(res, 2, "the real error")
+
+    def leaves(*_args, **_kw):
+        raise SystemExit("bye")
+
+    monkeypatch.setattr(scenarios_pkg, "load", leaves)
+    res = cli_in_process("validate", "x.yaml", cwd=work, monkeypatch=monkeypatch)
+    assert (res.returncode, res.stderr.strip()) == (1, "bye")

@@ -41,3 +41,13 @@ def test_the_cli_starts_without_torch_and_every_kind_module_is_a_builtin_kind():
              "print('torch' in sys.modules, 'equilibria.scenarios.kinds.train' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.split()[-2:] == ["False", "False"], out
+
+
+def test_a_kind_cannot_take_a_built_in_kinds_name_before_it_loads():
+    import pytest
+
+    from equilibria.scenarios.registry import kind, register_kind
+
+    with pytest.raises(ValueError, match="'train' is registered twice"):
+        register_kind("train", dict, prepare=lambda s: s, description="impostor")(lambda plan, ctx: {})
+    assert kind("train").description != "impostor"

@@ -157,7 +157,12 @@ def test_validate_runs_nothing_expensive_and_writes_nothing(tmp_path, monkeypatc
     from equilibria.games import engine
     from equilibria.llm_agents import chat_agents
     from equilibria.marl import mappo, population, runtime
+    from equilibria.scenarios.registry import registered_kinds
     from equilibria.solvers import base
+
+    # kinds import lazily; import them before patching, or a module importing play_game by name
+    # for the first time here would keep the patched function after the test
+    registered_kinds()
 
     def forbidden(*args, **kwargs):
         raise AssertionError("validate ran something expensive")
