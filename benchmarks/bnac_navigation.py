@@ -14,7 +14,8 @@ Variants, all with MAPPO's settings and budget (mappo-navigation's):
 Every evaluation scores the policy as trained (with its DAG) and with every edge removed. Runs are
 resumable: each (variant, seed) writes its JSON when done and is skipped on the next call.
 
-    python benchmarks/bnac_navigation.py [--game full|blind|near] [--seeds 5] [--steps 400000] [--workers 2]
+    python benchmarks/bnac_navigation.py [--game full|blind|near|landmarks] [--seeds 5] [--steps 400000]
+                                         [--entropy 0.01] [--variants ...] [--workers 2]
 """
 
 from __future__ import annotations
@@ -83,21 +84,64 @@ def run_one(game_spec: str, variant: str, seed: int, steps: int, every: int, epi
     return result
 
 
+def scripted_references(game_spec: str, episodes: int = 100, seed: int = 20_000) -> dict[str, float]:
+    """For actions='landmarks': the mean return per agent of fixed joint rules on the learners'
+    final evaluation episodes (same seed and count), read off the observations (own position at
+    columns 2:4, landmarks relative to it at 4:4 + 2L)."""
+    import itertools
+
+    from equilibria import games
+    from equilibria.marl.runtime import episode_means
+
+    game = games.load(game_spec)
+    n, m = game.num_agents, game.num_landmarks
+
+    def geometry(obs: np.ndarray) -> np.ndarray:
+        """[E, n, m] distances from each agent to each landmark."""
+        return np.linalg.norm(obs[..., 4:4 + 2 * m].reshape(*obs.shape[:2], m, 2), axis=-1)
+
+    def optimal(d: np.ndarray) -> np.ndarray:
+        perms = np.array(list(itertools.permutations(range(m), n)))
+        cost = d[:, np.arange(n)[None, :], perms].sum(-1)  # [E, P]
+        return perms[cost.argmin(1)]
+
+    def in_turn(d: np.ndarray) -> np.ndarray:
+        out = np.zeros(d.shape[:2], dtype=np.int64)
+        for e in range(d.shape[0]):
+            free = list(range(m))
+            for i in range(n):
+                j = min(free, key=lambda k: d[e, i, k])
+                out[e, i] = j
+                if len(free) > 1:
+                    free.remove(j)
+        return out
+
+    rules = {"optimal assignment (needs every position)": optimal,
+             "in turn: each the nearest landmark its predecessors left (reading the parents' actions)": in_turn,
+             "agent i to landmark i": lambda d: np.tile(np.arange(n) % m, (d.shape[0], 1)),
+             "every agent to its nearest landmark": lambda d: d.argmin(-1)}
+    return {name: float(np.mean(episode_means(game, lambda obs, mask, active, r=rule: {"agents": r(geometry(obs["agents"]))},
+                                             episodes, seed)))
+            for name, rule in rules.items()}
+
+
 def interval(x: list[float]) -> tuple[float, float]:
     from equilibria.marl.runtime import seed_interval
 
     return seed_interval(x)
 
 
-def report(results: list[dict], out: Path, name: str, game_spec: str, seeds: int, steps: int) -> None:
+def report(results: list[dict], out: Path, name: str, game_spec: str, seeds: int, steps: int,
+           entropy: float = 0.01) -> None:
     from equilibria.scenarios.plots import pyplot, save
     from equilibria.scenarios.rundir import atomic_write_bytes
 
     by = {v: [r for r in results if r["variant"] == v] for v in VARIANTS}
     lines = ["# Bayesian-network actor-critic vs MAPPO on cooperative navigation", "",
              f"`python benchmarks/bnac_navigation.py --game {name}`: {game_spec}, {steps} environment steps, {seeds} seeds, "
-             "MAPPO's settings (32 environments, 25-step rollouts). Final return: mean return per agent over 100 "
-             "greedy evaluation episodes per seed; mean and 95% t-interval over seeds.", "",
+             f"MAPPO's settings (32 environments, 25-step rollouts) with entropy coefficient {entropy}. Final return: "
+             "mean return per agent over 100 greedy evaluation episodes per seed (the same episodes for every run); "
+             "mean and 95% t-interval over seeds. The curves evaluate 32 other episodes.", "",
              "| variant | final return (as trained) | final return, edges removed | loss from removing edges | "
              "final edge density | minutes per run |", "|---|---|---|---|---|---|"]
     for v, rs in by.items():
@@ -114,6 +158,10 @@ def report(results: list[dict], out: Path, name: str, game_spec: str, seeds: int
             cells += ["(no edges)", "", ""]
         cells.append(f"{np.mean([r['seconds'] for r in rs]) / 60:.1f}")
         lines.append("| " + " | ".join(cells) + " |")
+    if "actions='landmarks'" in game_spec:
+        lines += ["", "Fixed joint rules on the same 100 evaluation episodes (mean return per agent):", "",
+                  "| rule | return |", "|---|---|"]
+        lines += [f"| {rule} | {value:.2f} |" for rule, value in scripted_references(game_spec).items()]
     plt = pyplot()
     fig, (ax, dax) = plt.subplots(2, 1, figsize=(8, 7), sharex=True)
     colors = dict(zip(VARIANTS, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
@@ -160,13 +208,14 @@ def main() -> None:
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = ap.parse_args()
-    runs = args.out / "bnac_navigation_runs" / args.game
+    # runs are reused only for the same game, budget and entropy
+    runs = args.out / "bnac_navigation_runs" / f"{args.game}_steps{args.steps}_entropy{args.entropy:g}"
     runs.mkdir(parents=True, exist_ok=True)
     jobs = [(v, s) for s in range(args.seeds) for v in args.variants]
     with ProcessPoolExecutor(args.workers) as pool:
         results = list(pool.map(run_one, *zip(*[(GAMES[args.game], v, s, args.steps, args.every, args.episodes, runs, args.entropy)
                                                 for v, s in jobs])))
-    report(results, args.out, args.game, GAMES[args.game], args.seeds, args.steps)
+    report(results, args.out, args.game, GAMES[args.game], args.seeds, args.steps, args.entropy)
 
 
 if __name__ == "__main__":
