@@ -272,12 +272,15 @@
       });
       return details("decisions (" + r.turns.length + ")", turns, false);
     };
+    let picked = 0;  // a slow answer for an earlier pick must not replace the current one
     pick.addEventListener("change", () => {
       const r = run.replays[Number(pick.value)];
       if (!run.lazy) { show(r); return; }
+      const mine = ++picked;
       view.replaceChildren(el("p", { class: "meta", text: "loading " + r.name + " …" }));
-      fetch("/replay/" + encodeURIComponent(r.name)).then((res) => res.json()).then(show)
-        .catch((e) => view.replaceChildren(el("p", { class: "alarm", text: String(e) })));
+      fetch("/replay/" + encodeURIComponent(r.name)).then((res) => res.json())
+        .then((full) => { if (mine === picked) show(full); })
+        .catch((e) => { if (mine === picked) view.replaceChildren(el("p", { class: "alarm", text: String(e) })); });
     });
     if (run.replays.length) pick.dispatchEvent(new Event("change"));
     return box;
