@@ -63,6 +63,12 @@ def cli(*args: str, cwd: Path, timeout: float = 90, env: dict | None = None) -> 
                           timeout=timeout, env=full_env, stdin=subprocess.DEVNULL)
 
 
+@pytest.fixture
+def here(monkeypatch):
+    """`cli` in this interpreter (tests/cli_runner.py): the same checks without a process start."""
+    return lambda *args, cwd: cli_in_process(*args, cwd=cwd, monkeypatch=monkeypatch)
+
+
 def one_line(res: subprocess.CompletedProcess, code: int, *fragments: str) -> str:
     """The command exited with `code` and said one line (no traceback) holding every fragment."""
     assert res.returncode == code, (res.returncode, res.stdout[-2000:], res.stderr[-2000:])
@@ -212,25 +218,25 @@ def test_scenario_paths_that_are_not_small_text_files_are_refused_without_readin
     assert sorted(p.name for p in work.iterdir()) == before
 
 
-def test_set_reads_yaml_12_numbers_and_refuses_bad_ones(work):
-    res = cli("validate", "quickstart", "--set", "budget.iterations=1e3", cwd=work)
+def test_set_reads_yaml_12_numbers_and_refuses_bad_ones(here, work):
+    res = here("validate", "quickstart", "--set", "budget.iterations=1e3", cwd=work)
     assert res.returncode == 0, res.stderr  # 1e3 is a number (YAML 1.2), and a whole one fits an int field
-    one_line(cli("validate", "quickstart", "--set", "budget.iterations=1.5e3x", cwd=work), 2,
+    one_line(here("validate", "quickstart", "--set", "budget.iterations=1.5e3x", cwd=work), 2,
              "(--set budget.iterations)", "budget.iterations: must be an integer, got '1.5e3x'")
-    one_line(cli("validate", "quickstart", "--set", "solver.config.averaging_power=.nan", cwd=work), 2,
+    one_line(here("validate", "quickstart", "--set", "solver.config.averaging_power=.nan", cwd=work), 2,
              "solver.config.averaging_power: must be a finite number")
-    one_line(cli("validate", "quickstart", "--set", "budget.iterations=2.5", cwd=work), 2,
+    one_line(here("validate", "quickstart", "--set", "budget.iterations=2.5", cwd=work), 2,
              "budget.iterations: must be an integer, got 2.5")
 
 
-def test_an_explicit_out_may_write_anywhere_but_a_too_long_one_is_refused(work, tmp_path):
+def test_an_explicit_out_may_write_anywhere_but_a_too_long_one_is_refused(here, work, tmp_path):
     write(work, "s.yaml", SOLVE)
     elsewhere = tmp_path / "work" / "sub" / "elsewhere"
-    res = cli("run", "s.yaml", "--out", str(elsewhere), "--quiet", cwd=work)
+    res = here("run", "s.yaml", "--out", str(elsewhere), "--quiet", cwd=work)
     assert res.returncode == 0, res.stderr
     assert len(list(elsewhere.iterdir())) == 1
     deep = work / (("d" * 200 + "/") * 25)
-    one_line(cli("run", "s.yaml", "--out", str(deep), cwd=work), 2, "longer than 4000 characters")
+    one_line(here("run", "s.yaml", "--out", str(deep), cwd=work), 2, "longer than 4000 characters")
     assert not (work / ("d" * 200)).exists()
 
 
@@ -255,15 +261,15 @@ def _extend(run_dir: Path, iterations: int) -> None:
                         iteration=10, solver="cfr", seconds=0.0), "does not fit this run"),
     (lambda p: np.savez(p.with_suffix(""), iteration=10), "does not fit this run (checkpoint lacks array 'regret'"),
 ])
-def test_damaged_npz_checkpoint_is_one_line_with_what_to_do(damage, fragment, work):
+def test_damaged_npz_checkpoint_is_one_line_with_what_to_do(here, damage, fragment, work):
     run_dir = _solve_run(work)
     ckpt = run_dir / "checkpoints" / "latest.npz"
     damage(ckpt)
     _extend(run_dir, 30)
-    line = one_line(cli("run", "--resume", str(run_dir), cwd=work), 2, str(ckpt), fragment, "--fresh")
+    line = one_line(here("run", "--resume", str(run_dir), cwd=work), 2, str(ckpt), fragment, "--fresh")
     assert "delete" in line
     # --fresh starts the run over in the same directory and finishes it
-    res = cli("run", "--resume", str(run_dir), "--fresh", "--quiet", cwd=work)
+    res = here("run", "--resume", str(run_dir), "--fresh", "--quiet", cwd=work)
     assert res.returncode == 0, res.stderr
     assert json.loads((run_dir / "summary.json").read_text())["metrics"]["iteration"] == 30
 
@@ -275,7 +281,7 @@ def _train_run(work: Path) -> Path:
     return scenarios.run(scenarios.load(str(write(work, "tr.yaml", text))), out=work / "runs", quiet=True).run_dir
 
 
-def test_damaged_or_foreign_torch_checkpoints_are_one_line_and_never_unpickled(work):
+def test_damaged_or_foreign_torch_checkpoints_are_one_line_and_never_unpickled(here, work):
     import pickle
 
     import torch
@@ -288,20 +294,20 @@ def test_damaged_or_foreign_torch_checkpoints_are_one_line_and_never_unpickled(w
     cfg["budget"]["steps"] = 200
     cfg_path.write_text(dump_yaml(cfg))
     ckpt.write_bytes(good[: len(good) // 3])  # truncated
-    one_line(cli("run", "--resume", str(run_dir), cwd=work), 2, str(ckpt), "is unreadable", "--fresh")
-    one_line(cli("eval", str(run_dir), cwd=work), 2, str(ckpt), "is unreadable")
+    one_line(here("run", "--resume", str(run_dir), cwd=work), 2, str(ckpt), "is unreadable", "--fresh")
+    one_line(here("eval", str(run_dir), cwd=work), 2, str(ckpt), "is unreadable")
     # an object that is not a tensor or plain container: refused without unpickling, and
     # without torch's advice to pass weights_only=False
     marker = work / "unpickled"
     torch.save({"actor": _Sneaky(str(marker))}, ckpt, pickle_protocol=pickle.HIGHEST_PROTOCOL)
-    line = one_line(cli("run", "--resume", str(run_dir), cwd=work), 2, str(ckpt),
+    line = one_line(here("run", "--resume", str(run_dir), cwd=work), 2, str(ckpt),
                     "holds objects other than tensors and plain containers")
     assert "weights_only" not in line and not marker.exists()
     # a valid checkpoint of a different network (another hidden size): does not fit
     ckpt.write_bytes(good)
     cfg["algorithm"]["config"]["hidden"] = 32
     cfg_path.write_text(dump_yaml(cfg))
-    one_line(cli("run", "--resume", str(run_dir), cwd=work), 2, str(ckpt), "does not fit this run")
+    one_line(here("run", "--resume", str(run_dir), cwd=work), 2, str(ckpt), "does not fit this run")
 
 
 class _Sneaky:
@@ -314,28 +320,28 @@ class _Sneaky:
         return (open, (self.path, "w"))
 
 
-def test_corrupt_results_database_and_torn_metrics_line(work):
+def test_corrupt_results_database_and_torn_metrics_line(here, work):
     text = ("name: k\nkind: tournament\ngame: kuhn_poker\nlineup: [{name: a, scripted: random}, "
             "{name: b, scripted: first_action}]\ngames_per_pairing: 20\n")
     run_dir = scenarios.run(scenarios.load(str(write(work, "k.yaml", text))), out=work / "runs", quiet=True).run_dir
     metrics = (run_dir / "metrics.csv").read_bytes()
     # resuming a finished tournament changes nothing (no second ranking appended)
-    assert cli("run", "--resume", str(run_dir), "--quiet", cwd=work).returncode == 0
+    assert here("run", "--resume", str(run_dir), "--quiet", cwd=work).returncode == 0
     assert (run_dir / "metrics.csv").read_bytes() == metrics
     # a deleted results database is said aloud, then every match is played again
     (run_dir / "results.sqlite").unlink()
-    res = cli("run", "--resume", str(run_dir), "--quiet", cwd=work)
+    res = here("run", "--resume", str(run_dir), "--quiet", cwd=work)
     assert res.returncode == 0 and "results.sqlite is missing: all 40 matches will be played again" in res.stdout
     assert (run_dir / "metrics.csv").read_bytes() == metrics  # the same seeds give the same table
     (run_dir / "results.sqlite").write_bytes(b"this is not a database" * 100)
-    one_line(cli("run", "--resume", str(run_dir), cwd=work), 2, "results.sqlite is not a readable results database",
+    one_line(here("run", "--resume", str(run_dir), cwd=work), 2, "results.sqlite is not a readable results database",
              "--fresh")
     # a torn last line of metrics.csv (a kill mid-write) is dropped, said aloud, and the run goes on
     solve_dir = _solve_run(work, 20)
     path = solve_dir / "metrics.csv"
     path.write_bytes(path.read_bytes() + b"30,0.01,0.2")
     _extend(solve_dir, 40)
-    res = cli("run", "--resume", str(solve_dir), "--quiet", cwd=work)
+    res = here("run", "--resume", str(solve_dir), "--quiet", cwd=work)
     assert res.returncode == 0, res.stderr
     assert "dropped a torn last line" in res.stdout
     rows = path.read_text().splitlines()
@@ -343,14 +349,14 @@ def test_corrupt_results_database_and_torn_metrics_line(work):
     # a malformed line in the middle is one line naming the file and what to do
     path.write_text(rows[0] + "\n" + rows[1] + ",extra,fields\n" + "\n".join(rows[2:]) + "\n")
     _extend(solve_dir, 50)
-    one_line(cli("run", "--resume", str(solve_dir), cwd=work), 2, str(path), "line 2 does not match its header")
+    one_line(here("run", "--resume", str(solve_dir), cwd=work), 2, str(path), "line 2 does not match its header")
 
 
-def test_missing_metrics_file_is_said_aloud_on_resume(work):
+def test_missing_metrics_file_is_said_aloud_on_resume(here, work):
     run_dir = _solve_run(work, 20)
     (run_dir / "metrics.csv").unlink()
     _extend(run_dir, 30)
-    res = cli("run", "--resume", str(run_dir), "--quiet", cwd=work)
+    res = here("run", "--resume", str(run_dir), "--quiet", cwd=work)
     assert res.returncode == 0, res.stderr
     assert "metrics.csv is missing: the rows written before the checkpoint are lost" in res.stdout
 
@@ -392,9 +398,9 @@ def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoint(work, mon
     assert not list((run_dir / "checkpoints").glob(".*tmp"))
 
 
-def test_intervals_over_too_few_samples_are_not_available_never_nan(work):
+def test_intervals_over_too_few_samples_are_not_available_never_nan(here, work):
     run_dir = _train_run(work)
-    res = cli("eval", str(run_dir), "--episodes", "1", cwd=work)
+    res = here("eval", str(run_dir), "--episodes", "1", cwd=work)
     assert res.returncode == 0, res.stderr
     assert "interval n/a: 1 episodes, needs at least 5" in res.stdout and "nan" not in res.stdout
     text = ("name: w\nkind: tournament\ngame: werewolf\nlineup: [{name: rule, agent: rule}, {name: random, agent: random}]\n"
