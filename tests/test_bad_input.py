@@ -183,11 +183,11 @@ BAD_FILES = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD_FILES))
-def test_bad_scenario_files_exit_2_with_one_line_and_write_nothing(case, work, monkeypatch):
+def test_bad_scenario_files_exit_2_with_one_line_and_write_nothing(here, case, work):
     text, fragments = BAD_FILES[case]
     path = write(work, f"{case}.yaml", text)
     for command in (["validate", path.name], ["run", path.name]):
-        one_line(cli_in_process(*command, cwd=work, monkeypatch=monkeypatch), 2, f"{case}.yaml", *fragments)
+        one_line(here(*command, cwd=work), 2, f"{case}.yaml", *fragments)
     assert sorted(p.name for p in work.iterdir()) == [path.name]  # no run directory, nothing else
 
 
@@ -537,21 +537,19 @@ def test_ctrl_c_stops_a_game_between_decisions_and_keeps_finished_games(work):
         server.close()
 
 
-def test_the_in_process_cli_reports_what_a_process_would_print(work, monkeypatch):
+def test_the_in_process_cli_reports_what_a_process_would_print(here, work, monkeypatch):
     """cli_in_process shows warnings, log records and sys.exit messages on stderr, so a second
     line makes one_line fail here as it would for the real process."""
     import logging
     import warnings
 
-    from equilibria import scenarios as scenarios_pkg
-
     def noisy(*_args, **_kw):
         warnings.warn("something odd", UserWarning, stacklevel=1)
         logging.getLogger("equilibria.test").warning("logged too")
-        raise scenarios_pkg.ConfigError("x.yaml: the real error")
+        raise scenarios.ConfigError("x.yaml: the real error")
 
-    monkeypatch.setattr(scenarios_pkg, "load", noisy)
-    res = cli_in_process("validate", "x.yaml", cwd=work, monkeypatch=monkeypatch)
+    monkeypatch.setattr(scenarios, "load", noisy)
+    res = here("validate", "x.yaml", cwd=work)
     assert res.returncode == 2 and "something odd" in res.stderr and "logged too" in res.stderr
     with pytest.raises(AssertionError):
         one_line(res, 2, "the real error")
@@ -559,6 +557,6 @@ def test_the_in_process_cli_reports_what_a_process_would_print(work, monkeypatch
     def leaves(*_args, **_kw):
         raise SystemExit("bye")
 
-    monkeypatch.setattr(scenarios_pkg, "load", leaves)
-    res = cli_in_process("validate", "x.yaml", cwd=work, monkeypatch=monkeypatch)
+    monkeypatch.setattr(scenarios, "load", leaves)
+    res = here("validate", "x.yaml", cwd=work)
     assert (res.returncode, res.stderr.strip()) == (1, "bye")
