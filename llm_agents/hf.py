@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,21 @@ SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 def cache_dir() -> Path:
     return Path(os.environ.get("EQUILIBRIA_CACHE", Path.home() / ".cache" / "equilibria"))
+
+
+def cache_tmp(target: Path) -> Path:
+    """A private directory beside `target` to build it in (one per process)."""
+    return target.with_name(f"{target.name}.tmp{os.getpid()}")
+
+
+def publish(tmp: Path, target: Path) -> None:
+    """Move a built cache directory into place; if another process published it first, keep
+    theirs (the same content) and drop ours."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        tmp.rename(target)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def smollm2_gguf_path() -> Path:
@@ -67,10 +83,10 @@ def load_smollm2() -> tuple[Any, Any]:
             del config.quantization_config
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
         model.load_state_dict(loaded.state_dict())
-        tmp = target.with_name(target.name + ".tmp")
+        tmp = cache_tmp(target)
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
-        tmp.rename(target)
+        publish(tmp, target)
     return load_causal_lm(target)
 
 

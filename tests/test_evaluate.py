@@ -105,6 +105,7 @@ def test_resume_computes_only_the_missing_cells(tmp_path, extend_run, monkeypatc
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("ray")  # one Ray cluster at a time under pytest-xdist
 def test_ray_backend_gives_the_local_results(ippo_run, tmp_path):
     ray = need("ray", "rllib")
     text = (f"games: ['{NAV}', '{NAV_POPULATION}']\npolicies: [{{name: ippo, run: {ippo_run}}}, "

@@ -133,6 +133,22 @@ def test_sentence_embeddings_put_paraphrases_together():
     assert e[0] @ e[1] > 0.8 > 0.4 > e[0] @ e[2]
 
 
+def test_a_cache_built_by_two_processes_keeps_the_first(tmp_path):
+    """Two test workers (or two users' runs) may extract the same model at once: the second
+    build is dropped, the first stays whole."""
+    from equilibria.llm_agents.hf import cache_tmp, publish
+
+    target = tmp_path / "model"
+    first, second = tmp_path / "model.tmp1", tmp_path / "model.tmp2"
+    for d, text in ((first, "one"), (second, "two")):
+        d.mkdir()
+        (d / "weights").write_text(text)
+    publish(first, target)
+    publish(second, target)
+    assert (target / "weights").read_text() == "one" and sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    assert cache_tmp(target).name.startswith("model.tmp")
+
+
 def test_dpo_raises_the_chosen_margin(tiny_chat_model):
     from equilibria.llm_agents.hf import dpo_finetune, load_causal_lm
 

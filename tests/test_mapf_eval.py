@@ -83,6 +83,7 @@ def test_controllers_are_checked_before_anything_runs(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("ray")  # one Ray cluster at a time under pytest-xdist
 def test_ray_backend_gives_the_local_table(follower_run, tmp_path):
     ray = need("ray", "rllib")
     try:

@@ -18,6 +18,7 @@ from equilibria.common.executor import RayExecutor
 from equilibria.scenarios.tournament import ResultsDB, run_matches, schedule
 
 ray = need("ray", "rllib")
+pytestmark = pytest.mark.xdist_group("ray")  # one Ray cluster at a time under pytest-xdist
 
 
 @pytest.fixture(scope="module")

@@ -52,6 +52,7 @@ def test_to_rllib_refuses_other_games():
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("ray")  # one Ray cluster at a time under pytest-xdist
 def test_rllib_backend_trains_through_the_same_yaml(tmp_path):
     from equilibria import scenarios
 
