@@ -14,8 +14,11 @@ Variants, all with MAPPO's settings and budget (mappo-navigation's):
 Every evaluation scores the policy as trained (with its DAG) and with every edge removed. Runs are
 resumable: each (variant, seed) writes its JSON when done and is skipped on the next call.
 
-    python benchmarks/bnac_navigation.py [--game full|blind|near|landmarks] [--seeds 5] [--steps 400000]
-                                         [--entropy 0.01] [--variants ...] [--workers 2]
+With `--anonymous` every actor goes without the agent's slot id (`actor_ids: false`), so agents
+cannot fall back on a convention by index and only the DAG's edges can tell them apart.
+
+    python benchmarks/bnac_navigation.py [--game full|blind|near|landmarks] [--anonymous] [--seeds 5]
+                                         [--steps 400000] [--entropy 0.01] [--variants ...] [--workers 2]
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ VARIANTS = {
 
 
 def run_one(game_spec: str, variant: str, seed: int, steps: int, every: int, episodes: int, out: Path,
-            entropy: float = 0.01) -> dict:
+            entropy: float = 0.01, ids: bool = True) -> dict:
     import torch
 
     from equilibria import games, marl
@@ -58,7 +61,7 @@ def run_one(game_spec: str, variant: str, seed: int, steps: int, every: int, epi
     name, config = VARIANTS[variant]
     game = games.load(game_spec)
     extra = {"total_steps": steps} if name != "mappo" else {}
-    learner = marl.make(name, game, seed=seed, num_envs=32, entropy_coef=entropy, **config, **extra)
+    learner = marl.make(name, game, seed=seed, num_envs=32, entropy_coef=entropy, actor_ids=ids, **config, **extra)
     curve, t0 = [], time.perf_counter()
     while True:
         row = {"env_steps": learner.env_steps, "eval_return": learner.evaluate(episodes)[0]}
@@ -118,7 +121,7 @@ def scripted_references(game_spec: str, episodes: int = 100, seed: int = 20_000)
 
     rules = {"optimal assignment (needs every position)": optimal,
              "in turn: each the nearest landmark its predecessors left (reading the parents' actions)": in_turn,
-             "agent i to landmark i": lambda d: np.tile(np.arange(n) % m, (d.shape[0], 1)),
+             "agent i to landmark i (needs the agent's id)": lambda d: np.tile(np.arange(n) % m, (d.shape[0], 1)),
              "every agent to its nearest landmark": lambda d: d.argmin(-1)}
     return {name: float(np.mean(episode_means(game, lambda obs, mask, active, r=rule: {"agents": r(geometry(obs["agents"]))},
                                              episodes, seed)))
@@ -132,14 +135,17 @@ def interval(x: list[float]) -> tuple[float, float]:
 
 
 def report(results: list[dict], out: Path, name: str, game_spec: str, seeds: int, steps: int,
-           entropy: float = 0.01) -> None:
+           entropy: float = 0.01, anonymous: bool = False) -> None:
     from equilibria.scenarios.plots import pyplot, save
     from equilibria.scenarios.rundir import atomic_write_bytes
 
     by = {v: [r for r in results if r["variant"] == v] for v in VARIANTS}
     lines = ["# Bayesian-network actor-critic vs MAPPO on cooperative navigation", "",
-             f"`python benchmarks/bnac_navigation.py --game {name}`: {game_spec}, {steps} environment steps, {seeds} seeds, "
-             f"MAPPO's settings (32 environments, 25-step rollouts) with entropy coefficient {entropy}. Final return: "
+             f"`python benchmarks/bnac_navigation.py --game {name.removesuffix('_anonymous')}"
+             f"{' --anonymous' if anonymous else ''}`: {game_spec}, {steps} environment steps, {seeds} seeds, "
+             f"MAPPO's settings (32 environments, 25-step rollouts) with entropy coefficient {entropy}"
+             + (", anonymous actors (actor_ids=False: no agent knows which agent it is)" if anonymous else "")
+             + ". Final return: "
              "mean return per agent over 100 greedy evaluation episodes per seed (the same episodes for every run); "
              "mean and 95% t-interval over seeds. The curves evaluate 32 other episodes.", "",
              "| variant | final return (as trained) | final return, edges removed | loss from removing edges | "
@@ -205,17 +211,21 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=32)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--entropy", type=float, default=0.01, help="entropy coefficient of every variant (MAPPO's: 0.01)")
+    ap.add_argument("--anonymous", action="store_true",
+                    help="actors without the agent's slot id (actor_ids=False): an agent cannot tell which "
+                         "agent it is, so no fixed convention like 'agent i to landmark i' is open to it")
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = ap.parse_args()
     # runs are reused only for the same game, budget and entropy
-    runs = args.out / "bnac_navigation_runs" / f"{args.game}_steps{args.steps}_entropy{args.entropy:g}"
+    name = args.game + ("_anonymous" if args.anonymous else "")
+    runs = args.out / "bnac_navigation_runs" / f"{name}_steps{args.steps}_entropy{args.entropy:g}"
     runs.mkdir(parents=True, exist_ok=True)
     jobs = [(v, s) for s in range(args.seeds) for v in args.variants]
     with ProcessPoolExecutor(args.workers) as pool:
-        results = list(pool.map(run_one, *zip(*[(GAMES[args.game], v, s, args.steps, args.every, args.episodes, runs, args.entropy)
-                                                for v, s in jobs])))
-    report(results, args.out, args.game, GAMES[args.game], args.seeds, args.steps, args.entropy)
+        results = list(pool.map(run_one, *zip(*[(GAMES[args.game], v, s, args.steps, args.every, args.episodes, runs,
+                                                 args.entropy, not args.anonymous) for v, s in jobs])))
+    report(results, args.out, name, GAMES[args.game], args.seeds, args.steps, args.entropy, args.anonymous)
 
 
 if __name__ == "__main__":

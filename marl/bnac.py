@@ -120,7 +120,8 @@ class BNAC(MAPPO):
         obs_dim = g.observation.size
         # the actor reads [own observation, parents' one-hot actions]; replaces MAPPO's actor
         augmented = Group(g.name, g.size, Box((obs_dim + self.n * self.num_actions,)), g.action)
-        self.actors = nn.ModuleDict({g.name: GroupActor(augmented, config.hidden, config.share_parameters)})
+        self.actors = nn.ModuleDict({g.name: GroupActor(augmented, config.hidden, config.share_parameters,
+                                                          config.actor_ids)})
         self.dag = mlp([self.n * obs_dim, config.hidden, config.hidden, self.n * self.n])
         self.order_mask = torch.triu(torch.ones(self.n, self.n), diagonal=1)  # j -> i allowed iff j < i
         params = list(self.actors.parameters()) + list(self.dag.parameters())

@@ -79,6 +79,10 @@ class MAPPOConfig(Config):
     """units per hidden layer (two tanh layers)"""
     share_parameters: bool = True
     """one actor and one critic per agent group (the agent's slot id appended to the input)"""
+    actor_ids: bool = True
+    """with shared parameters, append the agent's slot id to the actor's input (MAPPO's default);
+    off, the agents are anonymous: the same observation gets the same action distribution
+    whichever agent holds it (MPE's observations carry no id)"""
     critic: Literal["centralized", "local", "pooled"] = "centralized"
     """the critic's input: the global state (MAPPO), the agent's own observation (IPPO), or its
     observation plus the mean encoding of all present agents (linear in the number of agents)"""
@@ -114,7 +118,7 @@ class MAPPO:
         self.sim = game.simulator(config.num_envs, seed)
         torch.manual_seed(seed)
         state_dim = int(np.prod(game.state_shape))
-        self.actors = nn.ModuleDict({g.name: GroupActor(g, config.hidden, config.share_parameters)
+        self.actors = nn.ModuleDict({g.name: GroupActor(g, config.hidden, config.share_parameters, config.actor_ids)
                                      for g in game.groups})
         self.critics = nn.ModuleDict({g.name: GroupCritic(g, config.critic, state_dim, config.hidden,
                                                           config.share_parameters) for g in game.groups})

@@ -188,11 +188,12 @@ class GroupActor(nn.Module):
     along the second-to-observation axis); output: logits [..., n, A] with illegal actions (and
     padded candidates) at -1e9."""
 
-    def __init__(self, group: Group, hidden: int = 64, share: bool = True):
+    def __init__(self, group: Group, hidden: int = 64, share: bool = True, ids: bool = True):
         super().__init__()
         self.group, self.share, self.n = group, share, group.size
+        self.ids = share and ids  # separate networks need no id
         candidates = group.action.field if isinstance(group.action, Candidates) else None
-        ids = group.size if share else 0
+        ids = group.size if self.ids else 0
         copies = 1 if share else group.size
         self.encoders = nn.ModuleList([encoder_for(group.observation, hidden, skip=candidates) for _ in range(copies)])
         feat = self.encoders[0].out_dim + ids
@@ -207,6 +208,7 @@ class GroupActor(nn.Module):
     def _one(self, k: int, x: Any, slot: int | None | Literal["all"]) -> torch.Tensor:
         """Net k on encoded observations; `slot`: the one-hot id appended ("all": x has the slot
         axis and slot i gets id i; None: no id)."""
+        slot = slot if self.ids else None
         feat = self.encoders[k](x)
         if self.candidates is None:
             return with_ids(self.heads[k], feat, self.n, slot)

@@ -45,10 +45,12 @@ def seat_group(game: MarkovGame, player: int) -> Group:
     return Group(name, 1, g.observation, g.action)
 
 
-def actor_for(game: MarkovGame, player: int, weights: ActorWeights, hidden: int) -> GroupActor | None:
+def actor_for(game: MarkovGame, player: int, weights: ActorWeights, hidden: int,
+              ids: bool = True) -> GroupActor | None:
+    """The actor of a best response's weights (`hidden`, `ids`: its MAPPO's hidden and actor_ids)."""
     if weights is None:
         return None
-    actor = GroupActor(seat_group(game, player), hidden, share=True)
+    actor = GroupActor(seat_group(game, player), hidden, share=True, ids=ids)
     actor.load_state_dict(weights)
     return actor
 
@@ -164,7 +166,8 @@ def train_best_response(game: MarkovGame, learner: int, opponents: Sequence[Acto
     training return. A pure function of its arguments (a Ray task on backend: ray)."""
     torch.set_num_threads(1)
     cfg = build(MAPPOConfig, config, "psro-rl learner")
-    env = AgainstMixture(game, learner, [actor_for(game, 1 - learner, w, cfg.hidden) for w in opponents], weights)
+    env = AgainstMixture(game, learner, [actor_for(game, 1 - learner, w, cfg.hidden, cfg.actor_ids)
+                                                     for w in opponents], weights)
     ppo = MAPPO(env, cfg, seed=seed)
     while ppo.env_steps < steps:
         ppo.train_step()
@@ -175,9 +178,9 @@ def train_best_response(game: MarkovGame, learner: int, opponents: Sequence[Acto
 
 
 def payoff_entry(game: MarkovGame, row: ActorWeights, col: ActorWeights, hidden: int, episodes: int,
-                 seed: int) -> float:
+                 seed: int, ids: bool = True) -> float:
     """Player 0's mean episode return with `row` as player 0 and `col` as player 1."""
-    actors = [actor_for(game, 0, row, hidden), actor_for(game, 1, col, hidden)]
+    actors = [actor_for(game, 0, row, hidden, ids), actor_for(game, 1, col, hidden, ids)]
     rng = np.random.default_rng([seed, 2])
     zeros = np.zeros(episodes, dtype=np.int64)
     seats = game.seats()
@@ -221,7 +224,7 @@ class RLPSRO:
 
     def _entry(self, row: ActorWeights, col: ActorWeights, i: int, j: int) -> float:
         return payoff_entry(self.game, row, col, self.hidden, self.config.eval_episodes,
-                            seed=self.seed * 1_000_003 + 1000 * i + j)
+                            seed=self.seed * 1_000_003 + 1000 * i + j, ids=self.config.learner.actor_ids)
 
     def value(self) -> float:
         """Player 0's value of the meta-game under the meta-Nash mixtures."""

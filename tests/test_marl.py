@@ -57,6 +57,25 @@ def test_ippo_and_separate_parameters_train():
         assert any(not torch.equal(a, b) for a, b in zip(before, algo.actors.parameters()))
 
 
+def test_anonymous_actors_give_every_slot_the_same_policy():
+    """actor_ids: false leaves the slot id out of the actor: the same observation gets the same
+    logits in every slot (with ids, the slots differ), and PSRO's best responses load such weights."""
+    from equilibria.marl.population import payoff_entry, train_best_response
+
+    game = games.load("cooperative_navigation(num_agents=3, num_landmarks=3)")
+    obs = torch.randn(5, 1, game.groups[0].observation.size).expand(5, 3, -1)
+    for ids in (True, False):
+        actor = marl.make("mappo", game, seed=0, num_envs=2, actor_ids=ids).actors["agents"]
+        logits = actor.logits(obs)
+        same = torch.allclose(logits[:, 0], logits[:, 1]) and torch.allclose(logits[:, 0], logits[:, 2])
+        assert same == (not ids)
+        assert torch.allclose(actor.slot_logits(obs[:, 2], 2), logits[:, 2])
+    pursuit = games.load("pursuit", max_steps=5)
+    br = train_best_response(pursuit, 0, [None], np.ones(1), steps=200, config={"num_envs": 8, "actor_ids": False},
+                             seed=0)
+    assert np.isfinite(payoff_entry(pursuit, br["weights"], None, 64, 4, seed=0, ids=False))
+
+
 def test_checkpoint_reloads_to_identical_actions_and_resumes_exactly(tmp_path):
     game = games.load("cooperative_navigation")
     a = marl.make("mappo", game, seed=3, num_envs=8)
