@@ -80,6 +80,8 @@ def run_one(game_spec: str, variant: str, seed: int, steps: int, every: int, epi
     final = {"eval_return": float(np.mean(learner.evaluation_returns(100, seed=20_000)))}
     if name != "mappo":
         final["eval_return_no_edges"] = float(np.mean(learner.evaluation_returns(100, seed=20_000, remove_edges=True)))
+        if not config.get("anneal", True):  # does agent 1 read agent 0's action, or only notice it has a parent?
+            final["response_0_1"] = learner.parent_response(1, 0, episodes=100, seed=20_000)
     result = {"variant": variant, "seed": seed, "steps": steps, "seconds": time.perf_counter() - t0,
               "curve": curve, "final": final}
     atomic_write_bytes(path, json.dumps(result).encode())
@@ -144,12 +146,17 @@ def report(results: list[dict], out: Path, name: str, game_spec: str, seeds: int
              f"`python benchmarks/bnac_navigation.py --game {name.removesuffix('_anonymous')}"
              f"{' --anonymous' if anonymous else ''}`: {game_spec}, {steps} environment steps, {seeds} seeds, "
              f"MAPPO's settings (32 environments, 25-step rollouts) with entropy coefficient {entropy}"
-             + (", anonymous actors (actor_ids=False: no agent knows which agent it is)" if anonymous else "")
+             + (", anonymous actors (actor_ids=False: no slot id in the actor's input)" if anonymous else "")
              + ". Final return: "
              "mean return per agent over 100 greedy evaluation episodes per seed (the same episodes for every run); "
-             "mean and 95% t-interval over seeds. The curves evaluate 32 other episodes.", "",
+             "mean and 95% t-interval over seeds. The curves evaluate 32 other episodes. For the variants trained "
+             "without annealing, `parent_response` asks whether agent 1 reads agent 0's action: on the observations "
+             "of those episodes, with agent 0 as its only parent, the fraction where its greedy choice changes with "
+             "agent 0's action (0 for an agent that only notices it has a parent) and the fraction of choices that "
+             "differ from agent 0's (mean over seeds).", "",
              "| variant | final return (as trained) | final return, edges removed | loss from removing edges | "
-             "final edge density | minutes per run |", "|---|---|---|---|---|---|"]
+             "final edge density | agent 1 answers agent 0: changes / differs | minutes per run |",
+             "|---|---|---|---|---|---|---|"]
     for v, rs in by.items():
         if not rs:
             continue
@@ -160,8 +167,13 @@ def report(results: list[dict], out: Path, name: str, game_spec: str, seeds: int
             d, hd = interval([r["final"]["eval_return"] - r["final"]["eval_return_no_edges"] for r in rs])
             dens = np.mean([r["curve"][-2].get("open_ratio_next", np.nan) for r in rs])
             cells += [f"{m2:.2f} ± {h2:.2f}", f"{d:.2f} ± {hd:.2f}", f"{dens:.2f}"]
+            if all("response_0_1" in r["final"] for r in rs):
+                cells.append(" / ".join(f"{np.mean([r['final']['response_0_1'][k] for r in rs]):.2f}"
+                                        for k in ("changes", "differs")))
+            else:
+                cells.append("")
         else:
-            cells += ["(no edges)", "", ""]
+            cells += ["(no edges)", "", "", ""]
         cells.append(f"{np.mean([r['seconds'] for r in rs]) / 60:.1f}")
         lines.append("| " + " | ".join(cells) + " |")
     if "actions='landmarks'" in game_spec:

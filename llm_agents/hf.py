@@ -40,6 +40,8 @@ def publish(tmp: Path, target: Path) -> None:
         tmp.rename(target)
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
+        if not target.is_dir():  # not a lost race: a real failure (permissions, a full disk)
+            raise
 
 
 def smollm2_gguf_path() -> Path:

@@ -228,6 +228,42 @@ class BNAC(MAPPO):
         mean, ci = mean_ci(self.evaluation_returns(episodes, seed, True, remove_edges=True))
         return {"eval_return_no_edges": mean, "eval_no_edges_ci95": ci, "threshold": self.threshold}
 
+    def parent_response(self, child: int, parent: int, episodes: int = 32, seed: int = 10_000) -> dict[str, float]:
+        """Whether agent `child` reads agent `parent`'s action, not only that it has a parent:
+        on the observations of greedy evaluation episodes, its greedy action when `parent` is
+        its only parent, for each action the parent could take. `changes`: the fraction of
+        observations where that answer depends on the parent's action (0 for a child that only
+        notices it has a parent); `differs`: the fraction of (observation, parent action) pairs
+        where it is another action than the parent's."""
+        if not 0 <= parent < child < self.n:
+            raise ValueError(f"an edge goes from an earlier agent to a later one; got {parent} -> {child} "
+                             f"of {self.n} agents")
+        seen: list[np.ndarray] = []
+        gen = torch.Generator().manual_seed(seed)
+
+        def choose(obs: dict, mask: dict, active: dict) -> dict[str, np.ndarray]:
+            seen.append(obs[self.group][:, child])
+            with torch.no_grad():
+                a, _, _ = self._sample(obs[self.group], mask[self.group], self.draw(len(seen[-1]), self.threshold, gen),
+                                       greedy=True, generator=gen)
+            return {self.group: a}
+
+        episode_means(self.game, choose, episodes, seed)
+        own = torch.as_tensor(np.concatenate(seen), dtype=torch.float32)
+        b, a = own.shape[0], self.num_actions
+        edges = torch.zeros(b, self.n, self.n)
+        edges[:, parent, child] = 1.0
+        answers = []
+        with torch.no_grad():
+            for k in range(a):
+                onehot = torch.zeros(b, self.n, a)
+                onehot[:, parent, k] = 1.0
+                x = torch.cat([own, parent_features(edges, onehot)[:, child]], -1)
+                answers.append(self.actors[self.group].slot_logits(x, child).argmax(-1))
+        ans = torch.stack(answers, 1)  # [B, A]: the child's answer to each parent action
+        return {"changes": float((ans != ans[:, :1]).any(1).float().mean()),
+                "differs": float((ans != torch.arange(a)).float().mean())}
+
     def policy(self, deterministic: bool = False) -> BNPolicy:
         return BNPolicy(self, deterministic)
 

@@ -147,6 +147,12 @@ def test_a_cache_built_by_two_processes_keeps_the_first(tmp_path):
     publish(second, target)
     assert (target / "weights").read_text() == "one" and sorted(p.name for p in tmp_path.iterdir()) == ["model"]
     assert cache_tmp(target).name.startswith("model.tmp")
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the cache directory should go")
+    build = tmp_path / "build"
+    build.mkdir()
+    with pytest.raises(OSError):  # a real failure is not taken for a lost race
+        publish(build, blocked)
 
 
 def test_dpo_raises_the_chosen_margin(tiny_chat_model):

@@ -74,6 +74,9 @@ def test_anonymous_actors_give_every_slot_the_same_policy():
     br = train_best_response(pursuit, 0, [None], np.ones(1), steps=200, config={"num_envs": 8, "actor_ids": False},
                              seed=0)
     assert np.isfinite(payoff_entry(pursuit, br["weights"], None, 64, 4, seed=0, ids=False))
+    # and a best response against that anonymous actor loads it as its opponent
+    train_best_response(pursuit, 1, [br["weights"]], np.ones(1), steps=200, config={"num_envs": 8, "actor_ids": False},
+                        seed=0)
 
 
 def test_checkpoint_reloads_to_identical_actions_and_resumes_exactly(tmp_path):
