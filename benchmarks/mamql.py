@@ -59,7 +59,10 @@ def recovery_set(game_name: str, transitions: int = 2000):
     return episodes_to_transitions(episodes, game.group().name, transitions)
 
 
-def run_one(game_name: str, method: str, size: int, seed: int, updates: int, every: int, out: Path) -> dict:
+def run_one(game_name: str, method: str, size: int, seed: int, updates: int, every: int, out: Path,
+            select: str = "last") -> dict:
+    import copy
+
     import torch
 
     from equilibria import games, marl
@@ -75,16 +78,22 @@ def run_one(game_name: str, method: str, size: int, seed: int, updates: int, eve
     name, overrides = METHODS[method]
     learner = marl.make(name, game, seed=seed, expert=expert, transitions=size, expert_seed=1000 * seed, **overrides)
     curve, t0 = [], time.perf_counter()
+    best = (-np.inf, 0, None)  # validation score, updates, critics
     while True:
         curve.append({"updates": learner.updates, "env_steps": learner.env_steps,
                       "eval": factor * learner.evaluate(32, seed=EVAL_SEED, deterministic=False)[0]})
+        if select == "best" and learner.updates > 0 and curve[-1]["eval"] > best[0]:
+            best = (curve[-1]["eval"], learner.updates, copy.deepcopy(learner.critics.state_dict()))
         if learner.updates >= updates:
             break
         target = learner.updates + every
         while learner.updates < target:
             learner.train_step()
     seconds = time.perf_counter() - t0
-    final = {"sampled": factor * float(np.mean(learner.evaluation_returns(100, seed=EVAL_SEED + 1, deterministic=False))),
+    if select == "best":  # the official code's protocol: the critics of the best curve point (other episodes score it)
+        learner.critics.load_state_dict(best[2])
+    final = {"selected_updates": best[1] if select == "best" else learner.updates,
+             "sampled": factor * float(np.mean(learner.evaluation_returns(100, seed=EVAL_SEED + 1, deterministic=False))),
              "greedy": factor * float(np.mean(learner.evaluation_returns(100, seed=EVAL_SEED + 1, deterministic=True)))}
     if name != "bc":
         held_out = recovery_set(game_name)
@@ -218,9 +227,10 @@ def report(game_name: str, results: list[dict], retrains: list[dict], args: argp
     ax.set_xlabel("expert transitions")
     fig.suptitle(f"{game_name}: actions sampled from the Boltzmann policies (greedy results in the table)", fontsize=9)
     cax.set_xlabel(f"updates ({max(args.sizes)} transitions; band: min to max over seeds)")
-    save(fig, args.out / f"mamql_{game_name}.png")
-    lines += ["", f"![return against dataset size and learning curves](mamql_{game_name}.png)", ""]
-    atomic_write_bytes(args.out / f"mamql_{game_name}.md", ("\n".join(lines) + "\n").encode())
+    stem = f"mamql_{game_name}" + ("_best" if args.select == "best" else "")
+    save(fig, args.out / f"{stem}.png")
+    lines += ["", f"![return against dataset size and learning curves]({stem}.png)", ""]
+    atomic_write_bytes(args.out / f"{stem}.md", ("\n".join(lines) + "\n").encode())
     print("\n".join(lines))
 
 
@@ -236,11 +246,14 @@ def main() -> None:
                     help="MAPPO steps on each recovered reward of the smallest dataset (0: skip)")
     ap.add_argument("--retrain-seeds", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--select", choices=["last", "best"], default="last",
+                    help="score each run's last critics, or (the official code's protocol) those of its best curve "
+                         "point (32 sampled episodes every --every updates; the 100 scored episodes are others)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = ap.parse_args()
-    runs = args.out / f"mamql_runs_{args.game}"
+    runs = args.out / f"mamql_runs_{args.game}" if args.select == "last" else args.out / f"mamql_runs_{args.game}_best"
     runs.mkdir(parents=True, exist_ok=True)
-    jobs = [(args.game, m, s, seed, args.updates, args.every, runs)
+    jobs = [(args.game, m, s, seed, args.updates, args.every, runs, args.select)
             for s in args.sizes for seed in range(args.seeds) for m in args.methods]
     retrain_jobs = []
     if args.retrain_steps:
