@@ -17,6 +17,8 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 _OPTIONS = re.compile(r"Options: ([^.]*)\.")
@@ -117,10 +119,11 @@ class ChatServer:
         self.httpd.server_close()
 
 
-def closed_port() -> int:
-    """A local port with nothing listening on it."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+@contextmanager
+def closed_port() -> Iterator[int]:
+    """A local port with nothing listening on it. The port stays bound (never listening) while
+    the block runs, so connections to it are refused and no other process (a second test worker's
+    server, Ray) can start listening there meanwhile."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield s.getsockname()[1]

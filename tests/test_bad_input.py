@@ -446,9 +446,10 @@ def test_slow_drip_server_is_cut_at_the_total_deadline():
 
 
 def test_unreachable_server_fails_the_match_at_once_with_one_line(work):
-    path = _play(work, f"http://127.0.0.1:{closed_port()}/v1", games=3)
-    t0 = time.monotonic()
-    res = cli("run", path.name, "--quiet", cwd=work, timeout=60)
+    with closed_port() as port:
+        path = _play(work, f"http://127.0.0.1:{port}/v1", games=3)
+        t0 = time.monotonic()
+        res = cli("run", path.name, "--quiet", cwd=work, timeout=60)
     line = one_line(res, 1, "is unreachable", "ConnectionRefusedError", "finished matches are stored")
     assert time.monotonic() - t0 < 30, line
 

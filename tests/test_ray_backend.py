@@ -40,14 +40,26 @@ class SlowPolicy:
         return {a: 1.0 / len(legal) for a in legal}
 
 
+def _parent(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])  # the field after the state; the name may hold spaces
+
+
 def _task_pids(name: str) -> list[int]:
+    """This test's Ray workers running task `name` (descendants of this process: the cluster that
+    ray.init started here, not another session's)."""
     out = []
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
             try:
-                if (d / "cmdline").read_bytes().startswith(f"ray::{name}".encode()):
+                if not (d / "cmdline").read_bytes().startswith(f"ray::{name}".encode()):
+                    continue
+                pid = int(d.name)
+                while pid > 1 and pid != os.getpid():
+                    pid = _parent(pid)
+                if pid == os.getpid():
                     out.append(int(d.name))
-            except OSError:
+            except (OSError, ValueError, IndexError):
                 pass
     return out
 
