@@ -224,8 +224,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--entropy", type=float, default=0.01, help="entropy coefficient of every variant (MAPPO's: 0.01)")
     ap.add_argument("--anonymous", action="store_true",
-                    help="actors without the agent's slot id (actor_ids=False): an agent cannot tell which "
-                         "agent it is, so no fixed convention like 'agent i to landmark i' is open to it")
+                    help="actors without the agent's slot id (actor_ids=False): no fixed convention like "
+                         "'agent i to landmark i' is open to them unless the DAG tells an agent its place")
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = ap.parse_args()

@@ -31,6 +31,7 @@ baseline: edges drawn at random, with probability random_edge_prob * threshold.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
@@ -212,15 +213,23 @@ class BNAC(MAPPO):
         acts on its own observation, the decentralised execution the annealing aims at)."""
         gen = torch.Generator().manual_seed(seed)
         thresh = 0.0 if remove_edges else self.threshold
+        return episode_means(self.game, self._chooser(thresh, gen, deterministic), episodes, seed)
+
+    def _chooser(self, thresh: float, gen: torch.Generator, greedy: bool,
+                 seen: list[np.ndarray] | None = None) -> Callable[[dict, dict, dict], dict[str, np.ndarray]]:
+        """An episode_means policy: each step the agents act in a DAG drawn at `thresh`; `seen`,
+        if given, collects each step's observations [E, n, D]."""
 
         def choose(obs: dict, mask: dict, active: dict) -> dict[str, np.ndarray]:
-            e = obs[self.group].shape[0]
+            o = obs[self.group]
+            if seen is not None:
+                seen.append(o)
             with torch.no_grad():
-                a, _, _ = self._sample(obs[self.group], mask[self.group], self.draw(e, thresh, gen),
-                                       greedy=deterministic, generator=gen)
+                a, _, _ = self._sample(o, mask[self.group], self.draw(o.shape[0], thresh, gen), greedy=greedy,
+                                       generator=gen)
             return {self.group: a}
 
-        return episode_means(self.game, choose, episodes, seed)
+        return choose
 
     def extra_evaluation(self, episodes: int = 32, seed: int = 10_000) -> dict[str, float]:
         """What the train kind logs beside the evaluation return: the return with every edge
@@ -240,16 +249,8 @@ class BNAC(MAPPO):
                              f"of {self.n} agents")
         seen: list[np.ndarray] = []
         gen = torch.Generator().manual_seed(seed)
-
-        def choose(obs: dict, mask: dict, active: dict) -> dict[str, np.ndarray]:
-            seen.append(obs[self.group][:, child])
-            with torch.no_grad():
-                a, _, _ = self._sample(obs[self.group], mask[self.group], self.draw(len(seen[-1]), self.threshold, gen),
-                                       greedy=True, generator=gen)
-            return {self.group: a}
-
-        episode_means(self.game, choose, episodes, seed)
-        own = torch.as_tensor(np.concatenate(seen), dtype=torch.float32)
+        episode_means(self.game, self._chooser(self.threshold, gen, True, seen), episodes, seed)
+        own = torch.as_tensor(np.concatenate(seen)[:, child], dtype=torch.float32)
         b, a = own.shape[0], self.num_actions
         edges = torch.zeros(b, self.n, self.n)
         edges[:, parent, child] = 1.0
