@@ -20,6 +20,17 @@ import pytest  # noqa: E402
 from equilibria.common.yamlio import dump_yaml, load_yaml  # noqa: E402
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Every test, and the module fixtures it sets up, starts on one torch thread. The learning
+    thresholds were measured so; a kind that sets its own `threads` (lspo, debate, train) must not
+    change the numbers of whatever test a worker runs next, and a file run alone must see the same
+    count as in the full suite. A test that wants more threads sets them itself."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 @pytest.fixture
 def extend_run():
     """Raise a finished run's budget in its config.yaml, so `--resume` continues it:

@@ -11,10 +11,6 @@ import torch
 from equilibria import games, marl
 from equilibria.marl.bnac import BNACConfig, parent_features, threshold
 
-# one thread, as in the whole suite (test_marl and others pin it when collected): the learning
-# thresholds below were measured so, and a file run alone must end at the same numbers
-torch.set_num_threads(1)
-
 NAV = "cooperative_navigation(num_agents=3, num_landmarks=3)"
 
 

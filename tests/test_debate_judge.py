@@ -45,7 +45,6 @@ CONFIG = JudgeConfig(preferences=4000, epochs=8, eval_preferences=4000)
 
 @pytest.fixture(scope="module")
 def judges():
-    torch.set_num_threads(1)
     x, pi, w = synthetic()
     partial = train_judge(x, pi, w, CONFIG.replace(num_arguments=3), seed=0)
     full = train_judge(x, pi, w, CONFIG.replace(num_arguments=None), seed=0)

@@ -26,8 +26,6 @@ from equilibria.marl.debate.debaters import (
     train_debaters,
 )
 
-torch.set_num_threads(1)
-
 # small and fast: 32 hidden units, one minibatch, a larger step than the paper's 5e-4
 FAST = DebatersConfig(hidden=32, num_envs=128, lr=3e-3, num_minibatches=1)
 SMALL_DEBATE = "debate(num_features=5, num_arguments=3)"  # 6 cases, 3 decisions, random starter

@@ -11,7 +11,6 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
-import torch
 
 from equilibria import games, marl, scenarios
 from equilibria.common.config import ConfigError
@@ -19,7 +18,6 @@ from equilibria.games.dispatch_platform import Platform, nearest_scores, run_epi
 from equilibria.marl import controllers
 from equilibria.marl.dispatch_controllers import evaluate_scorer
 
-torch.set_num_threads(1)
 SMALL = "ride_dispatch(num_vehicles=20, grid=6, max_steps=8)"
 MEASURES = {"served", "reward", "pickup_min", "confirm_min", "detour_min", "delivered", "dropped", "income_std"}
 

@@ -10,8 +10,6 @@ from equilibria import games, marl
 from equilibria.marl.dqn import linear_epsilon, td_target
 from tests.needs import need
 
-torch.set_num_threads(1)
-
 
 def test_double_and_plain_targets_by_hand():
     r = torch.tensor([1.0, 0.0])

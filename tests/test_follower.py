@@ -18,7 +18,6 @@ GAME = "lifelong_mapf(num_agents=16, size=12, density=0.2, obs_radius=3, max_ste
 
 @pytest.fixture(scope="module")
 def trained():
-    torch.set_num_threads(1)
     learner = registry.make("follower", games.load(GAME), seed=0, lr=3e-3, num_envs=4, maps=["random"],
                             agent_counts=[], rollout_length=16)
     rates = [learner.train_step()["subgoal_rate"] for _ in range(80)]

@@ -9,13 +9,10 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from equilibria import scenarios
 from equilibria.common.config import ConfigError
 from tests.needs import need
-
-torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,6 @@ from equilibria.common.config import ConfigError
 from equilibria.games.spaces import Box, Candidates, Composite, Discrete, Group
 from equilibria.marl.networks import EntityEncoder, GroupActor, GroupCritic
 
-torch.set_num_threads(1)
-
 
 # ----------------------------------------------------------------------------- registry
 def test_registry_names_configs_and_errors():

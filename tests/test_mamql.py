@@ -171,7 +171,6 @@ def gems_demos():
 def test_learns_gems_from_5000_expert_transitions(gems_demos, name, updates, threshold):
     """Random play earns 0.3 per agent, the expert 28; the thresholds sit below what seeds 0 and 1
     reach (bc 9.5 to 12, mamql 3.3 to 4.0) and far above random."""
-    torch.set_num_threads(1)
     m = learner(name, transitions=5000)
     m.expert = gems_demos
     while m.updates < updates:

@@ -8,8 +8,6 @@ from needs import need
 from equilibria import games, marl
 from equilibria.marl.runtime import gae
 
-torch.set_num_threads(1)
-
 
 def test_gae_matches_brute_force_and_respects_termination_and_truncation():
     rng = np.random.default_rng(0)

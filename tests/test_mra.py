@@ -13,7 +13,6 @@ from equilibria import games, marl, scenarios
 from equilibria.games.testing import markov_api_test
 from equilibria.marl.mra import constrained_tilt, latent_score_gradient, with_population
 
-torch.set_num_threads(1)
 NAV = 'cooperative_navigation(num_agents=3, observation="entities")'
 
 

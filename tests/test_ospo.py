@@ -17,7 +17,6 @@ from equilibria.marl import ospo  # registers ospo, grpo, dispatch_ppo
 from equilibria.marl.networks import as_tensors
 from equilibria.marl.runtime import ppo_clip_loss
 
-torch.set_num_threads(1)
 TINY = "ride_dispatch(num_vehicles=10, grid=5, max_steps=6, demand=0.5)"
 FAST = dict(num_envs=2, batch_size=32, updates_per_episode=2, lr=1e-3)
 
