@@ -216,14 +216,14 @@ class BNAC(MAPPO):
         return episode_means(self.game, self._chooser(thresh, gen, deterministic), episodes, seed)
 
     def _chooser(self, thresh: float, gen: torch.Generator, greedy: bool,
-                 seen: list[np.ndarray] | None = None) -> Callable[[dict, dict, dict], dict[str, np.ndarray]]:
+                 seen: list[tuple[np.ndarray, np.ndarray]] | None = None) -> Callable[[dict, dict, dict], dict[str, np.ndarray]]:
         """An episode_means policy: each step the agents act in a DAG drawn at `thresh`; `seen`,
-        if given, collects each step's observations [E, n, D]."""
+        if given, collects each step's observations [E, n, D] and action masks [E, n, A]."""
 
         def choose(obs: dict, mask: dict, active: dict) -> dict[str, np.ndarray]:
             o = obs[self.group]
             if seen is not None:
-                seen.append(o)
+                seen.append((o, mask[self.group]))
             with torch.no_grad():
                 a, _, _ = self._sample(o, mask[self.group], self.draw(o.shape[0], thresh, gen), greedy=greedy,
                                        generator=gen)
@@ -243,14 +243,17 @@ class BNAC(MAPPO):
         its only parent, for each action the parent could take. `changes`: the fraction of
         observations where that answer depends on the parent's action (0 for a child that only
         notices it has a parent); `differs`: the fraction of (observation, parent action) pairs
-        where it is another action than the parent's."""
+        where it is another action than the parent's. Only the parent's legal actions at each
+        observation are asked, and the child answers among its own legal actions."""
         if not 0 <= parent < child < self.n:
             raise ValueError(f"an edge goes from an earlier agent to a later one; got {parent} -> {child} "
                              f"of {self.n} agents")
-        seen: list[np.ndarray] = []
+        seen: list[tuple[np.ndarray, np.ndarray]] = []
         gen = torch.Generator().manual_seed(seed)
         episode_means(self.game, self._chooser(self.threshold, gen, True, seen), episodes, seed)
-        own = torch.as_tensor(np.concatenate(seen)[:, child], dtype=torch.float32)
+        own = torch.as_tensor(np.concatenate([o for o, _ in seen])[:, child], dtype=torch.float32)
+        masks = torch.as_tensor(np.concatenate([m for _, m in seen]))
+        legal, child_mask = masks[:, parent].bool(), masks[:, child]
         b, a = own.shape[0], self.num_actions
         edges = torch.zeros(b, self.n, self.n)
         edges[:, parent, child] = 1.0
@@ -260,10 +263,11 @@ class BNAC(MAPPO):
                 onehot = torch.zeros(b, self.n, a)
                 onehot[:, parent, k] = 1.0
                 x = torch.cat([own, parent_features(edges, onehot)[:, child]], -1)
-                answers.append(self.actors[self.group].slot_logits(x, child).argmax(-1))
+                answers.append(self.actors[self.group].slot_logits(x, child, child_mask).argmax(-1))
         ans = torch.stack(answers, 1)  # [B, A]: the child's answer to each parent action
-        return {"changes": float((ans != ans[:, :1]).any(1).float().mean()),
-                "differs": float((ans != torch.arange(a)).float().mean())}
+        first = ans.gather(1, legal.float().argmax(1, keepdim=True))  # its answer to the first legal one
+        return {"changes": float(((ans != first) & legal).any(1).float().mean()),
+                "differs": float(((ans != torch.arange(a)) & legal).sum() / legal.sum())}
 
     def policy(self, deterministic: bool = False) -> BNPolicy:
         return BNPolicy(self, deterministic)

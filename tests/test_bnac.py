@@ -134,6 +134,26 @@ def test_anonymous_agents_split_the_landmarks_by_reading_their_parents():
         bn.parent_response(0, 1)
 
 
+def test_parent_response_asks_only_legal_parent_actions_and_takes_legal_answers(monkeypatch):
+    """In a masked state the child may answer only with action 2 and the parent may take only 0
+    or 1: every answer is 2, so it never changes and always differs from the parent's action."""
+    from equilibria.marl import bnac as bnac_module
+
+    game = games.load("cooperative_navigation(num_agents=3, num_landmarks=3, view_radius=0, actions='landmarks')")
+    bn = marl.make("bnac", game, seed=0, dag="complete", anneal=False, actor_ids=False)
+    obs = game.simulator(4, 0).observe()[bn.group]
+    mask = np.ones((4, 3, 3), dtype=bool)
+    mask[:, 0, 2] = False  # the parent cannot take 2
+    mask[:, 1, :2] = False  # the child can take only 2
+
+    def one_step(game_, choose, episodes, seed):
+        choose({bn.group: obs}, {bn.group: mask}, {bn.group: np.ones((4, 3), dtype=bool)})
+        return np.zeros(episodes)
+
+    monkeypatch.setattr(bnac_module, "episode_means", one_step)
+    assert bn.parent_response(1, 0) == {"changes": 0.0, "differs": 1.0}
+
+
 def test_a_train_run_logs_training_statistics_and_the_edge_free_return(tmp_path):
     """The first evaluation comes before any training step; the columns that appear later
     (train_return, open_ratio) widen metrics.csv instead of being dropped. The density schedule
