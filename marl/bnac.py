@@ -244,7 +244,8 @@ class BNAC(MAPPO):
         observations where that answer depends on the parent's action (0 for a child that only
         notices it has a parent); `differs`: the fraction of (observation, parent action) pairs
         where it is another action than the parent's. Only the parent's legal actions at each
-        observation are asked, and the child answers among its own legal actions."""
+        observation are asked, and the child answers among its own legal actions; `changes`
+        counts the observations where the parent has at least two (nan if there are none)."""
         if not 0 <= parent < child < self.n:
             raise ValueError(f"an edge goes from an earlier agent to a later one; got {parent} -> {child} "
                              f"of {self.n} agents")
@@ -254,6 +255,8 @@ class BNAC(MAPPO):
         own = torch.as_tensor(np.concatenate([o for o, _ in seen])[:, child], dtype=torch.float32)
         masks = torch.as_tensor(np.concatenate([m for _, m in seen]))
         legal, child_mask = masks[:, parent].bool(), masks[:, child]
+        if not legal.any():
+            raise ValueError(f"agent {parent} has no legal action in any of the {len(legal)} observations recorded")
         b, a = own.shape[0], self.num_actions
         edges = torch.zeros(b, self.n, self.n)
         edges[:, parent, child] = 1.0
@@ -266,7 +269,9 @@ class BNAC(MAPPO):
                 answers.append(self.actors[self.group].slot_logits(x, child, child_mask).argmax(-1))
         ans = torch.stack(answers, 1)  # [B, A]: the child's answer to each parent action
         first = ans.gather(1, legal.float().argmax(1, keepdim=True))  # its answer to the first legal one
-        return {"changes": float(((ans != first) & legal).any(1).float().mean()),
+        can_change = legal.sum(1) >= 2
+        changed = ((ans != first) & legal).any(1)[can_change]
+        return {"changes": float(changed.float().mean()) if len(changed) else float("nan"),
                 "differs": float(((ans != torch.arange(a)) & legal).sum() / legal.sum())}
 
     def policy(self, deterministic: bool = False) -> BNPolicy:

@@ -153,6 +153,24 @@ def test_parent_response_asks_only_legal_parent_actions_and_takes_legal_answers(
     monkeypatch.setattr(bnac_module, "episode_means", one_step)
     assert bn.parent_response(1, 0) == {"changes": 0.0, "differs": 1.0}
 
+    # a child that answers (parent's action + 1) mod 3, where the parent may take 1 or 2 in the
+    # first two observations and only 2 in the last two: it changes its answer in every
+    # observation where it can (the last two cannot count), and always differs
+    mask[:] = True
+    mask[:, 0, 0] = False
+    mask[2:, 0, 1] = False
+    actor, width = bn.actors[bn.group], 3 * 3  # n * A parent-feature columns at the end of the input
+
+    def answer_next(x, slot, child_mask=None):
+        parent_action = x[:, -width:][:, :3].argmax(-1)
+        return torch.nn.functional.one_hot((parent_action + 1) % 3, 3).float() * 10.0
+
+    monkeypatch.setattr(actor, "slot_logits", answer_next)
+    assert bn.parent_response(1, 0) == {"changes": 1.0, "differs": 1.0}
+    mask[:, 0] = False
+    with pytest.raises(ValueError, match="no legal action"):
+        bn.parent_response(1, 0)
+
 
 def test_a_train_run_logs_training_statistics_and_the_edge_free_return(tmp_path):
     """The first evaluation comes before any training step; the columns that appear later
