@@ -118,7 +118,12 @@ def evaluate_pairs(T: np.ndarray, node: np.ndarray, lag: np.ndarray, stop_node: 
     out_i, out_j = np.zeros(P, dtype=np.int64), np.zeros(P, dtype=np.int64)
     out_f = np.zeros((4, P))  # pickup_s, drop_s, added_s, cost
     n_late = np.zeros(P, dtype=np.int64)
-    if P:
+    if P:  # the compiled loop does not check bounds: refuse what would read outside the tables
+        nodes = T.shape[0]
+        if int(np.max(nstops)) > stop_node.shape[1] or min(np.min(node), np.min(p), np.min(d)) < 0 \
+                or max(np.max(node), np.max(p), np.max(d), np.max(stop_node, initial=0)) >= nodes:
+            raise ValueError(f"evaluate_pairs: a stop count beyond the {stop_node.shape[1]} stop columns or a node "
+                             f"outside the city's {nodes}")
         _insert(np.ascontiguousarray(T, dtype=np.float64), np.asarray(node, dtype=np.int64),
                 np.asarray(lag, dtype=np.float64), np.ascontiguousarray(stop_node, dtype=np.int64),
                 np.ascontiguousarray(stop_kind, dtype=np.int64), np.ascontiguousarray(stop_age, dtype=np.float64),

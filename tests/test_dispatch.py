@@ -154,6 +154,20 @@ def _brute_insertion(T, node, lag, stops, onboard, cap, p, d, late_s):
     return found
 
 
+def test_insertion_refuses_indices_outside_its_tables():
+    """The insertion loop is compiled without bounds checks, so its inputs are checked first."""
+    T, stops = np.zeros((4, 4)), np.zeros((1, 2), dtype=np.int64)
+
+    def call(nstops=0, p=1):
+        return evaluate_pairs(T, np.array([0]), np.array([0.0]), stops, stops, np.zeros((1, 2)), np.array([nstops]),
+                              np.array([0]), 3, np.array([p]), np.array([2]), 600.0)
+
+    assert call()["ok"].tolist() == [True]
+    for bad in ({"nstops": 3}, {"p": 4}, {"p": -1}):
+        with pytest.raises(ValueError, match="outside the city"):
+            call(**bad)
+
+
 def test_cheapest_insertion_matches_brute_force():
     city = grid_city(6, 300.0)
     rng = np.random.default_rng(0)
