@@ -9,6 +9,7 @@ so later loads take seconds. Nothing is downloaded at run time.
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import os
 import shutil
 from collections.abc import Callable, Sequence
@@ -138,14 +139,17 @@ def shared_prompt_log_probs(model: Any, prompt_ids: Sequence[int], completions: 
     The prompt is encoded once and its key/value cache reused (cropped back after each
     completion), so scoring K short options costs one prompt pass plus K short ones, not K
     full passes as `completion_log_probs` would (which is for training: many prompts, gradients)."""
+    # transformers 5 renamed the key/value cache `past_key_values` -> `cache` (the old name goes in
+    # 5.40); the project allows transformers >= 4.45, so use whichever this model's forward takes
+    name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
     out = model(input_ids=torch.tensor([list(prompt_ids)]), use_cache=True)
-    cache = out.past_key_values
+    cache = getattr(out, name)
     first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
     scores = []
     for c in completions:
         total = first[c[0]]
         if len(c) > 1:
-            logits = model(input_ids=torch.tensor([list(c[:-1])]), past_key_values=cache, use_cache=True).logits[0]
+            logits = model(input_ids=torch.tensor([list(c[:-1])]), use_cache=True, **{name: cache}).logits[0]
             logp = torch.log_softmax(logits.float(), dim=-1)
             total = total + logp[torch.arange(len(c) - 1), torch.tensor(list(c[1:]))].sum()
             cache.crop(-(len(c) - 1))  # back to the prompt alone for the next completion
