@@ -32,6 +32,9 @@ def test_there_are_registered_markov_games():
     assert {"cooperative_navigation", "pursuit"} <= set(MARKOV)
 
 
+# PettingZoo's test expects every possible agent to finish each episode; in games whose population
+# varies (merge's CAVs, a sampled population) some possible agents never enter an episode
+@pytest.mark.filterwarnings("ignore:No agents present but not all possible_agents:UserWarning")
 @pytest.mark.parametrize("spec", [games.registry.entry(n).example for n in MARKOV] + VARIANTS)
 def test_markov_api_and_parallel_api(spec):
     requires = games.registry.entry(games.registry.parse_game_string(spec)[0]).requires

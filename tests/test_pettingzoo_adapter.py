@@ -9,10 +9,16 @@ from equilibria.games.adapters.pettingzoo import from_pettingzoo, to_pettingzoo
 from equilibria.games.testing import api_test
 
 
+# observations are PettingZoo's {"observation", "action_mask"} dicts, which its API test warns
+# about for any environment that is not on its own list of classic games
+@pytest.mark.filterwarnings("ignore:Observation is not a NumPy array:UserWarning")
+@pytest.mark.filterwarnings("ignore:Observation space for each agent probably:UserWarning")
 def test_aec_api_on_kuhn():
     pz_api_test(to_pettingzoo(games.load("kuhn_poker")), num_cycles=300)
 
 
+@pytest.mark.filterwarnings("ignore:Observation is not a NumPy array:UserWarning")
+@pytest.mark.filterwarnings("ignore:Observation space for each agent probably:UserWarning")
 def test_aec_api_on_leduc():
     pz_api_test(to_pettingzoo(games.load("leduc_poker")), num_cycles=300)
 
