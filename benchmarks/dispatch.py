@@ -2,6 +2,7 @@
 immediate reward) on the default city: the OSPO paper's dispatch comparison at 1,000 vehicles.
 
     python benchmarks/dispatch.py [--vehicles 1000] [--seeds 5] [--updates 300] [--backend ray]
+    python benchmarks/dispatch.py --demand 0.6   # 4x the orders: vehicles are short
 
 Each (method, training seed) is one job, a Ray task with `--backend ray` (local processes
 otherwise): `--updates` episodes of the whole fleet, one policy update after each, with the
@@ -46,11 +47,18 @@ LABELS = {"reward": "total reward", "served": "served orders", "pickup_min": "pi
 EVAL_SEED = 10_000
 
 
-def spec(vehicles: int) -> str:
-    return f"ride_dispatch(num_vehicles={vehicles})"
+def spec(vehicles: int, demand: float | None = None) -> str:
+    return f"ride_dispatch(num_vehicles={vehicles})" if demand is None else \
+        f"ride_dispatch(num_vehicles={vehicles}, demand={demand:g})"
 
 
-def run_one(vehicles: int, method: str, seed: int, updates: int, every: int, episodes: int, out: str) -> dict:
+def stem(vehicles: int, demand: float | None = None) -> str:
+    """The name of the result files: dispatch_1000, or dispatch_1000_demand0.6 off the default demand."""
+    return f"dispatch_{vehicles}" if demand is None else f"dispatch_{vehicles}_demand{demand:g}"
+
+
+def run_one(vehicles: int, method: str, seed: int, updates: int, every: int, episodes: int, out: str,
+            demand: float | None = None) -> dict:
     import torch
 
     from equilibria import games, marl
@@ -60,7 +68,7 @@ def run_one(vehicles: int, method: str, seed: int, updates: int, every: int, epi
     if path.exists():
         return json.loads(path.read_text())
     torch.set_num_threads(1)
-    game = games.load(spec(vehicles))
+    game = games.load(spec(vehicles, demand))
     learner = marl.make(method, game, seed=seed, **BUDGET)
     curve, t0 = [], time.perf_counter()
     while True:
@@ -81,11 +89,11 @@ def run_one(vehicles: int, method: str, seed: int, updates: int, every: int, epi
     return result
 
 
-def run_baselines(vehicles: int, episodes: int) -> dict[str, dict[str, list[float]]]:
+def run_baselines(vehicles: int, episodes: int, demand: float | None = None) -> dict[str, dict[str, list[float]]]:
     from equilibria import games
     from equilibria.games.dispatch_platform import run_episodes
 
-    game = games.load(spec(vehicles))
+    game = games.load(spec(vehicles, demand))
     out = {}
     for b in BASELINES:
         r = run_episodes(game, b, episodes=episodes, seed=EVAL_SEED)
@@ -109,7 +117,7 @@ def report(args: argparse.Namespace, base: dict, results: list[dict]) -> None:
     rows.update({m: {k: [float(np.mean(r["final"][k])) for r in rs] for k in MEASURES} for m, rs in by.items() if rs})
     fmt = {"reward": "{:.0f}", "served": "{:.0f}", "dropped": "{:.0f}"}
     lines = [f"# Ride dispatch: OSPO, GRPO, PPO and the baselines, {args.vehicles} vehicles", "",
-             f"`{spec(args.vehicles)}` (the default city: 20 x 20 grid of 400 m blocks at 16.6 km/h, capacity 3, "
+             f"`{spec(args.vehicles, args.demand)}` (the default city: 20 x 20 grid of 400 m blocks at 16.6 km/h, capacity 3, "
              "30 one-minute decisions, orders wait at most 5 min). "
              f"Learners: {args.seeds} training seeds x {args.updates} episodes (short-budget schedule {BUDGET}); "
              f"every method is scored on the same {args.eval_episodes} evaluation episodes (seeds {EVAL_SEED}...). "
@@ -122,8 +130,8 @@ def report(args: argparse.Namespace, base: dict, results: list[dict]) -> None:
     lines += ["", "Training time per run (one core): " + ", ".join(
         f"{m} {np.mean([r['train_seconds'] for r in rs]) / 60:.1f} min" for m, rs in by.items() if rs), ""]
     args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(args.out / f"dispatch_{args.vehicles}.md", "\n".join(lines).encode())
-    atomic_write_bytes(args.out / f"dispatch_{args.vehicles}.json", json.dumps({"baselines": base, "runs": results}).encode())
+    atomic_write_bytes(args.out / f"{stem(args.vehicles, args.demand)}.md", "\n".join(lines).encode())
+    atomic_write_bytes(args.out / f"{stem(args.vehicles, args.demand)}.json", json.dumps({"baselines": base, "runs": results}).encode())
 
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
@@ -142,7 +150,7 @@ def report(args: argparse.Namespace, base: dict, results: list[dict]) -> None:
         ax.set_title(LABELS[key] + " (2 held-out episodes)")
     axes[0].legend(fontsize=8)
     fig.suptitle(f"Ride dispatch, {args.vehicles} vehicles: learning curves, mean ± sd over {args.seeds} seeds")
-    save(fig, args.out / f"dispatch_{args.vehicles}.png")
+    save(fig, args.out / f"{stem(args.vehicles, args.demand)}.png")
     print("\n".join(lines))
 
 
@@ -155,14 +163,16 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=25)
     ap.add_argument("--eval-episodes", type=int, default=5)
     ap.add_argument("--backend", choices=("local", "ray"), default="ray")
+    ap.add_argument("--demand", type=float, help="orders per minute per vehicle (the game's default, 0.15, leaves "
+                    "the fleet oversupplied; 0.6 makes vehicles short)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = ap.parse_args()
     from equilibria.common.executor import make_executor
 
-    runs = args.out / f"dispatch_runs_{args.vehicles}"
+    runs = args.out / stem(args.vehicles, args.demand).replace("dispatch_", "dispatch_runs_", 1)
     runs.mkdir(parents=True, exist_ok=True)
-    base = run_baselines(args.vehicles, args.eval_episodes)
-    jobs = [(args.vehicles, m, seed, args.updates, args.every, args.eval_episodes, str(runs))
+    base = run_baselines(args.vehicles, args.eval_episodes, args.demand)
+    jobs = [(args.vehicles, m, seed, args.updates, args.every, args.eval_episodes, str(runs), args.demand)
             for seed in range(args.seeds) for m in args.methods]
     results = [r for _, r in make_executor(args.backend).run_unordered(run_one, jobs)]
     report(args, base, results)
