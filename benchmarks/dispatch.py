@@ -52,9 +52,10 @@ def spec(vehicles: int, demand: float | None = None) -> str:
         f"ride_dispatch(num_vehicles={vehicles}, demand={demand:g})"
 
 
-def stem(vehicles: int, demand: float | None = None) -> str:
-    """The name of the result files: dispatch_1000, or dispatch_1000_demand0.6 off the default demand."""
-    return f"dispatch_{vehicles}" if demand is None else f"dispatch_{vehicles}_demand{demand:g}"
+def suffix(vehicles: int, demand: float | None = None) -> str:
+    """What names a run's files (dispatch_<suffix>.md, dispatch_runs_<suffix>/): 1000, or
+    1000_demand0.6 off the default demand."""
+    return f"{vehicles}" if demand is None else f"{vehicles}_demand{demand:g}"
 
 
 def run_one(vehicles: int, method: str, seed: int, updates: int, every: int, episodes: int, out: str,
@@ -130,8 +131,8 @@ def report(args: argparse.Namespace, base: dict, results: list[dict]) -> None:
     lines += ["", "Training time per run (one core): " + ", ".join(
         f"{m} {np.mean([r['train_seconds'] for r in rs]) / 60:.1f} min" for m, rs in by.items() if rs), ""]
     args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(args.out / f"{stem(args.vehicles, args.demand)}.md", "\n".join(lines).encode())
-    atomic_write_bytes(args.out / f"{stem(args.vehicles, args.demand)}.json", json.dumps({"baselines": base, "runs": results}).encode())
+    atomic_write_bytes(args.out / f"dispatch_{suffix(args.vehicles, args.demand)}.md", "\n".join(lines).encode())
+    atomic_write_bytes(args.out / f"dispatch_{suffix(args.vehicles, args.demand)}.json", json.dumps({"baselines": base, "runs": results}).encode())
 
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
@@ -149,8 +150,8 @@ def report(args: argparse.Namespace, base: dict, results: list[dict]) -> None:
         ax.set_xlabel("training episodes (one update each)")
         ax.set_title(LABELS[key] + " (2 held-out episodes)")
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"Ride dispatch, {args.vehicles} vehicles: learning curves, mean ± sd over {args.seeds} seeds")
-    save(fig, args.out / f"{stem(args.vehicles, args.demand)}.png")
+    fig.suptitle(f"Ride dispatch, {spec(args.vehicles, args.demand)}: learning curves, mean ± sd over {args.seeds} seeds")
+    save(fig, args.out / f"dispatch_{suffix(args.vehicles, args.demand)}.png")
     print("\n".join(lines))
 
 
@@ -169,7 +170,7 @@ def main() -> None:
     args = ap.parse_args()
     from equilibria.common.executor import make_executor
 
-    runs = args.out / stem(args.vehicles, args.demand).replace("dispatch_", "dispatch_runs_", 1)
+    runs = args.out / f"dispatch_runs_{suffix(args.vehicles, args.demand)}"
     runs.mkdir(parents=True, exist_ok=True)
     base = run_baselines(args.vehicles, args.eval_episodes, args.demand)
     jobs = [(args.vehicles, m, seed, args.updates, args.every, args.eval_episodes, str(runs), args.demand)
