@@ -19,9 +19,10 @@ Loss per sample (the paper's objective; the reference code RS2002/OSPO @02ed2da,
 `train`): PPO-clip with the asymmetric upper clip 1 + 1.4 eps, plus beta KL(current || target),
 minus alpha times the entropy. The target is the best scorer so far (train.py): every 10 updates
 one held-out episode is evaluated; a new best total reward copies the scorer into the target, and
-from the first evaluation that does not improve, the KL term is on (beta 0.5; a gradient step whose
-KL exceeds 0.01 is skipped and beta doubled). So the policy is anchored to its best version once
-it stops improving. `target_update="polyak"` gives a soft-updated target with KL from the start.
+from the first evaluation that does not improve, the KL term is on (beta 0.5, the KL averaged over
+the vehicle's candidates as the code averages it over its orders; with `kl_limit`, a gradient step
+whose KL exceeds it is skipped and beta doubled, as the code does at 0.01). So the policy is
+anchored to its best version once it stops improving. `target_update="polyak"` gives a soft-updated target with KL from the start.
 
 As the reference code (Worker.observe, Platform.assign): the policy is a softmax over the
 vehicle's candidate orders (no "no order" choice: row 0 is masked out); the platform's scores are
@@ -92,9 +93,13 @@ class OSPOConfig(Config):
     kl_coef: NonNegativeFloat = 0.5
     """beta, weight of KL(current || target) (Worker.train BETA, --kl_mode 2); with target_update
     "best" it is 0 until a held-out evaluation first fails to improve (train.py's `flag`)"""
-    kl_limit: PositiveFloat | None = 0.01
+    kl_limit: PositiveFloat | None = None
     """while the KL term is on, skip a gradient step whose KL exceeds this and double beta for the rest
-    of the update (Worker.train: "Too Large KL"); None: never"""
+    of the update (Worker.train: "Too Large KL", at 0.01); None: never. Off by default: the reference
+    averages its KL over every open order (hundreds), where 0.01 practically never fires; over 8
+    candidates it does, and since a skipped step leaves the scorer where it was, every later step is
+    skipped too (measured: from the first held-out evaluation that failed to improve on, training
+    stopped)"""
     target_update: Literal["best", "polyak"] = "best"
     """the KL target: "best" = the scorer of the best held-out evaluation so far, copied in whenever
     one improves (train.py: update_target(1.0) on a new best); "polyak" = a soft copy after every
@@ -201,8 +206,14 @@ def asymmetric_clip_loss(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.
 
 
 def kl_divergence(logp: torch.Tensor, target_logp: torch.Tensor) -> torch.Tensor:
-    """KL(current || target) per sample over the rows [..., A] (masked rows have probability 0)."""
-    return (logp.exp() * (logp - target_logp)).sum(-1)
+    """KL(current || target) per sample, as the reference computes it: p log(p / q) averaged over
+    the rows the policy covers ([..., A]; masked rows, at -1e9, are left out), not summed
+    (Worker.train's `.mean()` over a vehicle's orders). beta and the limit of 0.01 are in these
+    units: summed over a vehicle's 8 candidates, the limit would be 8x stricter, and one skipped
+    step would skip every later one, since a skipped step leaves the distance unchanged."""
+    covered = logp > -1e8
+    per_row = torch.where(covered, logp.exp() * (logp - target_logp), torch.zeros_like(logp))
+    return per_row.sum(-1) / covered.sum(-1).clamp(min=1)
 
 
 def entropy(logp: torch.Tensor) -> torch.Tensor:
@@ -364,7 +375,7 @@ class OSPO:
             # OSPO/GRPO objective; Worker.train: ratios = current_p / prob[i], surr2 = clamp(...))
             policy_loss, clip_frac = asymmetric_clip_loss(logp, old_logp[b], adv_t[b], c.clip, c.clip_ceil_rate)
             # beta KL(current || target) keeps the policy near its best evaluated version (the
-            # paper's KL penalty; Worker.train kl_mode 2, summed over rows here, averaged there)
+            # paper's KL penalty; Worker.train kl_mode 2)
             kl = kl_divergence(logp_all, target_all).mean()
             # the entropy bonus alpha H(pi) against an early collapse onto one order (Worker.train ALPHA)
             ent = entropy(logp_all).mean()

@@ -87,7 +87,8 @@ def test_asymmetric_clip_on_a_worked_example():
 def test_kl_and_entropy_ignore_masked_rows():
     cur = torch.log(torch.tensor([[0.5, 0.5, 0.0]])).clamp(min=-1e9)
     tgt = torch.log(torch.tensor([[0.25, 0.75, 0.0]])).clamp(min=-1e9)
-    expected = 0.5 * np.log(0.5 / 0.25) + 0.5 * np.log(0.5 / 0.75)
+    # averaged over the two covered rows, as the reference's .mean() over a vehicle's orders
+    expected = (0.5 * np.log(0.5 / 0.25) + 0.5 * np.log(0.5 / 0.75)) / 2
     assert ospo.kl_divergence(cur, tgt).item() == pytest.approx(expected, rel=1e-6)
     assert ospo.kl_divergence(cur, cur).item() == 0.0
     assert ospo.entropy(cur).item() == pytest.approx(np.log(2.0))
@@ -98,7 +99,7 @@ def test_variants_defaults_and_preflight():
     c = marl.build_config("ospo")
     # the reference code's settings (train.py, Worker.train)
     assert (c.lr, c.lr_decay, c.batch_size, c.updates_per_episode, c.max_grad_norm) == (1e-5, 0.99, 256, 10, 1.0)
-    assert (c.clip, c.clip_ceil_rate, c.kl_coef, c.kl_limit, c.entropy_coef) == (0.2, 1.4, 0.5, 0.01, 0.05)
+    assert (c.clip, c.clip_ceil_rate, c.kl_coef, c.kl_limit, c.entropy_coef) == (0.2, 1.4, 0.5, None, 0.05)
     assert (c.target_update, c.eval_every) == ("best", 10)
     assert (c.epsilon, c.epsilon_decay, c.epsilon_final, c.fairness_weight, c.hidden) == (1.0, 0.99, 0.0005, 1.0, 128)
     assert marl.build_config("grpo").advantage == "reward_to_go"
@@ -130,6 +131,22 @@ def test_the_target_is_the_best_evaluated_scorer_and_kl_starts_when_evaluation_s
     fresh.load_state_dict(state)
     assert fresh.kl_on and fresh.best_reward == float("inf")
 
+
+
+@pytest.mark.parametrize("limit", [1e-12, None])
+def test_the_kl_limit_skips_steps_only_when_set(limit):
+    learner = marl.make("ospo", games.load(TINY), seed=0, eval_every=1, lr=1e-2, lr_decay=1.0, kl_limit=limit)
+    learner.train_step()  # the first evaluation copies the scorer into the target
+    learner.best_reward = float("inf")
+    learner.train_step()  # the scorer moves away from the target; this evaluation turns the KL term on
+    assert learner.kl_on
+    before = [p.clone() for p in learner.actor.parameters()]
+    stats = learner.train_step()
+    moved = any(not torch.equal(a, p) for a, p in zip(before, learner.actor.parameters()))
+    if limit is None:
+        assert moved and stats["skipped"] == 0
+    else:  # Worker.train's "Too Large KL": every step of the update skipped, the scorer where it was
+        assert not moved and stats["skipped"] == learner.config.updates_per_episode
 
 def test_scores_exploration_and_stored_log_probabilities():
     learner = marl.make("ospo", games.load(TINY), seed=0, **FAST)
