@@ -1,14 +1,17 @@
 """OSPO against GRPO, PPO with a critic and the two platform baselines (nearest vehicle, greedy by
 immediate reward) on the default city: the OSPO paper's dispatch comparison at 1,000 vehicles.
 
-    python benchmarks/dispatch.py [--vehicles 1000] [--seeds 5] [--updates 300] [--backend ray]
+    python benchmarks/dispatch.py [--vehicles 1000] [--seeds 5] [--updates 150] [--backend ray]
     python benchmarks/dispatch.py --demand 0.6   # 4x the orders: vehicles are short
+    python benchmarks/dispatch.py --select last  # score each run's last scorer, not its best
 
 Each (method, training seed) is one job, a Ray task with `--backend ray` (local processes
 otherwise): `--updates` episodes of the whole fleet, one policy update after each, with the
 learners' defaults except a short-budget schedule (below); a learning curve every `--every`
 updates (2 evaluation episodes); then `--eval-episodes` evaluation episodes (deterministic
-scores, no exploration) on fixed evaluation seeds, the same episodes the baselines are scored
+scores, no exploration) on fixed evaluation seeds of the scorer `--select` names: "best" (the
+default) is the scorer of the learner's best held-out evaluation (one episode every 10 updates on
+seeds of its own, the scorer its KL term anchors to: train.py's best.pth), "last" the final one, the same episodes the baselines are scored
 on (same fleet start and order stream per evaluation seed). Jobs are resumable: each writes its
 JSON and its scorer's weights when done and is skipped on the next call.
 
@@ -16,8 +19,9 @@ Short-budget schedule (BUDGET): the reference code trains at least 1,000 episode
 1e-5 decayed x0.99 per episode and epsilon 1.0 x0.99 per episode; at a few hundred episodes that
 leaves the scorer near its initialisation, so the benchmark uses Adam 1e-3 without decay and
 epsilon 0.2 x0.98 per episode (at the floor, 0.0005, after ~300 episodes). Everything else
-(clip 0.2 with the 1.4 upper rate, KL 0.5 to the Polyak target, entropy 0.05, batch 256 x 10
-steps per episode, fairness weight 1) is the reference's.
+(clip 0.2 with the 1.4 upper rate, KL 0.5 to the best evaluated scorer once an evaluation fails
+to improve on it, entropy 0.05, batch 256 x 10 steps per episode, fairness weight 1) is the
+reference's.
 
 Reported per method: served orders, total reward, mean pickup / confirmation / detour minutes,
 dropped orders and the fairness measure (the standard deviation of the drivers' cumulative
@@ -59,14 +63,14 @@ def suffix(vehicles: int, demand: float | None = None) -> str:
 
 
 def run_one(vehicles: int, method: str, seed: int, updates: int, every: int, episodes: int, out: str,
-            demand: float | None = None) -> dict:
+            demand: float | None = None, select: str = "best") -> dict:
     import torch
 
     from equilibria import games, marl
     from equilibria.scenarios.rundir import atomic_write_bytes
 
     path = Path(out) / f"{method}_seed{seed}.json"
-    if path.exists():
+    if path.exists() and json.loads(path.read_text()).get("select", "last") == select:
         return json.loads(path.read_text())
     torch.set_num_threads(1)
     game = games.load(spec(vehicles, demand))
@@ -80,9 +84,12 @@ def run_one(vehicles: int, method: str, seed: int, updates: int, every: int, epi
         for _ in range(min(every, updates - learner.updates)):
             learner.train_step()
     seconds = time.perf_counter() - t0
+    if select == "best" and learner.best_reward > -np.inf:
+        learner.actor.load_state_dict(learner.target.state_dict())  # the target is the best evaluated scorer
     final = learner.evaluation_metrics(episodes, seed=EVAL_SEED)
     torch.save(learner.state_dict()["actor"], Path(out) / f"{method}_seed{seed}.pt")
-    result = {"method": method, "seed": seed, "updates": updates, "train_seconds": seconds, "curve": curve,
+    result = {"method": method, "seed": seed, "updates": updates, "select": select, "train_seconds": seconds,
+              "best_heldout_reward": learner.best_reward, "curve": curve,
               "final": {k: np.asarray(final[k], dtype=float).tolist() for k in MEASURES}}
     atomic_write_bytes(path, json.dumps(result).encode())
     print(f"{method} seed {seed}: reward {np.mean(final['reward']):.0f}, served {np.mean(final['served']):.0f} "
@@ -120,8 +127,10 @@ def report(args: argparse.Namespace, base: dict, results: list[dict]) -> None:
     lines = [f"# Ride dispatch: OSPO, GRPO, PPO and the baselines, {args.vehicles} vehicles", "",
              f"`{spec(args.vehicles, args.demand)}` (the default city: 20 x 20 grid of 400 m blocks at 16.6 km/h, capacity 3, "
              "30 one-minute decisions, orders wait at most 5 min). "
-             f"Learners: {args.seeds} training seeds x {args.updates} episodes (short-budget schedule {BUDGET}); "
-             f"every method is scored on the same {args.eval_episodes} evaluation episodes (seeds {EVAL_SEED}...). "
+             f"Learners: {args.seeds} training seeds x {args.updates} episodes (short-budget schedule {BUDGET}), "
+             + ("each scored with the scorer of its best held-out evaluation (one episode every 10 updates); "
+                if args.select == "best" else "each scored with its last scorer; ")
+             + f"every method is scored on the same {args.eval_episodes} evaluation episodes (seeds {EVAL_SEED}...). "
              "Mean ± 95% t-interval: learners across training seeds (each the mean of its evaluation episodes), "
              "baselines across the evaluation episodes.", "",
              "| method | " + " | ".join(LABELS[k] for k in MEASURES) + " |",
@@ -160,12 +169,14 @@ def main() -> None:
     ap.add_argument("--vehicles", type=int, default=1000)
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--updates", type=int, default=300)
+    ap.add_argument("--updates", type=int, default=150)
     ap.add_argument("--every", type=int, default=25)
     ap.add_argument("--eval-episodes", type=int, default=5)
     ap.add_argument("--backend", choices=("local", "ray"), default="ray")
     ap.add_argument("--demand", type=float, help="orders per minute per vehicle (the game's default, 0.15, leaves "
                     "the fleet oversupplied; 0.6 makes vehicles short)")
+    ap.add_argument("--select", choices=("best", "last"), default="best",
+                    help="score each run's scorer of its best held-out evaluation (the reference's best.pth) or its last")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = ap.parse_args()
     from equilibria.common.executor import make_executor
@@ -173,7 +184,7 @@ def main() -> None:
     runs = args.out / f"dispatch_runs_{suffix(args.vehicles, args.demand)}"
     runs.mkdir(parents=True, exist_ok=True)
     base = run_baselines(args.vehicles, args.eval_episodes, args.demand)
-    jobs = [(args.vehicles, m, seed, args.updates, args.every, args.eval_episodes, str(runs), args.demand)
+    jobs = [(args.vehicles, m, seed, args.updates, args.every, args.eval_episodes, str(runs), args.demand, args.select)
             for seed in range(args.seeds) for m in args.methods]
     results = [r for _, r in make_executor(args.backend).run_unordered(run_one, jobs)]
     report(args, base, results)
