@@ -4,13 +4,15 @@ train run's learner reloaded from its checkpoint (for `equilibria eval` and tour
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
 from equilibria.common.config import Config, ConfigError, suggest
 from equilibria.scenarios.loading import Scenario, load_game, load_run_config
 from equilibria.scenarios.rundir import RunContext
+
+Checkpoint = Literal["latest", "best"]
 
 
 class LearnerSpec(Config):
@@ -47,18 +49,20 @@ def build_learner(scenario: Scenario, game: Any, config: Any) -> Any:
     return marl.make_with(marl.entry(scenario.config.algorithm.name), game, config, seed=scenario.seed)
 
 
-def load_trained(run_dir: Path) -> tuple[Scenario, Any, Any]:
-    """(scenario, game, learner) of a train run, with the learner's latest checkpoint loaded."""
+def load_trained(run_dir: Path, checkpoint: Checkpoint = "latest") -> tuple[Scenario, Any, Any]:
+    """(scenario, game, learner) of a train run, with the learner's latest checkpoint loaded, or
+    (`checkpoint="best"`) the one of its best evaluation."""
     run_dir = Path(run_dir)
     scenario = load_run_config(run_dir)
     if scenario.kind != "train":
         raise ConfigError(f"{run_dir} is a '{scenario.kind}' run, not a train run")
     ctx = RunContext(scenario, resume=run_dir)
-    if not ctx.torch_checkpoint_path.exists():
-        raise ConfigError(f"{run_dir} has no checkpoint yet ({ctx.torch_checkpoint_path})")
+    path = ctx.best_checkpoint_path if checkpoint == "best" else ctx.torch_checkpoint_path
+    if not path.exists():
+        raise ConfigError(f"{run_dir} has no {checkpoint} checkpoint yet ({path})")
     game = load_game(scenario)
     learner = build_learner(scenario, game, learner_config(scenario, game))
-    ctx.restore(learner, ctx.load_torch_checkpoint(), ctx.torch_checkpoint_path)
+    ctx.restore(learner, ctx.load_torch_checkpoint(path), path)
     return scenario, game, learner
 
 

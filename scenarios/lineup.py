@@ -12,7 +12,7 @@ from pydantic import Field
 
 from equilibria.common.config import Config, ConfigError, count
 from equilibria.games.core import ScriptedPolicy
-from equilibria.scenarios.learning import load_trained
+from equilibria.scenarios.learning import Checkpoint, load_trained
 from equilibria.scenarios.loading import Scenario, builtin_dir, load_game, load_run_config
 from equilibria.scenarios.tournament import AgentSpec
 
@@ -36,6 +36,8 @@ class LineupEntry(Config):
     """a scripted bot"""
     run: str | None = None
     """a train run directory: its MARL checkpoint plays (a stochastic actor in tournaments)"""
+    checkpoint: Checkpoint = "latest"
+    """with run: its latest checkpoint, or the learner of its best evaluation (best)"""
     agent: str | dict | None = None
     """an agent: its type (random, rule, human, smollm2, transformers, openai) or {type: ..., ...}"""
     seats: Seats = 1
@@ -47,6 +49,8 @@ class LineupEntry(Config):
     def check(self) -> None:
         if sum(x is not None for x in (self.solver, self.scripted, self.run, self.agent, self.controller)) != 1:
             raise ValueError("give exactly one of solver, scripted, run, agent or controller")
+        if self.checkpoint != "latest" and self.run is None:
+            raise ValueError("checkpoint: only a run entry has checkpoints")
         if self.solver is not None and self.iterations < 1:
             raise ValueError(f"iterations: must be >= 1 for a solver snapshot, got {self.iterations}")
 
@@ -126,7 +130,7 @@ def build_entry(e: LineupEntry, game: Any, run: Path | None = None) -> Any:
 
         return controllers.make(e.controller, game, **e.config)
     if e.run is not None:
-        return load_trained(run)[2].policy(deterministic=False)
+        return load_trained(run, e.checkpoint)[2].policy(deterministic=False)
     solver = solvers.make(e.solver, game, **e.config)
     solver.run(e.iterations)
     return solver.average_policy() if e.policy == "average" else solver.current_policy()

@@ -322,15 +322,21 @@ class RunContext:
     def torch_checkpoint_path(self) -> Path:
         return self.run_dir / "checkpoints" / "latest.pt"
 
-    def save_torch_checkpoint(self, state: dict[str, Any]) -> None:
-        """Tensors and plain containers (loaded back with weights_only=True); atomic like save_checkpoint."""
+    @property
+    def best_checkpoint_path(self) -> Path:
+        """A train run's learner at its best evaluation so far (beside it, best.json says when)."""
+        return self.run_dir / "checkpoints" / "best.pt"
+
+    def save_torch_checkpoint(self, state: dict[str, Any], path: Path | None = None) -> None:
+        """Tensors and plain containers (loaded back with weights_only=True); atomic like save_checkpoint.
+        To the latest checkpoint, or to `path`."""
         import io
 
         import torch
 
         buf = io.BytesIO()
         torch.save(state, buf)
-        atomic_write_bytes(self.torch_checkpoint_path, buf.getvalue())
+        atomic_write_bytes(path or self.torch_checkpoint_path, buf.getvalue())
 
     def load_torch_checkpoint(self, path: Path | None = None) -> dict[str, Any] | None:
         """The latest torch checkpoint of a resumed run (or `path`); never unpickles arbitrary objects."""

@@ -2,12 +2,14 @@
 and joint policies in the engine."""
 
 import csv
+import json
 
 import numpy as np
 import pytest
 from needs import need
 
 from equilibria import games, scenarios
+from equilibria.common.config import ConfigError
 from equilibria.games.core import CorrelatedPolicy
 from equilibria.games.engine import PolicyAgent, play_game
 from equilibria.games.markov import MarkovState
@@ -48,6 +50,24 @@ def test_eval_works_for_an_ippo_run(ippo_run, capsys):
     assert cli.main(["eval", str(ippo_run), str(ippo_run), "--episodes", "4"]) == 0
     lines = [ln for ln in capsys.readouterr().out.splitlines() if "mean episode return" in ln]
     assert len(lines) == 2 and lines[0] == lines[1] and "4 deterministic episodes" in lines[0]
+
+
+
+def test_a_train_run_keeps_the_learner_of_its_best_evaluation(ippo_run, tmp_path):
+    from equilibria.scenarios.learning import load_trained
+
+    evaluated = [(int(r["env_steps"]), float(r["eval_return"])) for r in read_csv(ippo_run / "metrics.csv")
+                 if r.get("eval_return")]
+    assert len(evaluated) == 2  # at the start and after the one update
+    best = json.loads((ippo_run / "checkpoints" / "best.json").read_text())
+    steps, value = max(evaluated, key=lambda x: x[1])
+    assert (best["env_steps"], best["eval_return"]) == (steps, pytest.approx(value))
+    assert load_trained(ippo_run, "best")[2].env_steps == steps
+    s = grid(tmp_path, f"games: ['{NAV}']\npolicies: [{{name: best, run: {ippo_run}, checkpoint: best}}]\n"
+                       "seeds: 1\nepisodes: 2\n")
+    assert read_csv(scenarios.run(s, out=tmp_path / "runs", quiet=True).run_dir / "results.csv")
+    with pytest.raises(ConfigError, match="only a run entry has checkpoints"):
+        grid(tmp_path, "games: [kuhn_poker]\npolicies: [{name: r, scripted: random, checkpoint: best}]\n", "bad.yaml")
 
 
 # ----------------------------------------------------------------------------- the evaluate kind

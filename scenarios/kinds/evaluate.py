@@ -246,7 +246,7 @@ def _players(plan: EvaluatePlan, todo: list[Cell]) -> dict[tuple[int, int], Any]
             continue
         path, trained_game = plan.runs[pi]
         if pi not in learners:
-            learners[pi] = load_trained(path)[2]
+            learners[pi] = load_trained(path, entry.checkpoint)[2]
         learner = learners[pi]
         if same_game(trained_game, game) and hasattr(learner, "evaluation_returns"):
             out[gi, pi] = learner

@@ -1,10 +1,14 @@
 """Scenario kind `train`: any registered learner (marl.registry, chosen by `algorithm.name`) on a
 Markov game, or RLlib's PPO with `backend: rllib` (mappo's config), with evaluation, TensorBoard
-events, checkpoints (tensors only, loaded with weights_only=True) and resume."""
+events, checkpoints (tensors only, loaded with weights_only=True) and resume. Besides the latest
+checkpoint, a run keeps its learner at its best evaluation (checkpoints/best.pt, with best.json
+saying when and what it scored), as the papers' code keeps its best model; a `run:` entry plays
+it with `checkpoint: best`."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -18,7 +22,7 @@ from equilibria.scenarios.loading import Scenario, load_game
 from equilibria.scenarios.loop import run_loop
 from equilibria.scenarios.plots import interval_text, pyplot, save
 from equilibria.scenarios.registry import register_kind
-from equilibria.scenarios.rundir import RunContext
+from equilibria.scenarios.rundir import RunContext, atomic_write_bytes
 
 
 class TrainEval(Config):
@@ -91,6 +95,8 @@ def run_train(plan: TrainPlan, ctx: RunContext) -> dict[str, Any]:
         def save() -> None:
             ctx.save_torch_checkpoint(learner.state_dict())
     writer = _tensorboard(ctx.run_dir / "tensorboard")
+    best_record = ctx.best_checkpoint_path.with_suffix(".json")
+    best = _best_record(ctx, best_record) if save is not None and best_record.exists() else None
 
     def step() -> dict[str, float]:
         stats = learner.train_step()
@@ -111,6 +117,12 @@ def run_train(plan: TrainPlan, ctx: RunContext) -> dict[str, Any]:
             row.update({k: stats[k] for k in ("steps_per_second", "entropy", "open_ratio") if k in stats})
         if writer is not None:
             writer.add_scalar("eval/return", mean, learner.env_steps)
+        nonlocal best
+        if save is not None and np.isfinite(mean) and (best is None or mean > best["eval_return"]):
+            # the learner of the best evaluation so far, for `run:` entries with `checkpoint: best`
+            ctx.save_torch_checkpoint(learner.state_dict(), ctx.best_checkpoint_path)
+            best = {"env_steps": int(learner.env_steps), "eval_return": float(mean)}
+            atomic_write_bytes(best_record, json.dumps(best).encode())
         return row
 
     try:
@@ -125,7 +137,17 @@ def run_train(plan: TrainPlan, ctx: RunContext) -> dict[str, Any]:
             learner.stop()
     _plot(ctx, scenario, getattr(learner, "eval_deterministic", True))
     out = {"env_steps": learner.env_steps, "eval_return": row.get("eval_return"), "eval_ci95": row.get("eval_ci95")}
+    if best is not None:
+        out.update(best_eval_return=best["eval_return"], best_env_steps=best["env_steps"])
     return {**out, "backend": "rllib"} if scenario.backend == "rllib" else out
+
+
+def _best_record(ctx: RunContext, path: Path) -> dict[str, Any]:
+    try:
+        best = json.loads(path.read_text())
+        return {"env_steps": int(best["env_steps"]), "eval_return": float(best["eval_return"])}
+    except (ValueError, KeyError, TypeError) as err:
+        raise ctx.checkpoint_error(path, f"is not a best-evaluation record ({err})") from None
 
 
 def _mean_ci_text(mean: float, half_width: float, episodes: int) -> str:
