@@ -266,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="reload train runs' checkpoints and evaluate them")
     p.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
     p.add_argument("--episodes", type=int, default=32)
+    p.add_argument("--checkpoint", choices=("latest", "best"), default="latest",
+                   help="the latest checkpoint or the learner of the run's best evaluation")
     p = sub.add_parser("record", help="record episodes of a trained run or a scripted policy as demonstrations (Parquet)")
     p.add_argument("run_or_policy", metavar="RUN_OR_POLICY",
                    help="a train run directory, a scripted policy (random, first_action, last_action) or a "
@@ -340,11 +342,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if not (run_dir / "config.yaml").exists():
                     raise scenarios.ConfigError(f"{run_dir} is not a run directory (no config.yaml)")
             for run_dir in args.run_dirs:
-                r = evaluate_run(run_dir, args.episodes)
+                r = evaluate_run(run_dir, args.episodes, args.checkpoint)
                 estimate = interval_text(r["mean_return"], r["mean_return"] - r["ci95"], r["mean_return"] + r["ci95"],
                                          r["episodes"], "{:.3f}", "episodes")
                 console.print(f"{run_dir}: mean episode return {estimate} (95% CI, {r['episodes']} deterministic "
-                              f"episodes, checkpoint at {r['env_steps']} steps)")
+                              f"episodes, {args.checkpoint} checkpoint at {r['env_steps']} steps)")
         elif args.command == "report":
             from equilibria.scenarios.report import build_report, serve
 

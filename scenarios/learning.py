@@ -72,9 +72,9 @@ def evaluation_options(learner: Any) -> dict[str, bool]:
     return {} if getattr(learner, "eval_deterministic", True) else {"deterministic": False}
 
 
-def evaluate_run(run_dir: Path, episodes: int = 32) -> dict[str, float]:
+def evaluate_run(run_dir: Path, episodes: int = 32, checkpoint: Checkpoint = "latest") -> dict[str, float]:
     """Reload a train run's checkpoint and run evaluation episodes as its train kind did (greedy,
     unless the learner evaluates by sampling: `eval_deterministic`)."""
-    _, _, learner = load_trained(run_dir)
+    _, _, learner = load_trained(run_dir, checkpoint)
     mean, ci = learner.evaluate(episodes, **evaluation_options(learner))
     return {"episodes": episodes, "mean_return": mean, "ci95": ci, "env_steps": learner.env_steps}

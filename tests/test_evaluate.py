@@ -63,6 +63,7 @@ def test_a_train_run_keeps_the_learner_of_its_best_evaluation(ippo_run, tmp_path
     steps, value = max(evaluated, key=lambda x: x[1])
     assert (best["env_steps"], best["eval_return"]) == (steps, pytest.approx(value))
     assert load_trained(ippo_run, "best")[2].env_steps == steps
+    assert cli.main(["eval", str(ippo_run), "--checkpoint", "best", "--episodes", "2"]) == 0
     s = grid(tmp_path, f"games: ['{NAV}']\npolicies: [{{name: best, run: {ippo_run}, checkpoint: best}}]\n"
                        "seeds: 1\nepisodes: 2\n")
     assert read_csv(scenarios.run(s, out=tmp_path / "runs", quiet=True).run_dir / "results.csv")
