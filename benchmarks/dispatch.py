@@ -70,8 +70,11 @@ def run_one(vehicles: int, method: str, seed: int, updates: int, every: int, epi
     from equilibria.scenarios.rundir import atomic_write_bytes
 
     path = Path(out) / f"{method}_seed{seed}.json"
-    if path.exists() and json.loads(path.read_text()).get("select", "last") == select:
-        return json.loads(path.read_text())
+    if path.exists():  # resumable: a finished run of the same protocol is not redone
+        done = json.loads(path.read_text())
+        if (done.get("select", "last"), done["updates"], done.get("every"), done.get("episodes")) == \
+                (select, updates, every, episodes):
+            return done
     torch.set_num_threads(1)
     game = games.load(spec(vehicles, demand))
     learner = marl.make(method, game, seed=seed, **BUDGET)
@@ -84,12 +87,16 @@ def run_one(vehicles: int, method: str, seed: int, updates: int, every: int, epi
         for _ in range(min(every, updates - learner.updates)):
             learner.train_step()
     seconds = time.perf_counter() - t0
-    if select == "best" and learner.best_reward > -np.inf:
-        learner.actor.load_state_dict(learner.target.state_dict())  # the target is the best evaluated scorer
+    # the target is the best evaluated scorer once one held-out evaluation has run (target_update "best")
+    selected = "best" if select == "best" and learner.best_reward > -np.inf and \
+        learner.config.target_update == "best" else "last"
+    if selected == "best":
+        learner.actor.load_state_dict(learner.target.state_dict())
     final = learner.evaluation_metrics(episodes, seed=EVAL_SEED)
     torch.save(learner.state_dict()["actor"], Path(out) / f"{method}_seed{seed}.pt")
-    result = {"method": method, "seed": seed, "updates": updates, "select": select, "train_seconds": seconds,
-              "best_heldout_reward": learner.best_reward, "curve": curve,
+    result = {"method": method, "seed": seed, "updates": updates, "every": every, "episodes": episodes,
+              "select": select, "selected": selected, "train_seconds": seconds,
+              "best_heldout_reward": learner.best_reward if selected == "best" else None, "curve": curve,
               "final": {k: np.asarray(final[k], dtype=float).tolist() for k in MEASURES}}
     atomic_write_bytes(path, json.dumps(result).encode())
     print(f"{method} seed {seed}: reward {np.mean(final['reward']):.0f}, served {np.mean(final['served']):.0f} "

@@ -206,11 +206,11 @@ def asymmetric_clip_loss(logp: torch.Tensor, old_logp: torch.Tensor, adv: torch.
 
 
 def kl_divergence(logp: torch.Tensor, target_logp: torch.Tensor) -> torch.Tensor:
-    """KL(current || target) per sample, as the reference computes it: p log(p / q) averaged over
+    """KL(current || target) per sample as the reference computes it: p log(p / q) averaged over
     the rows the policy covers ([..., A]; masked rows, at -1e9, are left out), not summed
-    (Worker.train's `.mean()` over a vehicle's orders). beta and the limit of 0.01 are in these
-    units: summed over a vehicle's 8 candidates, the limit would be 8x stricter, and one skipped
-    step would skip every later one, since a skipped step leaves the distance unchanged."""
+    (Worker.train's `.mean()` over a vehicle's orders). The reference's softmax covers every open
+    order, so its average runs over hundreds of rows where this one runs over a vehicle's few
+    candidates: the same beta weighs this KL more (see `kl_limit`)."""
     covered = logp > -1e8
     per_row = torch.where(covered, logp.exp() * (logp - target_logp), torch.zeros_like(logp))
     return per_row.sum(-1) / covered.sum(-1).clamp(min=1)

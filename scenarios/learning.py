@@ -62,7 +62,12 @@ def load_trained(run_dir: Path, checkpoint: Checkpoint = "latest") -> tuple[Scen
         raise ConfigError(f"{run_dir} has no {checkpoint} checkpoint yet ({path})")
     game = load_game(scenario)
     learner = build_learner(scenario, game, learner_config(scenario, game))
-    ctx.restore(learner, ctx.load_torch_checkpoint(path), path)
+    state = ctx.load_torch_checkpoint(path)
+    if checkpoint == "best":  # {"learner": the state, "best": when it was evaluated and its score}
+        if not isinstance(state, dict) or not isinstance(state.get("learner"), dict):
+            raise ctx.checkpoint_error(path, "holds no learner")
+        state = state["learner"]
+    ctx.restore(learner, state, path)
     return scenario, game, learner
 
 

@@ -222,12 +222,13 @@ def test_train_run_writes_curve_tensorboard_and_evaluates(tmp_path):
     assert bad.returncode == 2 and "not a run directory" in bad.stderr
 
 
-def test_corrupt_best_evaluation_record_is_a_clear_error(tmp_path):
+def test_corrupt_best_checkpoint_is_a_clear_error(tmp_path):
     s = scenarios.load("mappo-navigation", ["budget.steps=100", "eval.every_steps=100", "eval.episodes=2",
                                             "checkpoint_every_steps=100", "algorithm.config.num_envs=4",
                                             "algorithm.config.ppo_epochs=1"])
     result = scenarios.run(s, out=tmp_path, quiet=True)
     assert result.metrics["best_env_steps"] in (0, 100)
-    (result.run_dir / "checkpoints" / "best.json").write_text("{")
+    best = result.run_dir / "checkpoints" / "best.pt"
+    best.write_bytes(best.read_bytes()[:100])  # torn
     res = _cli("run", "--resume", str(result.run_dir))
-    assert res.returncode == 2 and "best-evaluation record" in res.stderr and "Traceback" not in res.stderr
+    assert res.returncode == 2 and "best.pt" in res.stderr and "Traceback" not in res.stderr

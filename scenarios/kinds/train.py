@@ -1,8 +1,8 @@
 """Scenario kind `train`: any registered learner (marl.registry, chosen by `algorithm.name`) on a
 Markov game, or RLlib's PPO with `backend: rllib` (mappo's config), with evaluation, TensorBoard
 events, checkpoints (tensors only, loaded with weights_only=True) and resume. Besides the latest
-checkpoint, a run keeps its learner at its best evaluation (checkpoints/best.pt, with best.json
-saying when and what it scored), as the papers' code keeps its best model; a `run:` entry plays
+checkpoint, a run keeps its learner at its best evaluation (checkpoints/best.pt, which also records
+when and what it scored; best.json is a readable copy), as the papers' code keeps its best model; a `run:` entry plays
 it with `checkpoint: best`."""
 
 from __future__ import annotations
@@ -95,8 +95,7 @@ def run_train(plan: TrainPlan, ctx: RunContext) -> dict[str, Any]:
         def save() -> None:
             ctx.save_torch_checkpoint(learner.state_dict())
     writer = _tensorboard(ctx.run_dir / "tensorboard")
-    best_record = ctx.best_checkpoint_path.with_suffix(".json")
-    best = _best_record(ctx, best_record) if save is not None and best_record.exists() else None
+    best = _best_so_far(ctx) if save is not None and ctx.best_checkpoint_path.exists() else None
 
     def step() -> dict[str, float]:
         stats = learner.train_step()
@@ -119,10 +118,11 @@ def run_train(plan: TrainPlan, ctx: RunContext) -> dict[str, Any]:
             writer.add_scalar("eval/return", mean, learner.env_steps)
         nonlocal best
         if save is not None and np.isfinite(mean) and (best is None or mean > best["eval_return"]):
-            # the learner of the best evaluation so far, for `run:` entries with `checkpoint: best`
-            ctx.save_torch_checkpoint(learner.state_dict(), ctx.best_checkpoint_path)
+            # the learner of the best evaluation so far, for `run:` entries with `checkpoint: best`;
+            # its record travels inside the same file (one atomic write), best.json is a readable copy
             best = {"env_steps": int(learner.env_steps), "eval_return": float(mean)}
-            atomic_write_bytes(best_record, json.dumps(best).encode())
+            ctx.save_torch_checkpoint({"learner": learner.state_dict(), "best": best}, ctx.best_checkpoint_path)
+            atomic_write_bytes(ctx.best_checkpoint_path.with_suffix(".json"), json.dumps(best).encode())
         return row
 
     try:
@@ -142,12 +142,14 @@ def run_train(plan: TrainPlan, ctx: RunContext) -> dict[str, Any]:
     return {**out, "backend": "rllib"} if scenario.backend == "rllib" else out
 
 
-def _best_record(ctx: RunContext, path: Path) -> dict[str, Any]:
+def _best_so_far(ctx: RunContext) -> dict[str, Any]:
+    """The record kept in a resumed run's best.pt: when its learner was evaluated and its score."""
+    path = ctx.best_checkpoint_path
+    best = (ctx.load_torch_checkpoint(path) or {}).get("best")
     try:
-        best = json.loads(path.read_text())
         return {"env_steps": int(best["env_steps"]), "eval_return": float(best["eval_return"])}
-    except (ValueError, KeyError, TypeError) as err:
-        raise ctx.checkpoint_error(path, f"is not a best-evaluation record ({err})") from None
+    except (ValueError, KeyError, TypeError):
+        raise ctx.checkpoint_error(path, "holds no best-evaluation record") from None
 
 
 def _mean_ci_text(mean: float, half_width: float, episodes: int) -> str:
