@@ -172,7 +172,7 @@ def record_demonstrations(args: argparse.Namespace, console: Console) -> int:
     if Path(source).is_dir():
         from equilibria.scenarios.learning import load_trained
 
-        scenario, game, learner = load_trained(Path(source))
+        scenario, game, learner = load_trained(Path(source), args.checkpoint)
         if args.game is not None:
             trained, game = game, games.load(args.game)
             if getattr(game, "groups", None) != trained.groups:
@@ -277,6 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--game", help="the game (required for a scripted policy; a run's own game by default)")
     p.add_argument("--seed", type=int, default=0, help="episode i plays on seed SEED + i")
     p.add_argument("--deterministic", action="store_true", help="a run's policy takes its most likely action")
+    p.add_argument("--checkpoint", choices=("latest", "best"), default="latest",
+                   help="a run's latest checkpoint or the learner of its best evaluation")
     p = sub.add_parser("explain", help="a kind, game, solver or agent type: its fields, types, defaults and help")
     p.add_argument("name")
     p = sub.add_parser("replay", help="render a game record (JSON) as a transcript (Werewolf: night by night), or "

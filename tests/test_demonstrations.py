@@ -63,6 +63,8 @@ def test_a_trained_mappo_run_round_trips(trained_run, tmp_path, capsys):
         assert (out / f).read_bytes() == (again / f).read_bytes(), f
     meta, meta2 = (json.loads((d / "meta.json").read_text()) for d in (out, again))
     assert {k: v for k, v in meta.items() if k != "created"} == {k: v for k, v in meta2.items() if k != "created"}
+    # (g) the learner of the run's best evaluation records too
+    assert main(["record", str(trained_run), "--checkpoint", "best", "--episodes", "2", "--out", str(tmp_path / "best")]) == 0
 
 
 def test_same_seed_same_dataset_other_seed_other_dataset(tmp_path):
