@@ -9,11 +9,12 @@ Each (method, training seed) is one job, a Ray task with `--backend ray` (local 
 otherwise): `--updates` episodes of the whole fleet, one policy update after each, with the
 learners' defaults except a short-budget schedule (below); a learning curve every `--every`
 updates (2 evaluation episodes); then `--eval-episodes` evaluation episodes (deterministic
-scores, no exploration) on fixed evaluation seeds of the scorer `--select` names: "best" (the
-default) is the scorer of the learner's best held-out evaluation (one episode every 10 updates on
-seeds of its own, the scorer its KL term anchors to: train.py's best.pth), "last" the final one, the same episodes the baselines are scored
-on (same fleet start and order stream per evaluation seed). Jobs are resumable: each writes its
-JSON and its scorer's weights when done and is skipped on the next call.
+scores, no exploration) of the scorer `--select` names, on fixed evaluation seeds: the same
+episodes the baselines are scored on (same fleet start and order stream per evaluation seed).
+"best" (the default) is the scorer of the learner's best held-out evaluation (one episode every
+10 updates on seeds of its own, the scorer its KL term anchors to: train.py's best.pth), "last"
+the final one. Jobs are resumable: each writes its JSON and its scorer's weights when done and
+is skipped on the next call under the same protocol.
 
 Short-budget schedule (BUDGET): the reference code trains at least 1,000 episodes with Adam
 1e-5 decayed x0.99 per episode and epsilon 1.0 x0.99 per episode; at a few hundred episodes that

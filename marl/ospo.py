@@ -22,7 +22,8 @@ one held-out episode is evaluated; a new best total reward copies the scorer int
 from the first evaluation that does not improve, the KL term is on (beta 0.5, the KL averaged over
 the vehicle's candidates as the code averages it over its orders; with `kl_limit`, a gradient step
 whose KL exceeds it is skipped and beta doubled, as the code does at 0.01). So the policy is
-anchored to its best version once it stops improving. `target_update="polyak"` gives a soft-updated target with KL from the start.
+anchored to its best version once it stops improving. `target_update="polyak"` gives a
+soft-updated target with KL from the start.
 
 As the reference code (Worker.observe, Platform.assign): the policy is a softmax over the
 vehicle's candidate orders (no "no order" choice: row 0 is masked out); the platform's scores are

@@ -16,6 +16,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from equilibria.scenarios.learning import CHECKPOINTS
+
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -266,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="reload train runs' checkpoints and evaluate them")
     p.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
     p.add_argument("--episodes", type=int, default=32)
-    p.add_argument("--checkpoint", choices=("latest", "best"), default="latest",
+    p.add_argument("--checkpoint", choices=CHECKPOINTS, default="latest",
                    help="the latest checkpoint or the learner of the run's best evaluation")
     p = sub.add_parser("record", help="record episodes of a trained run or a scripted policy as demonstrations (Parquet)")
     p.add_argument("run_or_policy", metavar="RUN_OR_POLICY",
@@ -277,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--game", help="the game (required for a scripted policy; a run's own game by default)")
     p.add_argument("--seed", type=int, default=0, help="episode i plays on seed SEED + i")
     p.add_argument("--deterministic", action="store_true", help="a run's policy takes its most likely action")
-    p.add_argument("--checkpoint", choices=("latest", "best"), default="latest",
+    p.add_argument("--checkpoint", choices=CHECKPOINTS, default="latest",
                    help="a run's latest checkpoint or the learner of its best evaluation")
     p = sub.add_parser("explain", help="a kind, game, solver or agent type: its fields, types, defaults and help")
     p.add_argument("name")

@@ -4,7 +4,7 @@ train run's learner reloaded from its checkpoint (for `equilibria eval` and tour
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import Field
 
@@ -13,6 +13,7 @@ from equilibria.scenarios.loading import Scenario, load_game, load_run_config
 from equilibria.scenarios.rundir import RunContext
 
 Checkpoint = Literal["latest", "best"]
+CHECKPOINTS = get_args(Checkpoint)
 
 
 class LearnerSpec(Config):
@@ -62,13 +63,23 @@ def load_trained(run_dir: Path, checkpoint: Checkpoint = "latest") -> tuple[Scen
         raise ConfigError(f"{run_dir} has no {checkpoint} checkpoint yet ({path})")
     game = load_game(scenario)
     learner = build_learner(scenario, game, learner_config(scenario, game))
-    state = ctx.load_torch_checkpoint(path)
-    if checkpoint == "best":  # {"learner": the state, "best": when it was evaluated and its score}
-        if not isinstance(state, dict) or not isinstance(state.get("learner"), dict):
-            raise ctx.checkpoint_error(path, "holds no learner")
-        state = state["learner"]
+    state = load_best(ctx)[0] if checkpoint == "best" else ctx.load_torch_checkpoint(path)
     ctx.restore(learner, state, path)
     return scenario, game, learner
+
+
+def load_best(ctx: RunContext) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A train run's best.pt, as the train kind writes it: (the learner's state, its record: when it
+    was evaluated and what it scored)."""
+    path = ctx.best_checkpoint_path
+    saved = ctx.load_torch_checkpoint(path)
+    try:
+        record = {"env_steps": int(saved["best"]["env_steps"]), "eval_return": float(saved["best"]["eval_return"])}
+        if not isinstance(saved["learner"], dict):
+            raise TypeError("the learner is not a state")
+    except (ValueError, KeyError, TypeError):
+        raise ctx.checkpoint_error(path, "is not a best-evaluation checkpoint (a learner and its record)") from None
+    return saved["learner"], record
 
 
 def evaluation_options(learner: Any) -> dict[str, bool]:

@@ -52,7 +52,6 @@ def test_eval_works_for_an_ippo_run(ippo_run, capsys):
     assert len(lines) == 2 and lines[0] == lines[1] and "4 deterministic episodes" in lines[0]
 
 
-
 def test_a_train_run_keeps_the_learner_of_its_best_evaluation(ippo_run, tmp_path):
     from equilibria.scenarios.learning import load_trained
 

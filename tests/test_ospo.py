@@ -132,7 +132,6 @@ def test_the_target_is_the_best_evaluated_scorer_and_kl_starts_when_evaluation_s
     assert fresh.kl_on and fresh.best_reward == float("inf")
 
 
-
 @pytest.mark.parametrize("limit", [1e-12, None])
 def test_the_kl_limit_skips_steps_only_when_set(limit):
     learner = marl.make("ospo", games.load(TINY), seed=0, eval_every=1, lr=1e-2, lr_decay=1.0, kl_limit=limit)
@@ -147,6 +146,7 @@ def test_the_kl_limit_skips_steps_only_when_set(limit):
         assert moved and stats["skipped"] == 0
     else:  # Worker.train's "Too Large KL": every step of the update skipped, the scorer where it was
         assert not moved and stats["skipped"] == learner.config.updates_per_episode
+
 
 def test_scores_exploration_and_stored_log_probabilities():
     learner = marl.make("ospo", games.load(TINY), seed=0, **FAST)

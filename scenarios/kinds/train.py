@@ -2,8 +2,8 @@
 Markov game, or RLlib's PPO with `backend: rllib` (mappo's config), with evaluation, TensorBoard
 events, checkpoints (tensors only, loaded with weights_only=True) and resume. Besides the latest
 checkpoint, a run keeps its learner at its best evaluation (checkpoints/best.pt, which also records
-when and what it scored; best.json is a readable copy), as the papers' code keeps its best model; a `run:` entry plays
-it with `checkpoint: best`."""
+when and what it scored; best.json is a readable copy), as the papers' code keeps its best model;
+a `run:` entry plays it with `checkpoint: best`."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import Field
 
 from equilibria.common.config import Config, PositiveInt, count
-from equilibria.scenarios.learning import LearnerSpec, build_learner, evaluation_options, learner_config
+from equilibria.scenarios.learning import LearnerSpec, build_learner, evaluation_options, learner_config, load_best
 from equilibria.scenarios.loading import Scenario, load_game
 from equilibria.scenarios.loop import run_loop
 from equilibria.scenarios.plots import interval_text, pyplot, save
@@ -95,7 +95,7 @@ def run_train(plan: TrainPlan, ctx: RunContext) -> dict[str, Any]:
         def save() -> None:
             ctx.save_torch_checkpoint(learner.state_dict())
     writer = _tensorboard(ctx.run_dir / "tensorboard")
-    best = _best_so_far(ctx) if save is not None and ctx.best_checkpoint_path.exists() else None
+    best = load_best(ctx)[1] if save is not None and ctx.best_checkpoint_path.exists() else None
 
     def step() -> dict[str, float]:
         stats = learner.train_step()
@@ -140,16 +140,6 @@ def run_train(plan: TrainPlan, ctx: RunContext) -> dict[str, Any]:
     if best is not None:
         out.update(best_eval_return=best["eval_return"], best_env_steps=best["env_steps"])
     return {**out, "backend": "rllib"} if scenario.backend == "rllib" else out
-
-
-def _best_so_far(ctx: RunContext) -> dict[str, Any]:
-    """The record kept in a resumed run's best.pt: when its learner was evaluated and its score."""
-    path = ctx.best_checkpoint_path
-    best = (ctx.load_torch_checkpoint(path) or {}).get("best")
-    try:
-        return {"env_steps": int(best["env_steps"]), "eval_return": float(best["eval_return"])}
-    except (ValueError, KeyError, TypeError):
-        raise ctx.checkpoint_error(path, "holds no best-evaluation record") from None
 
 
 def _mean_ci_text(mean: float, half_width: float, episodes: int) -> str:
