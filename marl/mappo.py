@@ -273,8 +273,10 @@ class MAPPO:
                 self.actor_opt.zero_grad()
                 self.critic_opt.zero_grad()
                 (policy_loss - c.entropy_coef * entropy + c.value_coef * value_loss).backward()
-                nn.utils.clip_grad_norm_(self.actors.parameters(), c.max_grad_norm)
-                nn.utils.clip_grad_norm_(self.critics.parameters(), c.max_grad_norm)
+                # clip what each optimiser steps (a subclass's actor optimiser may hold more than
+                # the actors, e.g. the Bayesian-network actor-critic's DAG network)
+                for opt in (self.actor_opt, self.critic_opt):
+                    nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], c.max_grad_norm)
                 self.actor_opt.step()
                 self.critic_opt.step()
                 n = len(self.groups)
