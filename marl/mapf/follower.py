@@ -10,9 +10,10 @@ every agent and only the intrinsic reward `intrinsic_reward` (0.01) for standing
 it was given one step earlier; the game's own reward (targets reached) is never used for
 training. Training draws its episodes from random and maze maps with several agent counts.
 
-Defaults are FollowerLite's (1 residual block x 8 filters, hidden 16, radius 3, gamma 0.9716,
-exploration 0.0156, PPO clip 0.2, rollout 8); `FollowerConfig.full()` gives the full Follower
-(8 blocks x 64 filters, hidden 512, radius 5, gamma 0.9756, exploration 0.023). The authors train
+Defaults are FollowerLite's (1 residual block x 8 filters, no hidden layer, radius 3, gamma
+0.9716, exploration 0.0156, PPO clip 0.2, rollout 8); `FollowerConfig.full()` gives the full
+Follower (8 blocks x 64 filters, a hidden layer of 512, radius 5, gamma 0.9756, exploration 0.023;
+the authors' full model also has a GRU, which is not built here). The authors train
 with Sample-Factory's APPO on 4-8 workers for 2e7 (Lite) to 1e9 steps; here every simulator is
 batched and the planner is numba, on one process.
 """
@@ -55,8 +56,9 @@ class FollowerConfig(Config):
     """convolution filters (Lite 8, full 64)"""
     num_res_blocks: count(64) = 1
     """residual blocks (Lite 1, full 8)"""
-    hidden: count(65_536) = 16
-    """units of the layer after the convolutions (Lite 16, full 512)"""
+    hidden: Annotated[int, Field(ge=0, le=65_536)] = 0
+    """units of a hidden layer after the convolutions; 0: the heads read the convolution features
+    (the authors' config: Lite has extra_fc_layers 0, so its hidden_size 16 is unused; full 512)"""
     lr: PositiveFloat = 1.3e-4
     """Adam learning rate (Lite 1.3e-4 with a KL-adaptive schedule; constant here)"""
     gamma: Annotated[float, Field(gt=0, le=1)] = 0.9716
@@ -100,16 +102,18 @@ class ResBlock(nn.Module):
 
 
 class FollowerNet(nn.Module):
-    """The authors' ResNet encoder (conv, residual blocks, ReLU), one hidden layer, and actor and
-    critic heads sharing the encoder (Sample-Factory's actor_critic_share_weights)."""
+    """The authors' ResNet encoder (conv, residual blocks, ReLU), an optional hidden layer, and
+    actor and critic heads sharing the encoder (Sample-Factory's actor_critic_share_weights)."""
 
     def __init__(self, radius: int, filters: int, blocks: int, hidden: int, actions: int = 5):
         super().__init__()
         d = 2 * radius + 1
+        features = filters * d * d
+        head = [nn.Linear(features, hidden), nn.ReLU()] if hidden else []
         self.encoder = nn.Sequential(nn.Conv2d(2, filters, 3, padding=1), *[ResBlock(filters) for _ in range(blocks)],
-                                     nn.ReLU(), nn.Flatten(), nn.Linear(filters * d * d, hidden), nn.ReLU())
-        self.actor = nn.Linear(hidden, actions)
-        self.critic = nn.Linear(hidden, 1)
+                                     nn.ReLU(), nn.Flatten(), *head)
+        self.actor = nn.Linear(hidden or features, actions)
+        self.critic = nn.Linear(hidden or features, 1)
         nn.init.orthogonal_(self.actor.weight, 0.01)
         nn.init.zeros_(self.actor.bias)
 
