@@ -246,6 +246,31 @@ def replay_demonstrations(path: Path, console: Console) -> int:
     return 0
 
 
+def bench(what: str | None, script_args: list[str], console: Console) -> int:
+    from equilibria.scenarios.bench import BenchError, available, run_script
+
+    if what is None:
+        table = Table("benchmark", "what it measures", title="equilibria bench NAME [ARGS...]")
+        for name, line in available().items():
+            table.add_row(name, line)
+        console.print(table)
+        return 0
+    if what != "solvers":
+        try:
+            return run_script(what, script_args)
+        except BenchError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    parser = argparse.ArgumentParser(prog="equilibria bench solvers")
+    parser.add_argument("--quick", action="store_true", help="a few minutes instead of a full run")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    opts = parser.parse_args(script_args)
+    from equilibria.solvers.benchmark import run
+
+    console.print(run(opts.out, quick=opts.quick, progress=lambda m: console.print(f".. {m}")))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="equilibria", description="Game-theoretic and multi-agent learning.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -293,10 +318,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="the HTML file (default: RUN_DIR/report.html, or ./report.html for several)")
     p.add_argument("--serve", action="store_true", help="serve one run's page and files on 127.0.0.1 (read-only)")
     p.add_argument("--port", type=int, default=8765)
-    p = sub.add_parser("bench", help="run a benchmark against the reference implementations")
-    p.add_argument("what", choices=["solvers"])
-    p.add_argument("--quick", action="store_true", help="a few minutes instead of a full run")
-    p.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    p = sub.add_parser("bench", help="run a benchmark against the reference implementations (no name: list them)",
+                       description="equilibria bench solvers [--quick] [--out DIR]; equilibria bench NAME [ARGS...] "
+                                   "runs benchmarks/NAME.py with ARGS (from a checkout); no NAME lists them.")
+    p.add_argument("what", nargs="?", help="the benchmark (see the list)")
+    p.add_argument("script_args", nargs=argparse.REMAINDER, help="arguments of the benchmark")
     return parser
 
 
@@ -380,9 +406,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for line in render(record, prompts=args.prompts):
                 console.print(line, highlight=False)
         elif args.command == "bench":
-            from equilibria.solvers.benchmark import run as bench
-
-            console.print(bench(args.out, quick=args.quick, progress=lambda m: console.print(f".. {m}")))
+            return bench(args.what, args.script_args, console)
     except scenarios.ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -51,3 +51,18 @@ def test_a_kind_cannot_take_a_built_in_kinds_name_before_it_loads():
     with pytest.raises(ValueError, match="'train' is registered twice"):
         register_kind("train", dict, prepare=lambda s: s, description="impostor")(lambda plan, ctx: {})
     assert kind("train").description != "impostor"
+
+
+def test_bench_lists_the_benchmarks_and_runs_one_or_refuses_in_one_line():
+    run = [sys.executable, "-m", "equilibria.scenarios.cli", "bench"]
+    env = {**os.environ, "COLUMNS": "250"}
+    listed = subprocess.run(run, capture_output=True, text=True, env=env)
+    assert listed.returncode == 0, listed.stderr
+    for name in ("solvers", "mccfr", "marl", "pogema", "follower_authors", "merge"):
+        assert f"│ {name} " in listed.stdout, name
+    assert "peer_venv" not in listed.stdout and "pogema_worker" not in listed.stdout
+    for bad in ("nosuch", "peer_venv"):
+        res = subprocess.run([*run, bad], capture_output=True, text=True)
+        assert res.returncode == 2 and res.stderr.count("\n") == 1 and f"bench {bad}: no such benchmark" in res.stderr
+    helped = subprocess.run([*run, "pogema", "--help"], capture_output=True, text=True)  # the script's own help
+    assert helped.returncode == 0 and "--diff" in helped.stdout, helped.stderr

@@ -1,0 +1,62 @@
+"""`equilibria bench`: one front door to the benchmarks, each measured side by side with its anchor.
+
+`solvers` lives in the package (equilibria.solvers.benchmark). The others are the scripts in the
+repository's benchmarks/ folder (OpenSpiel MCCFR, RLlib PPO and PettingZoo, BenchMARL, POGEMA, the
+Follower's authors' weights, highway-env, ...): `equilibria bench NAME [ARGS...]` runs
+benchmarks/NAME.py with ARGS in this Python, from a checkout. Helpers of the scripts (peer venvs,
+workers run by another Python) are not benchmarks and are not listed.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import equilibria
+
+HELPERS = {"peak_rss", "peer_venv", "pogema_worker", "onnx_worker"}
+
+
+class BenchError(ValueError):
+    """A benchmark that does not exist here (the CLI's exit code 2)."""
+
+
+def benchmarks_dir() -> Path | None:
+    """The checkout's benchmarks/ folder, or None for an installed wheel (it ships no scripts)."""
+    for root in map(Path, equilibria.__path__):
+        folder = root / "benchmarks"
+        if (root / "pyproject.toml").is_file() and folder.is_dir():
+            return folder
+    return None
+
+
+def available() -> dict[str, str]:
+    """Benchmark name -> the first line of what it measures."""
+    out = {"solvers": "equilibria's CFR family against OpenSpiel's C++ and Python CFR (in the package)"}
+    folder = benchmarks_dir()
+    for script in sorted(folder.glob("*.py")) if folder else []:
+        if script.stem not in HELPERS and script.stem not in out:
+            doc = ast.get_docstring(ast.parse(script.read_text(encoding="utf-8"))) or ""
+            out[script.stem] = summary(doc)
+    return out
+
+
+def summary(doc: str, width: int = 110) -> str:
+    """A docstring's first sentence (its first paragraph, unwrapped), cut to `width` characters."""
+    paragraph = " ".join(doc.strip().split("\n\n")[0].split())
+    sentence = paragraph.split(". ")[0].rstrip(".")
+    return sentence if len(sentence) <= width else sentence[: width - 3].rstrip() + "..."
+
+
+def run_script(name: str, args: list[str]) -> int:
+    """Runs benchmarks/NAME.py with `args`; its exit code."""
+    folder = benchmarks_dir()
+    if folder is None:
+        raise BenchError(f"bench {name}: the benchmark scripts are in a checkout of the repository "
+                         "(benchmarks/); this installation has none (only `equilibria bench solvers` is built in)")
+    script = folder / f"{name}.py"
+    if name in HELPERS or not script.is_file():
+        raise BenchError(f"bench {name}: no such benchmark; `equilibria bench` lists them")
+    return subprocess.run([sys.executable, str(script), *args], cwd=folder.parent).returncode
