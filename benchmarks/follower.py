@@ -5,7 +5,8 @@ in agent-steps per second, the environment step included, and the memory each ag
 
 RUN_DIR is a mapf-follower train run (default: the shipped FollowerLite weights). The authors'
 C++ FollowerLite (ONNX Runtime C++ API, built with cppimport) is not run: ONNX Runtime's wheel
-ships no C++ headers, so it cannot be built here; the table reports ours alone.
+ships no C++ headers, so it cannot be built here. Their network itself is timed in ONNX Runtime,
+and their weights scored in our game, by benchmarks/follower_authors.py.
 """
 
 from __future__ import annotations
@@ -106,7 +107,8 @@ def main() -> None:
         lines.append(f"| {r['kind']} | {r['agents']} | {r['side']}x{r['side']} | {r['envs']} | "
                      f"{r['agent_steps_per_second']:,.0f} | {r['kib_per_agent']:.0f} |")
     lines += ["", "The authors' C++ FollowerLite could not be built here (ONNX Runtime's C++ headers are not on "
-              "PyPI), so there is no anchor row."]
+              "PyPI), so there is no anchor row; `benchmarks/follower_authors.py` times their network in ONNX "
+              "Runtime and scores their weights in this game."]
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(args.out / "follower.md", ("\n".join(lines) + "\n").encode())
     print(f"wrote {args.out / 'follower.md'} ({np.mean([r['agent_steps_per_second'] for r in rows]):,.0f} mean)")

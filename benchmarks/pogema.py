@@ -34,7 +34,6 @@ import base64
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -45,7 +44,9 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+import peer_venv  # noqa: E402
 from peak_rss import maxrss_kib, reset_peak_rss  # noqa: E402
+from peer_venv import VenvUnavailable  # noqa: E402
 
 WORKER = HERE / "pogema_worker.py"
 POGEMA_VERSION = "1.4.0"
@@ -53,29 +54,11 @@ ACTION_NAMES = ("wait", "up", "down", "left", "right")
 NO_VENV = 3  # exit code: the POGEMA venv cannot be made
 
 
-class VenvUnavailable(RuntimeError):
-    pass
-
-
 # ---- the POGEMA venv and its worker --------------------------------------------------------------
 def ensure_venv(venv: Path) -> Path:
     """The POGEMA venv's python, made on first use (VenvUnavailable when pip cannot install POGEMA)."""
-    py = venv / "bin" / "python"
-    check = f"import importlib.metadata as m; assert m.version('pogema') == '{POGEMA_VERSION}'"
-    if py.exists() and subprocess.run([str(py), "-c", check], capture_output=True).returncode == 0:
-        return py
-    # equilibria's constraints (the Makefile exports PIP_CONSTRAINT) pin other numpy/gymnasium versions
-    env = {k: v for k, v in os.environ.items() if k not in ("PIP_CONSTRAINT", "PYTHONPATH")}
-    print(f"making the POGEMA venv in {venv} (pogema=={POGEMA_VERSION})", file=sys.stderr)
-    steps = [[shutil.which("python3.11") or sys.executable, "-m", "venv", str(venv)],
-             [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", f"pogema=={POGEMA_VERSION}"]]
-    for cmd in steps:
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        if done.returncode:
-            raise VenvUnavailable(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr.strip()[-2000:]}")
-    if subprocess.run([str(py), "-c", check], capture_output=True).returncode:
-        raise VenvUnavailable(f"pogema {POGEMA_VERSION} is not importable in {venv} after pip install")
-    return py
+    return peer_venv.ensure_venv(venv, f"import importlib.metadata as m; assert m.version('pogema') == '{POGEMA_VERSION}'",
+                                 [[f"pogema=={POGEMA_VERSION}"]])
 
 
 def call_worker(py: Path, request: Any) -> tuple[Any, dict]:
