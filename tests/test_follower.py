@@ -68,3 +68,17 @@ def test_configs_that_cannot_run_are_refused():
         registry.make("follower", games.load(GAME), network_radius=5)
     with pytest.raises(ValueError, match="trains on lifelong_mapf"):
         registry.make("follower", games.load("grid_goals"))
+
+
+def test_a_checkpoint_from_before_the_hidden_default_changed_loads_and_a_mismatch_is_refused(trained):
+    learner, _ = trained
+    old = registry.make("follower", games.load(GAME), seed=1, num_envs=4, maps=["random"], agent_counts=[], hidden=16)
+    state = old.state_dict()
+    del state["hidden"]  # written before checkpoints recorded it, by a config that left hidden at 16
+    other = registry.make("follower", games.load(GAME), seed=2, num_envs=4, maps=["random"], agent_counts=[])
+    assert other.config.hidden == 0
+    other.load_state_dict(state)  # the weights say 16: the network is rebuilt to fit them
+    assert other.config.hidden == 16
+    assert np.array_equal(other.evaluation_returns(2, seed=3), old.evaluation_returns(2, seed=3))
+    with pytest.raises(ValueError, match="network has hidden 0, the config hidden 16"):
+        old.load_state_dict(learner.state_dict())

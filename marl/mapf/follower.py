@@ -122,6 +122,11 @@ class FollowerNet(nn.Module):
         return self.actor(z), self.critic(z).squeeze(-1)
 
 
+def hidden_units(net_state: dict[str, torch.Tensor]) -> int:
+    """The hidden layer's width in a FollowerNet's weights (0: the heads read the convolutions)."""
+    return next((int(w.shape[0]) for k, w in net_state.items() if k.startswith("encoder.") and w.dim() == 2), 0)
+
+
 def follower_observations(sim, planner: BatchPlanner, radius: int) -> np.ndarray:
     """[E, N, 2, d, d] float32: -obstacles with the planned path as +1, and the agents, in the
     window of `radius` around each agent (d = 2 radius + 1)."""
@@ -327,9 +332,19 @@ class Follower:
     # -- checkpoints: weights, optimiser, counters, RNGs; simulators restart their episodes ----
     def state_dict(self) -> dict[str, Any]:
         return {"net": self.net.state_dict(), "opt": self.opt.state_dict(), "rng": rng_to_tensors(self.rng),
-                "torch_rng": torch.get_rng_state(), "env_steps": self.env_steps, "updates": self.updates}
+                "torch_rng": torch.get_rng_state(), "env_steps": self.env_steps, "updates": self.updates,
+                "hidden": self.config.hidden}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        saved = int(state["hidden"]) if "hidden" in state else hidden_units(state["net"])
+        if saved != self.config.hidden:
+            if "hidden" in state:
+                raise ValueError(f"the checkpoint's network has hidden {saved}, the config hidden {self.config.hidden}")
+            # written before `hidden` defaulted to 0, by a config that left it at its old default: the weights
+            # say what the network was
+            self.config = self.config.model_copy(update={"hidden": saved})
+            self.net = FollowerNet(self.config.network_radius, self.config.num_filters, self.config.num_res_blocks, saved)
+            self.opt = torch.optim.Adam(self.net.parameters(), lr=self.config.lr, eps=1e-6)
         self.net.load_state_dict(state["net"])
         self.opt.load_state_dict(state["opt"])
         self.rng = rng_from_tensors(state["rng"])
