@@ -19,10 +19,10 @@ def ensure_venv(venv: Path, check: str, installs: list[list[str]]) -> Path:
     """The venv's python. `check` is Python code that succeeds once the venv holds what is needed;
     `installs` are the arguments of successive `pip install` calls that make it so."""
     py = venv / "bin" / "python"
-    if py.exists() and subprocess.run([str(py), "-c", check], capture_output=True).returncode == 0:
-        return py
     # equilibria's constraints (the Makefile exports PIP_CONSTRAINT) pin other versions than a peer's
     env = {k: v for k, v in os.environ.items() if k not in ("PIP_CONSTRAINT", "PYTHONPATH")}
+    if py.exists() and subprocess.run([str(py), "-c", check], capture_output=True, env=env).returncode == 0:
+        return py
     print(f"making the venv {venv}", file=sys.stderr)
     steps = [[shutil.which("python3.11") or sys.executable, "-m", "venv", str(venv)],
              *[[str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", *args] for args in installs]]
@@ -30,6 +30,6 @@ def ensure_venv(venv: Path, check: str, installs: list[list[str]]) -> Path:
         done = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if done.returncode:
             raise VenvUnavailable(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr.strip()[-2000:]}")
-    if subprocess.run([str(py), "-c", check], capture_output=True).returncode:
+    if subprocess.run([str(py), "-c", check], capture_output=True, env=env).returncode:
         raise VenvUnavailable(f"{venv}: `{check}` still fails after pip install")
     return py

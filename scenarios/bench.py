@@ -38,7 +38,10 @@ def available() -> dict[str, str]:
     folder = benchmarks_dir()
     for script in sorted(folder.glob("*.py")) if folder else []:
         if script.stem not in HELPERS and script.stem not in out:
-            doc = ast.get_docstring(ast.parse(script.read_text(encoding="utf-8"))) or ""
+            try:
+                doc = ast.get_docstring(ast.parse(script.read_text(encoding="utf-8"))) or ""
+            except (SyntaxError, UnicodeDecodeError) as err:
+                doc = f"(cannot be read: {err.__class__.__name__})"
             out[script.stem] = summary(doc)
     return out
 
@@ -51,12 +54,16 @@ def summary(doc: str, width: int = 110) -> str:
 
 
 def run_script(name: str, args: list[str]) -> int:
-    """Runs benchmarks/NAME.py with `args`; its exit code."""
+    """Runs benchmarks/NAME.py with `args` from the current directory, as `python benchmarks/NAME.py
+    ARGS` would; its exit code (128 + N when signal N ended it, 130 on Ctrl-C)."""
     folder = benchmarks_dir()
     if folder is None:
         raise BenchError(f"bench {name}: the benchmark scripts are in a checkout of the repository "
                          "(benchmarks/); this installation has none (only `equilibria bench solvers` is built in)")
-    script = folder / f"{name}.py"
-    if name in HELPERS or not script.is_file():
+    if name not in available() or name == "solvers":  # only names listed (no paths, no helpers)
         raise BenchError(f"bench {name}: no such benchmark; `equilibria bench` lists them")
-    return subprocess.run([sys.executable, str(script), *args], cwd=folder.parent).returncode
+    try:
+        code = subprocess.run([sys.executable, str(folder / f"{name}.py"), *args]).returncode
+    except KeyboardInterrupt:
+        return 130
+    return 128 - code if code < 0 else code

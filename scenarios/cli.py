@@ -246,9 +246,13 @@ def replay_demonstrations(path: Path, console: Console) -> int:
     return 0
 
 
-def bench(what: str | None, script_args: list[str], console: Console) -> int:
+def bench(what: str | None, script_args: list[str], console: Console, quick: bool = False,
+          out: Path | None = None) -> int:
     from equilibria.scenarios.bench import BenchError, available, run_script
 
+    if what not in (None, "solvers") and (quick or out is not None):
+        print(f"error: bench {what}: its options go after its name (equilibria bench {what} --help)", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if what is None:
         table = Table("benchmark", "what it measures", title="equilibria bench NAME [ARGS...]")
         for name, line in available().items():
@@ -262,8 +266,8 @@ def bench(what: str | None, script_args: list[str], console: Console) -> int:
             print(f"error: {err}", file=sys.stderr)
             return EXIT_BAD_INPUT
     parser = argparse.ArgumentParser(prog="equilibria bench solvers")
-    parser.add_argument("--quick", action="store_true", help="a few minutes instead of a full run")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--quick", action="store_true", default=quick, help="a few minutes instead of a full run")
+    parser.add_argument("--out", type=Path, default=out or Path("benchmarks/results"))
     opts = parser.parse_args(script_args)
     from equilibria.solvers.benchmark import run
 
@@ -321,6 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="run a benchmark against the reference implementations (no name: list them)",
                        description="equilibria bench solvers [--quick] [--out DIR]; equilibria bench NAME [ARGS...] "
                                    "runs benchmarks/NAME.py with ARGS (from a checkout); no NAME lists them.")
+    p.add_argument("--quick", action="store_true", help="solvers: a few minutes instead of a full run")
+    p.add_argument("--out", type=Path, help="solvers: the output directory (default benchmarks/results)")
     p.add_argument("what", nargs="?", help="the benchmark (see the list)")
     p.add_argument("script_args", nargs=argparse.REMAINDER, help="arguments of the benchmark")
     return parser
@@ -406,7 +412,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for line in render(record, prompts=args.prompts):
                 console.print(line, highlight=False)
         elif args.command == "bench":
-            return bench(args.what, args.script_args, console)
+            return bench(args.what, args.script_args, console, args.quick, args.out)
     except scenarios.ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -66,3 +66,12 @@ def test_bench_lists_the_benchmarks_and_runs_one_or_refuses_in_one_line():
         assert res.returncode == 2 and res.stderr.count("\n") == 1 and f"bench {bad}: no such benchmark" in res.stderr
     helped = subprocess.run([*run, "pogema", "--help"], capture_output=True, text=True)  # the script's own help
     assert helped.returncode == 0 and "--diff" in helped.stdout, helped.stderr
+
+
+def test_bench_runs_only_listed_names_and_takes_solver_options_on_either_side():
+    run = [sys.executable, "-m", "equilibria.scenarios.cli", "bench"]
+    for bad in ("../README", "/tmp/x", "../benchmarks/peer_venv"):
+        res = subprocess.run([*run, bad], capture_output=True, text=True)
+        assert res.returncode == 2 and "no such benchmark" in res.stderr, (bad, res.stderr)
+    res = subprocess.run([*run, "--quick", "pogema"], capture_output=True, text=True)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "go after its name" in res.stderr
