@@ -19,11 +19,19 @@ benchmarks/onnx_worker.py reads the graph's weights (onnx.numpy_helper, no pickl
    the planner alone.
 3. The network alone at 256 agents, seconds per decision: ONNX Runtime once per agent (batch 1, as
    the authors' C++ does), and torch on the whole batch with the authors' weights and with ours.
+4. With --planner-source (their follower_cpp folder): their A* planner (pybind11, compiled with
+   g++ -O3) against ours on one recorded lifelong episode driven by our planner: both are given the
+   same state every step (cells, targets, the agents each one sees). Their static penalties must be
+   ours, their sub-goals ours on at least --min-agreement of the agent-steps, and every other one
+   exactly as cheap as ours (a tie the two searches break differently), or the script exits 1.
+   Also the planner calls' time per agent-step: theirs one agent at a time, as their Python
+   Follower calls them; ours batched.
 """
 
 from __future__ import annotations
 
 import argparse
+import heapq
 import json
 import os
 import subprocess
@@ -41,7 +49,10 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 from peer_venv import VenvUnavailable, ensure_venv  # noqa: E402
 
+WORKER = HERE / "follower_authors_worker.py"
+
 from equilibria import games, marl  # noqa: E402
+from equilibria.marl.mapf.planner import static_penalty  # noqa: E402
 from equilibria.scenarios.rundir import atomic_write_bytes  # noqa: E402
 
 SHIPPED = HERE.parent / "scenarios" / "builtin" / "follower-lite"
@@ -88,6 +99,105 @@ def observations(agents: int = 256, side: int = 64, steps: int = 5) -> np.ndarra
     return follower_observations(sim, planner, 3)[0]
 
 
+def planner_trace(agents: int, side: int, steps: int, seed: int = 0) -> tuple[dict[str, np.ndarray], float]:
+    """One lifelong episode driven by our planner: every step's padded cells, targets and agent
+    windows (the agents within the obs radius, the agent itself left out), our sub-goals; and our
+    planner's seconds per agent-step (compiled before the clock)."""
+    from equilibria.marl.mapf.planner import BatchPlanner
+
+    game = games.load(f"lifelong_mapf(num_agents={agents}, size={side}, density=0.3, max_steps={steps})")
+    warm = game.simulator(1, seed + 1)
+    BatchPlanner(warm).plan()
+    sim = game.simulator(1, seed)
+    planner, r, w = BatchPlanner(sim), game.obs_radius, sim.padded_width
+    grid = sim.grid[0].reshape(sim.padded_height, w)
+    keys = ("pos", "target", "windows", "ours")
+    out: dict[str, list] = {k: [] for k in keys}
+    seconds = 0.0
+    for _ in range(steps):
+        rc, trc = np.stack(divmod(sim.pos[0], w), -1), np.stack(divmod(sim.target[0], w), -1)
+        occupied = np.zeros(grid.shape, dtype=np.uint8)
+        occupied[rc[:, 0], rc[:, 1]] = 1
+        windows = np.stack([occupied[x - r:x + r + 1, y - r:y + r + 1] for x, y in rc])
+        windows[:, r, r] = 0
+        t0 = time.perf_counter()
+        subgoal = planner.plan()
+        seconds += time.perf_counter() - t0
+        for k, v in zip(keys, (rc, trc, windows, np.stack(divmod(subgoal[0], w), -1))):
+            out[k].append(v)
+        sim.step({"agents": planner.actions(subgoal)}, autoreset=False)
+    trace = {k: np.stack(v) for k, v in out.items()}
+    return {**trace, "grid": grid.astype(np.int8), "radius": np.array(r)}, seconds / (steps * agents)
+
+
+def call_worker(py: Path, request: dict) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([str(py), str(WORKER)], input=json.dumps(request), capture_output=True, text=True, env=env)
+    if done.returncode:
+        raise SystemExit(f"the authors' worker failed ({done.returncode}):\n{done.stderr.strip()[-3000:]}")
+    return json.loads(done.stdout)
+
+
+def next_cell_cost(trace: dict[str, np.ndarray], penalty: np.ndarray, t: int, k: int, cell: np.ndarray) -> float:
+    """Agent k's cost at step t of going through `cell` to its target: entering it, then the
+    cheapest path on, with the planners' costs (static penalty plus the agents seen on a cell since
+    the current target)."""
+    grid, r = trace["grid"], int(trace["radius"])
+    seen = np.zeros(grid.shape)
+    s = t
+    while s >= 0 and (trace["target"][s, k] == trace["target"][t, k]).all():
+        x, y = trace["pos"][s, k]
+        seen[x - r:x + r + 1, y - r:y + r + 1] += trace["windows"][s, k]
+        s -= 1
+    cost = penalty + seen
+    tx, ty = trace["target"][t, k]
+    dist = np.full(grid.shape, np.inf)
+    dist[tx, ty] = 0.0
+    heap = [(0.0, int(tx), int(ty))]
+    while heap:  # from the target outward, paying the cost of the cell one leaves (entered going forward)
+        d, x, y = heapq.heappop(heap)
+        if d > dist[x, y]:
+            continue
+        for nx, ny in ((x, y + 1), (x + 1, y), (x - 1, y), (x, y - 1)):
+            if grid[nx, ny] == 0 and d + cost[x, y] < dist[nx, ny]:
+                dist[nx, ny] = d + cost[x, y]
+                heapq.heappush(heap, (dist[nx, ny], nx, ny))
+    return float(cost[cell[0], cell[1]] + dist[cell[0], cell[1]])
+
+
+def compare_planners(py: Path, source: Path, build: Path, cases: list[tuple[int, int]], steps: int) -> list[dict]:
+    rows = []
+    for agents, side in cases:
+        trace, ours_seconds = planner_trace(agents, side, steps)
+        with tempfile.TemporaryDirectory() as tmp:
+            files = {k: str(Path(tmp) / f"{k}.{ext}") for k, ext in
+                     (("trace", "npz"), ("subgoals", "npy"), ("penalties", "npy"))}
+            np.savez(files["trace"], **trace)
+            answer = call_worker(py, {"cmd": "planner", "source": str(source), "build": str(build), **files})
+            theirs, penalty = np.load(files["subgoals"]), np.load(files["penalties"])
+        grid, r = trace["grid"], int(trace["radius"])
+        map_rows, map_cols = np.indices((grid.shape[0] - 2 * r, grid.shape[1] - 2 * r))
+        inner = ((map_rows + r) * grid.shape[1] + map_cols + r).ravel()  # the map's cells, the frame left out
+        ours_penalty = static_penalty(grid.ravel(), np.array([-grid.shape[1], grid.shape[1], -1, 1]),
+                                      inner).reshape(grid.shape)
+        free = np.zeros(grid.shape, dtype=bool)
+        free[r:-r, r:-r] = grid[r:-r, r:-r] == 0
+        # a free cell walled in alone has no mean distance: nan in theirs (0 / 0), and no part in any path
+        free &= np.isfinite(penalty)
+        penalty_gap = float(np.abs(ours_penalty[free] - penalty[free]).max())
+        agree = (theirs == trace["ours"]).all(-1)
+        ties = sum(abs(next_cell_cost(trace, penalty, t, k, trace["ours"][t, k])
+                       - next_cell_cost(trace, penalty, t, k, theirs[t, k])) < 1e-4 for t, k in np.argwhere(~agree))
+        rows.append({"agents": agents, "side": side, "steps": steps, "agreement": float(agree.mean()),
+                     "disagreements": int((~agree).sum()), "ties": int(ties), "penalty_gap": penalty_gap,
+                     "theirs_seconds": answer["seconds_per_agent_step"], "ours_seconds": ours_seconds})
+        print(f"planner, {agents} agents {side}x{side}: static penalties agree to {penalty_gap:.1e}; sub-goals agree "
+              f"on {agree.mean():.4%} of {agree.size} agent-steps, and {ties} of the {(~agree).sum()} others are "
+              f"equally cheap; {1e6 * answer['seconds_per_agent_step']:.1f} us (theirs) vs {1e6 * ours_seconds:.1f} us "
+              "(ours) per agent-step", flush=True)
+    return rows
+
+
 def throughput(player, game, seeds: range) -> np.ndarray:
     """Average throughput (targets reached per step) on one map per seed."""
     kw = {"deterministic": False, "game": game} if hasattr(player, "net") else {}
@@ -107,7 +217,9 @@ def per_decision(net: nn.Module, obs: np.ndarray, seconds: float) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--onnx", type=Path, required=True, help="the authors' follower-lite.onnx")
-    ap.add_argument("--venv", type=Path, default=Path("/work/onnx/venv"), help="the onnx venv (made if missing)")
+    ap.add_argument("--planner-source", type=Path, help="the authors' follower_cpp folder (planner.cpp, planner.h)")
+    ap.add_argument("--min-agreement", type=float, default=0.99, help="exit 1 when fewer sub-goals agree")
+    ap.add_argument("--venv", type=Path, default=Path("/work/onnx/venv"), help="the anchor venv (made if missing)")
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--out", type=Path, default=HERE / "results")
@@ -115,7 +227,7 @@ def main() -> None:
     if not args.onnx.is_file():
         raise SystemExit(f"--onnx: no file {args.onnx}")
     try:
-        py = ensure_venv(args.venv, "import onnx, onnxruntime", [["onnx", "onnxruntime"]])
+        py = ensure_venv(args.venv, "import onnx, onnxruntime, pybind11", [["onnx", "onnxruntime", "pybind11"]])
     except VenvUnavailable as err:
         print(f"cannot make the onnx venv: {err}", file=sys.stderr)
         raise SystemExit(NO_VENV) from None
@@ -127,12 +239,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         files = {k: str(Path(tmp) / f"{k}.{ext}") for k, ext in (("weights", "npz"), ("obs", "npy"), ("logits", "npy"))}
         np.save(files["obs"], obs)
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-        done = subprocess.run([str(py), str(HERE / "onnx_worker.py")], input=json.dumps(
-            {"onnx": str(args.onnx), "seconds": args.seconds, **files}), capture_output=True, text=True, env=env)
-        if done.returncode:
-            raise SystemExit(f"onnx worker failed ({done.returncode}):\n{done.stderr.strip()[-3000:]}")
-        worker = json.loads(done.stdout)
+        worker = call_worker(py, {"cmd": "onnx", "onnx": str(args.onnx), "seconds": args.seconds, **files})
         weights = dict(np.load(files["weights"]))
         ort_logits = np.load(files["logits"])
     authors_net = AuthorsLite(weights).eval()
@@ -151,6 +258,8 @@ def main() -> None:
     scores = {"authors' FollowerLite weights": throughput(authors, game, seeds),
               "our FollowerLite (shipped)": throughput(ours, game, seeds),
               "planner alone": throughput(PlannerOnly(game), game, seeds)}
+    planners = [] if args.planner_source is None else compare_planners(
+        py, args.planner_source, args.venv.parent / "planner-build", [(64, 32), (256, 64)], 256)
     speed = {"ONNX Runtime, authors' weights, batch 1 per agent": worker["seconds_per_decision"],
              "torch, authors' weights, 256 agents per call": per_decision(authors_net, obs, args.seconds),
              "torch, our FollowerLite, 256 agents per call": per_decision(ours.net, obs, args.seconds)}
@@ -172,12 +281,27 @@ def main() -> None:
         lines.append(f"| {name} | {ci(x)} | {paired} | {', '.join(f'{v:.2f}' for v in x)} |")
     lines += ["", "## The network alone, 256 agents", "", "| inference | microseconds per decision |", "|---|---|"]
     lines += [f"| {k} | {1e6 * v:.1f} |" for k, v in speed.items()]
+    if planners:
+        lines += ["", "## The authors' A* planner against ours", "",
+                  "One 256-step lifelong episode per row (random map, density 0.3), driven by our planner; every step "
+                  "both planners get the same cells, targets and windows of agents. Time: the planner calls per "
+                  "agent-step (theirs: C++ through pybind11, one agent at a time, as their Python Follower calls it; "
+                  "ours: numba, all agents in one call).", "",
+                  "| agents (map) | static penalties, max difference | sub-goals that agree | the others: equally cheap "
+                  "| theirs, us per agent-step | ours, us per agent-step | ratio |", "|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['agents']} ({r['side']}x{r['side']}) | {r['penalty_gap']:.1e} | {r['agreement']:.4%} | "
+                  f"{r['ties']} of {r['disagreements']} | {1e6 * r['theirs_seconds']:.1f} | {1e6 * r['ours_seconds']:.1f} | "
+                  f"{r['theirs_seconds'] / r['ours_seconds']:.1f}x |" for r in planners]
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(args.out / "follower_authors.md", ("\n".join(lines) + "\n").encode())
     atomic_write_bytes(args.out / "follower_authors.json", json.dumps(
         {"logit_gap": gap, "throughput": {k: v.tolist() for k, v in scores.items()},
-         "seconds_per_decision": speed, "graph": worker["nodes"], "versions": worker["versions"]}, indent=1).encode())
+         "seconds_per_decision": speed, "planners": planners, "graph": worker["nodes"], "versions": worker["versions"]},
+        indent=1).encode())
     print("\n".join(lines))
+    if any(r["agreement"] < args.min_agreement or r["ties"] < r["disagreements"] or r["penalty_gap"] > 1e-4
+           for r in planners):
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":
