@@ -16,7 +16,7 @@ from pathlib import Path
 
 import equilibria
 
-HELPERS = {"peak_rss", "peer_venv", "pogema_worker", "onnx_worker"}
+HELPERS = {"peak_rss", "peer_venv"}  # and every *_worker (run by a peer's Python)
 
 
 class BenchError(ValueError):
@@ -37,7 +37,7 @@ def available() -> dict[str, str]:
     out = {"solvers": "equilibria's CFR family against OpenSpiel's C++ and Python CFR (in the package)"}
     folder = benchmarks_dir()
     for script in sorted(folder.glob("*.py")) if folder else []:
-        if script.stem not in HELPERS and script.stem not in out:
+        if script.stem not in HELPERS and not script.stem.endswith("_worker") and script.stem not in out:
             try:
                 doc = ast.get_docstring(ast.parse(script.read_text(encoding="utf-8"))) or ""
             except (SyntaxError, UnicodeDecodeError) as err:

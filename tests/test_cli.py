@@ -60,7 +60,7 @@ def test_bench_lists_the_benchmarks_and_runs_one_or_refuses_in_one_line():
     assert listed.returncode == 0, listed.stderr
     for name in ("solvers", "mccfr", "marl", "pogema", "follower_authors", "merge"):
         assert f"│ {name} " in listed.stdout, name
-    assert "peer_venv" not in listed.stdout and "pogema_worker" not in listed.stdout
+    assert "peer_venv" not in listed.stdout and "_worker" not in listed.stdout
     for bad in ("nosuch", "peer_venv"):
         res = subprocess.run([*run, bad], capture_output=True, text=True)
         assert res.returncode == 2 and res.stderr.count("\n") == 1 and f"bench {bad}: no such benchmark" in res.stderr
