@@ -372,6 +372,8 @@ class RunContext:
 
     def plot_path(self, name: str) -> Path:
         path = self.run_dir / "plots" / name
+        # a resumed run may have no plots/ (a run shipped without its plots, or one whose plots were removed)
+        path.parent.mkdir(exist_ok=True)
         self.plots.append(path)
         return path
 

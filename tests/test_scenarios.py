@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -174,6 +175,14 @@ def test_leftover_partial_checkpoint_does_not_break_resume(tmp_path):
     (result.run_dir / "checkpoints" / ".latest.npz.tmp").write_bytes(b"\x93NUMPY garbage")
     again = scenarios.run(None, resume=result.run_dir, quiet=True)
     assert again.metrics["iteration"] == 100
+
+
+def test_a_run_resumed_without_its_plots_folder_draws_them_again(tmp_path):
+    # built-in runs are shipped with their checkpoints and without plots/; resuming one must not crash at the end
+    result = scenarios.run(scenarios.load("rps-extragradient", ["budget.iterations=100"]), out=tmp_path, quiet=True)
+    shutil.rmtree(result.run_dir / "plots")
+    again = scenarios.run(None, resume=result.run_dir, quiet=True)
+    assert again.metrics["iteration"] == 100 and again.plots and all(p.exists() for p in again.plots)
 
 
 def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
