@@ -164,3 +164,20 @@ def test_headway_cost_follows_the_released_code():
     active = sim.cav_active()
     cav_rewards(sim.F, sim.S, active, np.zeros_like(out), out)
     assert out[0, 0] == pytest.approx((25 - 10) / 20 + 4 * np.log(20 / 30))
+
+
+def test_record_of_a_mappo_pis_run_plays_the_game_the_policy_acts_in(tmp_path, monkeypatch):
+    # the learner rebuilds the scenario's merge game with its intents and safety module; a recording on the
+    # scenario's plain game would feed the policy observations without the intents it was trained on
+    import json
+    from pathlib import Path
+
+    from cli_runner import cli_in_process
+
+    need("pyarrow", "demos")
+    run = Path(__file__).resolve().parents[1] / "scenarios" / "builtin" / "merge-runs" / "mappo_pis"
+    res = cli_in_process("record", str(run), "--episodes", "1", "--out", str(tmp_path / "demos"), cwd=tmp_path,
+                         monkeypatch=monkeypatch)
+    assert res.returncode == 0, res.stderr
+    game = json.loads((tmp_path / "demos" / "meta.json").read_text())["game"]
+    assert "intents=True" in game and "safety='shared'" in game
