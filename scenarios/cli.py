@@ -175,9 +175,6 @@ def record_demonstrations(args: argparse.Namespace, console: Console) -> int:
         from equilibria.scenarios.learning import load_trained
 
         scenario, game, learner = load_trained(Path(source), args.checkpoint)
-        # the game the learner acts in: a learner may rebuild the scenario's (MAPPO-PIS adds its intents
-        # to the observations and its safety module)
-        game = getattr(learner, "game", game)
         if args.game is not None:
             trained, game = game, games.load(args.game)
             if getattr(game, "groups", None) != trained.groups:

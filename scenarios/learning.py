@@ -52,7 +52,8 @@ def build_learner(scenario: Scenario, game: Any, config: Any) -> Any:
 
 def load_trained(run_dir: Path, checkpoint: Checkpoint = "latest") -> tuple[Scenario, Any, Any]:
     """(scenario, game, learner) of a train run, with the learner's latest checkpoint loaded, or
-    (`checkpoint="best"`) the one of its best evaluation."""
+    (`checkpoint="best"`) the one of its best evaluation. The game is the one the learner acts in,
+    which a learner may have rebuilt from the scenario's (MAPPO-PIS adds its intents and safety module)."""
     run_dir = Path(run_dir)
     scenario = load_run_config(run_dir)
     if scenario.kind != "train":
@@ -65,7 +66,7 @@ def load_trained(run_dir: Path, checkpoint: Checkpoint = "latest") -> tuple[Scen
     learner = build_learner(scenario, game, learner_config(scenario, game))
     state = load_best(ctx)[0] if checkpoint == "best" else ctx.load_torch_checkpoint(path)
     ctx.restore(learner, state, path)
-    return scenario, game, learner
+    return scenario, getattr(learner, "game", game), learner
 
 
 def load_best(ctx: RunContext) -> tuple[dict[str, Any], dict[str, Any]]:
