@@ -57,7 +57,7 @@ def load_trained(run_dir: Path, checkpoint: Checkpoint = "latest") -> tuple[Scen
     run_dir = Path(run_dir)
     scenario = load_run_config(run_dir)
     if scenario.kind != "train":
-        raise ConfigError(f"{run_dir} is a '{scenario.kind}' run, not a train run")
+        raise ConfigError(f"{run_dir} is a run of kind '{scenario.kind}', not a train run")
     ctx = RunContext(scenario, resume=run_dir)
     path = ctx.best_checkpoint_path if checkpoint == "best" else ctx.torch_checkpoint_path
     if not path.exists():

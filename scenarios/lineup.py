@@ -107,7 +107,7 @@ def trained_run(scenario: Scenario, run_dir: str, where: tuple[str, ...]) -> tup
     except ConfigError as err:
         raise scenario.error(str(err), *where, "run") from None
     if trained.kind != "train":
-        raise scenario.error(f"{path} is a '{trained.kind}' run, not a train run", *where, "run")
+        raise scenario.error(f"{path} is a run of kind '{trained.kind}', not a train run", *where, "run")
     return path, trained_game
 
 
