@@ -28,3 +28,13 @@ __all__ = [
     "CHANCE", "SIMULTANEOUS", "TERMINAL", "CorrelatedPolicy", "Game", "GameInfo", "JointPolicy", "Policy", "ScriptedPolicy", "SizeEstimate", "State", "TabularPolicy",
     "UniformRandomPolicy", "load", "register", "registered",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """`games.testing` (the API tests) without importing it first: loaded on first use, since it
+    pulls in the checks' dependencies that playing a game does not need."""
+    if name == "testing":
+        import importlib
+
+        return importlib.import_module("equilibria.games.testing")
+    raise AttributeError(f"module 'equilibria.games' has no attribute {name!r}")

@@ -49,7 +49,7 @@ class ScenarioFields(Config):
     name: str
     """names the run directory: letters, digits, '.', '_', '+', '-', at most 100 characters"""
     kind: str
-    """solve | preference | train | tournament | population | play"""
+    """the scenario kind: `equilibria list kinds` (solve, preference, train, tournament, population, evaluate, ...)"""
     game: str | dict | None = None
     """a registry string ('leduc_poker', 'random_zero_sum(n=100)') or a mapping {name: ..., param: ...};
     required by every kind but evaluate (which takes `games`)"""

@@ -93,3 +93,15 @@ def test_goofspiel_bids_and_ties():
         t = g.new_initial_state()
         t.apply_actions([2, 0])
         t.apply_actions([2, 1])
+
+
+def test_games_testing_is_reachable_from_the_package_as_the_readme_writes_it():
+    import subprocess
+    import sys
+
+    # a fresh process: this module imported games.testing already
+    code = "from equilibria import games; games.testing.api_test(games.load('kuhn_poker'), num_games=2); print('ok')"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr
+    res = subprocess.run([sys.executable, "-c", "from equilibria import games; games.nosuch"], capture_output=True, text=True)
+    assert res.returncode == 1 and "module 'equilibria.games' has no attribute 'nosuch'" in res.stderr
