@@ -58,6 +58,8 @@ def load_trained(run_dir: Path, checkpoint: Checkpoint = "latest") -> tuple[Scen
     scenario = load_run_config(run_dir)
     if scenario.kind != "train":
         raise ConfigError(f"{run_dir} is a run of kind '{scenario.kind}', not a train run")
+    if scenario.backend == "rllib":
+        raise ConfigError(f"{run_dir} was trained by RLlib (backend: rllib), which keeps no checkpoint to load")
     ctx = RunContext(scenario, resume=run_dir)
     path = ctx.best_checkpoint_path if checkpoint == "best" else ctx.torch_checkpoint_path
     if not path.exists():

@@ -52,6 +52,17 @@ def test_eval_works_for_an_ippo_run(ippo_run, capsys):
     assert len(lines) == 2 and lines[0] == lines[1] and "4 deterministic episodes" in lines[0]
 
 
+def test_eval_of_an_rllib_run_says_it_keeps_no_checkpoint(tmp_path, capsys):
+    from pathlib import Path
+
+    run = tmp_path / "rllib-run"
+    run.mkdir()
+    builtin = Path(__file__).resolve().parents[1] / "scenarios" / "builtin" / "rllib-navigation.yaml"
+    (run / "config.yaml").write_text(builtin.read_text())
+    assert cli.main(["eval", str(run)]) == 2
+    assert "trained by RLlib (backend: rllib), which keeps no checkpoint" in capsys.readouterr().err
+
+
 def test_a_train_run_keeps_the_learner_of_its_best_evaluation(ippo_run, tmp_path):
     from equilibria.scenarios.learning import load_trained
 
