@@ -374,15 +374,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise scenarios.ConfigError(f"--episodes runs every episode at once; at most 100000, got {args.episodes}")
             from equilibria.scenarios.plots import interval_text
 
-            for run_dir in args.run_dirs:
-                if not (run_dir / "config.yaml").exists():
-                    raise scenarios.ConfigError(f"{run_dir} is not a run directory (no config.yaml)")
-            for run_dir in args.run_dirs:
-                r = evaluate_run(run_dir, args.episodes, args.checkpoint)
+            failed = 0
+            for run_dir in args.run_dirs:  # a run that cannot be evaluated is said and skipped; the others still are
+                try:
+                    if not (run_dir / "config.yaml").exists():
+                        raise scenarios.ConfigError(f"{run_dir} is not a run directory (no config.yaml)")
+                    r = evaluate_run(run_dir, args.episodes, args.checkpoint)
+                except scenarios.ConfigError as err:
+                    print(f"error: {err}", file=sys.stderr)
+                    failed += 1
+                    continue
                 estimate = interval_text(r["mean_return"], r["mean_return"] - r["ci95"], r["mean_return"] + r["ci95"],
                                          r["episodes"], "{:.3f}", "episodes")
-                console.print(f"{run_dir}: mean episode return {estimate} (95% CI, {r['episodes']} deterministic "
+                how = "deterministic" if r["deterministic"] else "sampled"
+                console.print(f"{run_dir}: mean episode return {estimate} (95% CI, {r['episodes']} {how} "
                               f"episodes, {args.checkpoint} checkpoint at {r['env_steps']} steps)")
+            if failed:
+                return EXIT_BAD_INPUT
         elif args.command == "report":
             from equilibria.scenarios.report import build_report, serve
 

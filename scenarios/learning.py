@@ -95,5 +95,7 @@ def evaluate_run(run_dir: Path, episodes: int = 32, checkpoint: Checkpoint = "la
     """Reload a train run's checkpoint and run evaluation episodes as its train kind did (greedy,
     unless the learner evaluates by sampling: `eval_deterministic`)."""
     _, _, learner = load_trained(run_dir, checkpoint)
-    mean, ci = learner.evaluate(episodes, **evaluation_options(learner))
-    return {"episodes": episodes, "mean_return": mean, "ci95": ci, "env_steps": learner.env_steps}
+    options = evaluation_options(learner)
+    mean, ci = learner.evaluate(episodes, **options)
+    return {"episodes": episodes, "mean_return": mean, "ci95": ci, "env_steps": learner.env_steps,
+            "deterministic": options.get("deterministic", True)}

@@ -63,6 +63,13 @@ def test_eval_of_an_rllib_run_says_it_keeps_no_checkpoint(tmp_path, capsys):
     assert "trained by RLlib (backend: rllib), which keeps no checkpoint" in capsys.readouterr().err
 
 
+def test_eval_of_several_runs_says_which_cannot_be_evaluated_and_evaluates_the_others(ippo_run, tmp_path, capsys):
+    assert cli.main(["eval", str(tmp_path / "nowhere"), str(ippo_run), "--episodes", "2"]) == 2
+    out, err = capsys.readouterr()
+    assert err.strip() == f"error: {tmp_path / 'nowhere'} is not a run directory (no config.yaml)"
+    assert f"{ippo_run}: mean episode return" in out
+
+
 def test_a_train_run_keeps_the_learner_of_its_best_evaluation(ippo_run, tmp_path):
     from equilibria.scenarios.learning import load_trained
 
