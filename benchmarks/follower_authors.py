@@ -226,8 +226,11 @@ def main() -> None:
     args = ap.parse_args()
     if not args.onnx.is_file():
         raise SystemExit(f"--onnx: no file {args.onnx}")
+    if args.planner_source is not None and not (args.planner_source / "planner.cpp").is_file():
+        raise SystemExit(f"--planner-source: no planner.cpp in {args.planner_source}")
+    packages = ["onnx", "onnxruntime"] + (["pybind11"] if args.planner_source else [])
     try:
-        py = ensure_venv(args.venv, "import onnx, onnxruntime, pybind11", [["onnx", "onnxruntime", "pybind11"]])
+        py = ensure_venv(args.venv, f"import {', '.join(packages)}", [packages])
     except VenvUnavailable as err:
         print(f"cannot make the onnx venv: {err}", file=sys.stderr)
         raise SystemExit(NO_VENV) from None
@@ -269,7 +272,8 @@ def main() -> None:
 
     base = scores["planner alone"]
     lines = ["# The authors' FollowerLite in equilibria", "",
-             f"`python benchmarks/follower_authors.py --onnx .../follower-lite.onnx` (onnxruntime "
+             f"`python benchmarks/follower_authors.py --onnx .../follower-lite.onnx"
+             f"{' --planner-source .../follower_cpp' if args.planner_source else ''}` (onnxruntime "
              f"{worker['versions']['onnxruntime']}); {os.cpu_count()} cores, one thread each.", "",
              f"The torch rebuild of the exported graph gives ONNX Runtime's logits to {gap:.1e} on {len(obs)} "
              "observations (256 agents, 64x64 map).", "",

@@ -21,8 +21,10 @@ request on stdin and prints one JSON answer.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 import sysconfig
@@ -60,16 +62,19 @@ def build_planner(source: Path, build: Path):
     """The authors' pybind11 planner module, compiled with g++ -O3 (as cppimport would)."""
     import pybind11
 
+    text = re.sub(r"<%.*?%>", "", (source / "planner.cpp").read_text(), flags=re.S)  # cppimport's build header
+    header = (source / "planner.h").read_text()
+    build = build / hashlib.sha256((text + header).encode()).hexdigest()[:16]  # one build per source version
     build.mkdir(parents=True, exist_ok=True)
-    text = (source / "planner.cpp").read_text()
-    text = text[:text.index("<%")] if "<%" in text else text  # cppimport's build header, not C++
     (build / "planner.cpp").write_text(text)
-    (build / "planner.h").write_text((source / "planner.h").read_text())
+    (build / "planner.h").write_text(header)
     target = build / ("planner" + sysconfig.get_config_var("EXT_SUFFIX"))
     if not target.exists():
-        subprocess.run(["g++", "-O3", "-shared", "-std=c++17", "-fPIC", f"-I{pybind11.get_include()}",
-                        f"-I{sysconfig.get_paths()['include']}", str(build / "planner.cpp"), "-o", str(target)],
-                       check=True, capture_output=True, text=True)
+        done = subprocess.run(["g++", "-O3", "-shared", "-std=c++17", "-fPIC", f"-I{pybind11.get_include()}",
+                               f"-I{sysconfig.get_paths()['include']}", str(build / "planner.cpp"), "-o", str(target)],
+                              capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"g++ could not build {source / 'planner.cpp'}:\n{done.stderr[-3000:]}")
     spec = importlib.util.spec_from_file_location("planner", target)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

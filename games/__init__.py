@@ -31,10 +31,10 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    """`games.testing` (the API tests) without importing it first: loaded on first use, since it
-    pulls in the checks' dependencies that playing a game does not need."""
+    """`games.testing` (the API tests) as the README writes it, without importing it first: it is
+    loaded on first use rather than with every game."""
     if name == "testing":
         import importlib
 
-        return importlib.import_module("equilibria.games.testing")
-    raise AttributeError(f"module 'equilibria.games' has no attribute {name!r}")
+        return importlib.import_module(f"{__name__}.testing")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -59,7 +59,7 @@ def load_trained(run_dir: Path, checkpoint: Checkpoint = "latest") -> tuple[Scen
     if scenario.kind != "train":
         raise ConfigError(f"{run_dir} is a run of kind '{scenario.kind}', not a train run")
     if scenario.backend == "rllib":
-        raise ConfigError(f"{run_dir} was trained by RLlib (backend: rllib), which keeps no checkpoint to load")
+        raise ConfigError(no_checkpoint_of_rllib(run_dir))
     ctx = RunContext(scenario, resume=run_dir)
     path = ctx.best_checkpoint_path if checkpoint == "best" else ctx.torch_checkpoint_path
     if not path.exists():
@@ -69,6 +69,11 @@ def load_trained(run_dir: Path, checkpoint: Checkpoint = "latest") -> tuple[Scen
     state = load_best(ctx)[0] if checkpoint == "best" else ctx.load_torch_checkpoint(path)
     ctx.restore(learner, state, path)
     return scenario, getattr(learner, "game", game), learner
+
+
+def no_checkpoint_of_rllib(run_dir: Path) -> str:
+    """Why a run trained by RLlib (the train kind's backend: rllib) cannot be loaded."""
+    return f"{run_dir} was trained by RLlib (backend: rllib), which keeps no checkpoint to load"
 
 
 def load_best(ctx: RunContext) -> tuple[dict[str, Any], dict[str, Any]]:

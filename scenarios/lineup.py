@@ -108,6 +108,10 @@ def trained_run(scenario: Scenario, run_dir: str, where: tuple[str, ...]) -> tup
         raise scenario.error(str(err), *where, "run") from None
     if trained.kind != "train":
         raise scenario.error(f"{path} is a run of kind '{trained.kind}', not a train run", *where, "run")
+    if trained.backend == "rllib":
+        from equilibria.scenarios.learning import no_checkpoint_of_rllib
+
+        raise scenario.error(no_checkpoint_of_rllib(path), *where, "run")
     return path, trained_game
 
 

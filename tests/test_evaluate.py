@@ -63,6 +63,20 @@ def test_eval_of_an_rllib_run_says_it_keeps_no_checkpoint(tmp_path, capsys):
     assert "trained by RLlib (backend: rllib), which keeps no checkpoint" in capsys.readouterr().err
 
 
+def test_a_lineup_entry_naming_an_rllib_run_is_refused_at_validation(tmp_path):
+    from pathlib import Path
+
+    run = tmp_path / "rllib-run"
+    run.mkdir()
+    builtin = Path(__file__).resolve().parents[1] / "scenarios" / "builtin" / "rllib-navigation.yaml"
+    (run / "config.yaml").write_text(builtin.read_text())
+    text = (f"name: e\nkind: evaluate\ngames: [cooperative_navigation]\n"
+            f"policies: [{{name: ppo, run: {run}}}]\n")
+    (tmp_path / "e.yaml").write_text(text)
+    with pytest.raises(ConfigError, match="trained by RLlib"):
+        scenarios.validate(scenarios.load(str(tmp_path / "e.yaml")))
+
+
 def test_eval_of_several_runs_says_which_cannot_be_evaluated_and_evaluates_the_others(ippo_run, tmp_path, capsys):
     assert cli.main(["eval", str(tmp_path / "nowhere"), str(ippo_run), "--episodes", "2"]) == 2
     out, err = capsys.readouterr()
