@@ -55,11 +55,7 @@ def load_trained(run_dir: Path, checkpoint: Checkpoint = "latest") -> tuple[Scen
     (`checkpoint="best"`) the one of its best evaluation. The game is the one the learner acts in,
     which a learner may have rebuilt from the scenario's (MAPPO-PIS adds its intents and safety module)."""
     run_dir = Path(run_dir)
-    scenario = load_run_config(run_dir)
-    if scenario.kind != "train":
-        raise ConfigError(f"{run_dir} is a run of kind '{scenario.kind}', not a train run")
-    if scenario.backend == "rllib":
-        raise ConfigError(no_checkpoint_of_rllib(run_dir))
+    scenario = train_run_config(run_dir)
     ctx = RunContext(scenario, resume=run_dir)
     path = ctx.best_checkpoint_path if checkpoint == "best" else ctx.torch_checkpoint_path
     if not path.exists():
@@ -71,9 +67,15 @@ def load_trained(run_dir: Path, checkpoint: Checkpoint = "latest") -> tuple[Scen
     return scenario, getattr(learner, "game", game), learner
 
 
-def no_checkpoint_of_rllib(run_dir: Path) -> str:
-    """Why a run trained by RLlib (the train kind's backend: rllib) cannot be loaded."""
-    return f"{run_dir} was trained by RLlib (backend: rllib), which keeps no checkpoint to load"
+def train_run_config(run_dir: Path) -> Scenario:
+    """The config of a train run whose learner can be loaded (ConfigError otherwise: another kind,
+    or RLlib's backend, which keeps no checkpoint); nothing else is read."""
+    scenario = load_run_config(run_dir)
+    if scenario.kind != "train":
+        raise ConfigError(f"{run_dir} is a run of kind '{scenario.kind}', not a train run")
+    if scenario.backend == "rllib":
+        raise ConfigError(f"{run_dir} was trained by RLlib (backend: rllib), which keeps no checkpoint to load")
+    return scenario
 
 
 def load_best(ctx: RunContext) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -12,8 +12,8 @@ from pydantic import Field
 
 from equilibria.common.config import Config, ConfigError, count
 from equilibria.games.core import ScriptedPolicy
-from equilibria.scenarios.learning import Checkpoint, load_trained
-from equilibria.scenarios.loading import Scenario, builtin_dir, load_game, load_run_config
+from equilibria.scenarios.learning import Checkpoint, load_trained, train_run_config
+from equilibria.scenarios.loading import Scenario, builtin_dir, load_game
 from equilibria.scenarios.tournament import AgentSpec
 
 Seats = count(64)
@@ -102,16 +102,9 @@ def trained_run(scenario: Scenario, run_dir: str, where: tuple[str, ...]) -> tup
         candidate = Path(scenario.source.name).parent / path
         path = candidate if candidate.exists() else path
     try:
-        trained = load_run_config(path)
-        trained_game = load_game(trained)
+        trained_game = load_game(train_run_config(path))
     except ConfigError as err:
         raise scenario.error(str(err), *where, "run") from None
-    if trained.kind != "train":
-        raise scenario.error(f"{path} is a run of kind '{trained.kind}', not a train run", *where, "run")
-    if trained.backend == "rllib":
-        from equilibria.scenarios.learning import no_checkpoint_of_rllib
-
-        raise scenario.error(no_checkpoint_of_rllib(path), *where, "run")
     return path, trained_game
 
 
