@@ -34,7 +34,6 @@ import argparse
 import heapq
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,12 +46,11 @@ from torch import nn
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
-from peer_venv import VenvUnavailable, ensure_venv  # noqa: E402
+from peer_venv import VenvUnavailable, ensure_venv, run_worker  # noqa: E402
 
 WORKER = HERE / "follower_authors_worker.py"
 
 from equilibria import games, marl  # noqa: E402
-from equilibria.marl.mapf.planner import static_penalty  # noqa: E402
 from equilibria.scenarios.rundir import atomic_write_bytes  # noqa: E402
 
 SHIPPED = HERE.parent / "scenarios" / "builtin" / "follower-lite"
@@ -127,21 +125,22 @@ def planner_trace(agents: int, side: int, steps: int, seed: int = 0) -> tuple[di
             out[k].append(v)
         sim.step({"agents": planner.actions(subgoal)}, autoreset=False)
     trace = {k: np.stack(v) for k, v in out.items()}
-    return {**trace, "grid": grid.astype(np.int8), "radius": np.array(r)}, seconds / (steps * agents)
+    return {**trace, "grid": grid.astype(np.int8), "radius": np.array(r),
+            "our_penalty": planner.penalty[0].reshape(grid.shape)}, seconds / (steps * agents)
 
 
 def call_worker(py: Path, request: dict) -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    done = subprocess.run([str(py), str(WORKER)], input=json.dumps(request), capture_output=True, text=True, env=env)
-    if done.returncode:
-        raise SystemExit(f"the authors' worker failed ({done.returncode}):\n{done.stderr.strip()[-3000:]}")
-    return json.loads(done.stdout)
+    try:
+        return run_worker(py, WORKER, request, "the authors' worker")
+    except RuntimeError as err:
+        raise SystemExit(str(err)) from None
 
 
-def next_cell_cost(trace: dict[str, np.ndarray], penalty: np.ndarray, t: int, k: int, cell: np.ndarray) -> float:
-    """Agent k's cost at step t of going through `cell` to its target: entering it, then the
-    cheapest path on, with the planners' costs (static penalty plus the agents seen on a cell since
-    the current target)."""
+def next_cell_costs(trace: dict[str, np.ndarray], penalty: np.ndarray, t: int, k: int,
+                    cells: list[np.ndarray]) -> list[float]:
+    """Agent k's cost at step t of going through each of `cells` to its target: entering it, then
+    the cheapest path on, with the planners' costs (static penalty plus the agents seen on a cell
+    since the current target)."""
     grid, r = trace["grid"], int(trace["radius"])
     seen = np.zeros(grid.shape)
     s = t
@@ -162,7 +161,7 @@ def next_cell_cost(trace: dict[str, np.ndarray], penalty: np.ndarray, t: int, k:
             if grid[nx, ny] == 0 and d + cost[x, y] < dist[nx, ny]:
                 dist[nx, ny] = d + cost[x, y]
                 heapq.heappush(heap, (dist[nx, ny], nx, ny))
-    return float(cost[cell[0], cell[1]] + dist[cell[0], cell[1]])
+    return [float(cost[x, y] + dist[x, y]) for x, y in cells]
 
 
 def compare_planners(py: Path, source: Path, build: Path, cases: list[tuple[int, int]], steps: int) -> list[dict]:
@@ -176,18 +175,16 @@ def compare_planners(py: Path, source: Path, build: Path, cases: list[tuple[int,
             answer = call_worker(py, {"cmd": "planner", "source": str(source), "build": str(build), **files})
             theirs, penalty = np.load(files["subgoals"]), np.load(files["penalties"])
         grid, r = trace["grid"], int(trace["radius"])
-        map_rows, map_cols = np.indices((grid.shape[0] - 2 * r, grid.shape[1] - 2 * r))
-        inner = ((map_rows + r) * grid.shape[1] + map_cols + r).ravel()  # the map's cells, the frame left out
-        ours_penalty = static_penalty(grid.ravel(), np.array([-grid.shape[1], grid.shape[1], -1, 1]),
-                                      inner).reshape(grid.shape)
-        free = np.zeros(grid.shape, dtype=bool)
+        free = np.zeros(grid.shape, dtype=bool)  # the map's free cells, the frame left out
         free[r:-r, r:-r] = grid[r:-r, r:-r] == 0
         # a free cell walled in alone has no mean distance: nan in theirs (0 / 0), and no part in any path
         free &= np.isfinite(penalty)
-        penalty_gap = float(np.abs(ours_penalty[free] - penalty[free]).max())
+        penalty_gap = float(np.abs(trace["our_penalty"][free] - penalty[free]).max())
         agree = (theirs == trace["ours"]).all(-1)
-        ties = sum(abs(next_cell_cost(trace, penalty, t, k, trace["ours"][t, k])
-                       - next_cell_cost(trace, penalty, t, k, theirs[t, k])) < 1e-4 for t, k in np.argwhere(~agree))
+        ties = 0
+        for t, k in np.argwhere(~agree):
+            ours_cost, theirs_cost = next_cell_costs(trace, penalty, t, k, [trace["ours"][t, k], theirs[t, k]])
+            ties += abs(ours_cost - theirs_cost) < 1e-4
         rows.append({"agents": agents, "side": side, "steps": steps, "agreement": float(agree.mean()),
                      "disagreements": int((~agree).sum()), "ties": int(ties), "penalty_gap": penalty_gap,
                      "theirs_seconds": answer["seconds_per_agent_step"], "ours_seconds": ours_seconds})
@@ -226,6 +223,12 @@ def main() -> None:
     args = ap.parse_args()
     if not args.onnx.is_file():
         raise SystemExit(f"--onnx: no file {args.onnx}")
+    if not 2 <= args.seeds <= 1000:
+        raise SystemExit(f"--seeds: 2 to 1000 maps (an interval needs two), got {args.seeds}")
+    if not 0 < args.seconds <= 600:  # NaN fails this too
+        raise SystemExit(f"--seconds: a timing budget in (0, 600], got {args.seconds}")
+    if not 0 <= args.min_agreement <= 1:
+        raise SystemExit(f"--min-agreement: a share in [0, 1], got {args.min_agreement}")
     if args.planner_source is not None and not (args.planner_source / "planner.cpp").is_file():
         raise SystemExit(f"--planner-source: no planner.cpp in {args.planner_source}")
     packages = ["onnx", "onnxruntime"] + (["pybind11"] if args.planner_source else [])

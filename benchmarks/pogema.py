@@ -63,11 +63,7 @@ def ensure_venv(venv: Path) -> Path:
 
 def call_worker(py: Path, request: Any) -> tuple[Any, dict]:
     """One fresh POGEMA process: (its answer, its package versions)."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    done = subprocess.run([str(py), str(WORKER)], input=json.dumps(request), capture_output=True, text=True, env=env)
-    if done.returncode:
-        raise RuntimeError(f"POGEMA worker failed ({done.returncode}):\n{done.stderr.strip()[-4000:]}")
-    out = json.loads(done.stdout)
+    out = peer_venv.run_worker(py, WORKER, request, "POGEMA worker")
     return out["result"], out["versions"]
 
 
