@@ -32,17 +32,22 @@ def benchmarks_dir() -> Path | None:
     return None
 
 
+def scripts(folder: Path) -> dict[str, Path]:
+    """The benchmark scripts in `folder` by name (helpers and `solvers`, which is built in, left out)."""
+    return {p.stem: p for p in sorted(folder.glob("*.py"))
+            if p.stem not in HELPERS and not p.stem.endswith("_worker") and p.stem != "solvers"}
+
+
 def available() -> dict[str, str]:
     """Benchmark name -> the first line of what it measures."""
     out = {"solvers": "equilibria's CFR family against OpenSpiel's C++ and Python CFR (in the package)"}
     folder = benchmarks_dir()
-    for script in sorted(folder.glob("*.py")) if folder else []:
-        if script.stem not in HELPERS and not script.stem.endswith("_worker") and script.stem not in out:
-            try:
-                doc = ast.get_docstring(ast.parse(script.read_text(encoding="utf-8"))) or ""
-            except (SyntaxError, UnicodeDecodeError) as err:
-                doc = f"(cannot be read: {err.__class__.__name__})"
-            out[script.stem] = summary(doc)
+    for name, script in (scripts(folder) if folder else {}).items():
+        try:
+            doc = ast.get_docstring(ast.parse(script.read_text(encoding="utf-8"))) or ""
+        except (SyntaxError, UnicodeDecodeError) as err:
+            doc = f"(cannot be read: {err.__class__.__name__})"
+        out[name] = summary(doc)
     return out
 
 
@@ -60,10 +65,11 @@ def run_script(name: str, args: list[str]) -> int:
     if folder is None:
         raise BenchError(f"bench {name}: the benchmark scripts are in a checkout of the repository "
                          "(benchmarks/); this installation has none (only `equilibria bench solvers` is built in)")
-    if name not in available() or name == "solvers":  # only names listed (no paths, no helpers)
+    script = scripts(folder).get(name)  # only names listed (no paths, no helpers)
+    if script is None:
         raise BenchError(f"bench {name}: no such benchmark; `equilibria bench` lists them")
     try:
-        code = subprocess.run([sys.executable, str(folder / f"{name}.py"), *args]).returncode
+        code = subprocess.run([sys.executable, str(script), *args]).returncode
     except KeyboardInterrupt:
         return 130
     return 128 - code if code < 0 else code
