@@ -38,7 +38,7 @@ METHODS = {  # name -> (registered learner, config overrides)
     "bc": ("bc", {}),
 }
 DEFAULT_METHODS = ("mamql", "iql_joint", "bc")
-EVAL_SEED, RECOVERY_SEED = 20_000, 1_000_000
+EVAL_SEED, RECOVERY_SEED, OFFICIAL_SEED = 20_000, 1_000_000, 2_000_000
 
 
 def recovery_set(game_name: str, transitions: int = 2000):
@@ -60,7 +60,7 @@ def recovery_set(game_name: str, transitions: int = 2000):
 
 
 def run_one(game_name: str, method: str, size: int, seed: int, updates: int, every: int, out: Path,
-            select: str = "last") -> dict:
+            select: str = "last", official_every: int = 0) -> dict:
     import copy
 
     import torch
@@ -77,7 +77,7 @@ def run_one(game_name: str, method: str, size: int, seed: int, updates: int, eve
     game = games.load(spec)
     name, overrides = METHODS[method]
     learner = marl.make(name, game, seed=seed, expert=expert, transitions=size, expert_seed=1000 * seed, **overrides)
-    curve, t0 = [], time.perf_counter()
+    curve, official, t0 = [], [], time.perf_counter()
     best = (-np.inf, 0, None)  # validation score, updates, critics
     while True:
         curve.append({"updates": learner.updates, "env_steps": learner.env_steps,
@@ -89,18 +89,25 @@ def run_one(game_name: str, method: str, size: int, seed: int, updates: int, eve
         target = learner.updates + every
         while learner.updates < target:
             learner.train_step()
+            if official_every and learner.updates % official_every == 0:
+                # the official code's own number: a fresh 10-episode sampled evaluation every 100
+                # updates, of which it reports (and keeps the critics of) the best, not scored again
+                official.append(factor * learner.evaluate(10, seed=OFFICIAL_SEED + learner.updates,
+                                                          deterministic=False)[0])
     seconds = time.perf_counter() - t0
     if select == "best":  # the official code's protocol: the critics of the best curve point (other episodes score it)
         learner.critics.load_state_dict(best[2])
     final = {"selected_updates": best[1] if select == "best" else learner.updates,
              "sampled": factor * float(np.mean(learner.evaluation_returns(100, seed=EVAL_SEED + 1, deterministic=False))),
              "greedy": factor * float(np.mean(learner.evaluation_returns(100, seed=EVAL_SEED + 1, deterministic=True)))}
+    if official:
+        final["official_max"], final["official_evaluations"] = max(official), len(official)
     if name != "bc":
         held_out = recovery_set(game_name)
         final.update(reward_recovery(learner.recovered_rewards(held_out), held_out))
         torch.save(learner.state_dict()["critics"], out / f"{slug(method)}_{size}_seed{seed}.pt")
     result = {"method": method, "size": size, "seed": seed, "updates": updates, "seconds": seconds,
-              "env_steps": learner.env_steps, "curve": curve, "final": final}
+              "env_steps": learner.env_steps, "curve": curve, "official": official, "final": final}
     atomic_write_bytes(path, json.dumps(result).encode())
     print(f"{game_name} {method} {size} seed {seed}: {final['sampled']:.2f} sampled, {final['greedy']:.2f} greedy "
           f"in {seconds:.0f} s", flush=True)
@@ -199,6 +206,20 @@ def report(game_name: str, results: list[dict], retrains: list[dict], args: argp
                                                    ("reward_mse_q", "reward_corr_q", "reward_mse_v", "reward_corr_v")]
             lines.append(f"| {m} | {size} | {cell([x['sampled'] for x in f])} | {cell([x['greedy'] for x in f])} | "
                          + " | ".join(rec) + f" | {np.mean([r['seconds'] for r in rs]) / 60:.1f} |")
+    if args.official_every:
+        lines += ["", f"The official code's own number for the same runs: the best of {args.updates // args.official_every} "
+                      f"fresh 10-episode sampled evaluations (one every {args.official_every} updates), which it reports "
+                      "without scoring the chosen critics again; beside it, the mean of those evaluations over the "
+                      "run's second half, and the scored critics (table above) on their 100 other episodes.", "",
+                  "| method | transitions | best 10-episode evaluation | mean evaluation, second half | "
+                  f"{'best' if args.select == 'best' else 'last'} critics on 100 other episodes |", "|---|---|---|---|---|"]
+        for size in args.sizes:
+            for m in args.methods:
+                rs = [r for r in results if r["method"] == m and r["size"] == size and r.get("official")]
+                if rs:
+                    late = [float(np.mean(r["official"][len(r["official"]) // 2:])) for r in rs]
+                    lines.append(f"| {m} | {size} | {cell([r['final']['official_max'] for r in rs])} | {cell(late)} | "
+                                 f"{cell([r['final']['sampled'] for r in rs])} |")
     if retrains:
         lines += ["", f"MAPPO retrained on each recovered reward ({args.retrain_steps} steps, {unit} on the game's own "
                       "reward, actions sampled):", "", "| reward | " + unit + " |", "|---|---|"]
@@ -227,7 +248,7 @@ def report(game_name: str, results: list[dict], retrains: list[dict], args: argp
     ax.set_xlabel("expert transitions")
     fig.suptitle(f"{game_name}: actions sampled from the Boltzmann policies (greedy results in the table)", fontsize=9)
     cax.set_xlabel(f"updates ({max(args.sizes)} transitions; band: min to max over seeds)")
-    stem = f"mamql_{game_name}" + ("_best" if args.select == "best" else "")
+    stem = f"mamql_{game_name}" + ("_best" if args.select == "best" else "") + ("_official" if args.official_every else "")
     save(fig, args.out / f"{stem}.png")
     lines += ["", f"![return against dataset size and learning curves]({stem}.png)", ""]
     atomic_write_bytes(args.out / f"{stem}.md", ("\n".join(lines) + "\n").encode())
@@ -249,11 +270,17 @@ def main() -> None:
     ap.add_argument("--select", choices=["last", "best"], default="last",
                     help="score each run's last critics, or (the official code's protocol) those of its best curve "
                          "point (32 sampled episodes every --every updates; the 100 scored episodes are others)")
+    ap.add_argument("--official-every", type=int, default=0, metavar="N",
+                    help="also report the official code's own number: the best of fresh 10-episode sampled "
+                         "evaluations every N updates (the code: 100), not scored again (0: off)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = ap.parse_args()
-    runs = args.out / f"mamql_runs_{args.game}" if args.select == "last" else args.out / f"mamql_runs_{args.game}_best"
+    if args.official_every < 0:
+        ap.error(f"--official-every must be >= 0, got {args.official_every}")
+    runs = args.out / (f"mamql_runs_{args.game}" + ("_best" if args.select == "best" else "")
+                       + ("_official" if args.official_every else ""))
     runs.mkdir(parents=True, exist_ok=True)
-    jobs = [(args.game, m, s, seed, args.updates, args.every, runs, args.select)
+    jobs = [(args.game, m, s, seed, args.updates, args.every, runs, args.select, args.official_every)
             for s in args.sizes for seed in range(args.seeds) for m in args.methods]
     retrain_jobs = []
     if args.retrain_steps:
