@@ -136,7 +136,7 @@ def place(F: np.ndarray, S: np.ndarray, e: int, vehicles: list[tuple[int, int, f
         F[e, i, X], F[e, i, Y], F[e, i, H], F[e, i, V] = x, y, 0.0, v
         S[e, i, KIND] = kind
         S[e, i, LANE] = S[e, i, TLANE] = closest_lane(x, y, 0.0)
-        if kind == CAV:  # MDPVehicle: the target speed snaps to the nearest of 20, 25, 30
+        if kind == CAV:  # MDPVehicle: the target speed snaps to the nearest of TARGET_SPEEDS
             S[e, i, SIDX] = speed_to_index(v)
             F[e, i, TSPEED] = TARGET_SPEEDS[S[e, i, SIDX]]
         else:  # IDMVehicle: the target speed is the initial speed; the lane-change timer from the position

@@ -12,8 +12,9 @@ from highway-env's `vehicle/` and `road/` packages (the names below are theirs):
   `neighbour_vehicles_connected_lanes` (vehicles on the next and previous sections are seen);
 - `Vehicle.step`: the kinematic bicycle (slip angle beta = arctan(tan(delta) / 2)), speed bounds,
   crashed vehicles braking to a stop, impacts applied one step later;
-- `ControlledVehicle` / `MDPVehicle` (the CAVs): the five meta-actions, target speeds 20/25/30,
-  the cascaded lateral controller and the proportional speed controller;
+- `ControlledVehicle` / `MDPVehicle` (the CAVs): the five meta-actions, target speeds
+  10/15/20/25/30 (the released code's; highway-env's default is 20/25/30), the cascaded lateral
+  controller and the proportional speed controller;
 - `IDMVehicle` (HDVs): IDM acceleration, MOBIL lane changes every LANE_CHANGE_DELAY seconds and
   the abort rule; `LinearVehicle`'s `AggressiveVehicle` and `DefensiveVehicle` (linear
   acceleration and steering models) for the heterogeneous HDVs;
@@ -81,7 +82,9 @@ FRAMES = 3  # simulation steps per decision (15 Hz simulation, 5 Hz policy)
 VEHICLE_LENGTH, VEHICLE_WIDTH = 5.0, 2.0
 OBSTACLE_SIZE = 2.0
 MAX_SPEED = 40.0
-TARGET_SPEEDS = np.array([20.0, 25.0, 30.0])
+# the released code's MDPVehicle (SPEED_COUNT 5, SPEED_MIN 10, SPEED_MAX 30; highway-env's default is
+# 20/25/30): with 20 m/s as the slowest target a CAV cannot follow a slower human driver and rear-ends it
+TARGET_SPEEDS = np.linspace(10.0, 30.0, 5)
 TAU_PURSUIT, KP_A, KP_HEADING, KP_LATERAL = 0.1, 1 / 0.6, 1 / 0.2, 1 / 0.6
 MAX_STEERING = np.pi / 3
 ACC_MAX, COMFORT_ACC_MAX, COMFORT_ACC_MIN = 6.0, 3.0, -5.0

@@ -57,6 +57,7 @@ from equilibria.games.merge_dynamics import (
     SIDX,
     SPEED_LIMIT,
     STEER,
+    TARGET_SPEEDS,
     TIMER,
     TLANE,
     TSPEED,
@@ -94,7 +95,8 @@ def env_class() -> type:
             utils.update_config(cfg, {
                 "observation": {"type": "MultiAgentObservation",
                                 "observation_config": {"type": "Kinematics", "vehicles_count": 5}},
-                "action": {"type": "MultiAgentAction", "action_config": {"type": "DiscreteMetaAction"}},
+                "action": {"type": "MultiAgentAction",
+                           "action_config": {"type": "DiscreteMetaAction", "target_speeds": TARGET_SPEEDS.tolist()}},
                 "simulation_frequency": 15, "policy_frequency": 5, "duration": 20,
                 "neighbour_vehicles_connected_lanes": True, "screen_width": 1200, "screen_height": 200,
                 "centering_position": [0.5, 0.5], "scaling": 3.0,
