@@ -93,6 +93,21 @@ def test_builtins_validate(name):
     assert scenario.description
 
 
+def test_a_run_records_its_commit_and_whether_the_checkout_had_changes(monkeypatch):
+    from equilibria.scenarios import rundir
+
+    def fake_git(status: str):
+        def run(cmd, **kwargs):
+            out = "abc123\n" if cmd[1] == "rev-parse" else status
+            return subprocess.CompletedProcess(cmd, 0, stdout=out, stderr="")
+        return run
+
+    monkeypatch.setattr(rundir.subprocess, "run", fake_git(""))
+    assert rundir._git_sha() == "abc123"
+    monkeypatch.setattr(rundir.subprocess, "run", fake_git(" M games/merge.py\n"))
+    assert rundir._git_sha() == "abc123-dirty"
+
+
 def test_quickstart_through_the_python_api(tmp_path):
     result = scenarios.run(scenarios.load("quickstart"), out=tmp_path, quiet=True)
     assert result.metrics["iteration"] == 500
