@@ -4,8 +4,9 @@ twin, evaluation in highway-env itself.
     python benchmarks/merge.py speed          # decisions/s, twin vs highway-env, 1 and 256 envs
     python benchmarks/merge.py differential   # 100 seeded episodes, events compared
     python benchmarks/merge.py train [--steps 1000000] [--seeds 0 1] [--runs DIR]
-    python benchmarks/merge.py eval  [--episodes 20] [--densities easy medium hard] [--gif]
-    python benchmarks/merge.py plots
+    python benchmarks/merge.py eval  [--episodes 20] [--densities easy medium hard] [--gif] [--simulator twin]
+    python benchmarks/merge.py plots [--simulator twin]
+    python benchmarks/merge.py crashes [--method mappo_pis] [--seed 0]   # whom the CAVs crash into
 
 Methods (marl.mappo_pis): mappo_pis (shared intents in the observation, safety module with
 shared actions), mappo_sem (safety module assuming other CAVs keep lane and speed, no intents),
@@ -31,7 +32,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 RESULTS = Path(__file__).resolve().parent / "results"
-OUT = RESULTS / "merge"
+SPECS = {"highway": "merge_highway", "twin": "merge"}  # evaluation in highway-env itself, or in the twin
+
+
+def results_dir(simulator: str) -> Path:
+    return RESULTS / ("merge" if simulator == "highway" else "merge_twin")
+
+
 METHODS = ("mappo_pis", "mappo_sem", "mappo_merge")
 LABELS = {"mappo_pis": "MAPPO-PIS", "mappo_sem": "MAPPO + SEM (no intents)", "mappo_merge": "MAPPO"}
 EVAL_SEED = 10_000
@@ -117,11 +124,12 @@ def evaluate(args: argparse.Namespace) -> None:
     from equilibria import games
     from equilibria.marl.merge_eval import evaluate_merge, save_gif
 
-    OUT.mkdir(parents=True, exist_ok=True)
+    out_dir = results_dir(args.simulator)
+    out_dir.mkdir(parents=True, exist_ok=True)
     for train_density in ("medium",):
         for method in args.methods:
             for seed in args.seeds:
-                results_path = OUT / f"eval_{method}_s{seed}.json"  # one file per run: runs can be evaluated in parallel
+                results_path = out_dir / f"eval_{method}_s{seed}.json"  # one file per run: runs can be evaluated in parallel
                 results = json.loads(results_path.read_text()) if results_path.exists() else {}
                 learner = load_learner(args.runs, method, seed)
                 for density in args.densities:
@@ -132,7 +140,7 @@ def evaluate(args: argparse.Namespace) -> None:
                         key = f"{method}|{train_density}|{seed}|{density}|{safety}"
                         if key in results:
                             continue
-                        game = games.load(f"merge_highway(density={density}, safety={safety}, "
+                        game = games.load(f"{SPECS[args.simulator]}(density={density}, safety={safety}, "
                                           f"intents={str(learner.config.intents).lower()})")
                         headways: list[float] = []
                         t0 = time.perf_counter()
@@ -152,11 +160,109 @@ def evaluate(args: argparse.Namespace) -> None:
         save_gif(frames, RESULTS / "merge_mappo_pis.gif")
 
 
+def crashes(args: argparse.Namespace) -> None:
+    """Who the CAVs crash into: each CAV crash of one trained policy on paired twin episodes (its own
+    safety setting), by what it hit (the nearest vehicle that crashed in the same step, else the
+    nearest within 8 m) and where that vehicle was (ahead, behind, or beside it: |dy| > 1.5 m)."""
+    from collections import Counter
+
+    from equilibria import games
+    from equilibria.games.merge import MAX_CAVS
+    from equilibria.games.merge_dynamics import AGGRESSIVE, CAV, CRASHED, DEFENSIVE, IDM, KIND, X, Y
+    from equilibria.marl.merge_eval import paired_episodes
+
+    kinds = {CAV: "CAV", IDM: "IDM driver", AGGRESSIVE: "aggressive driver", DEFENSIVE: "defensive driver"}
+    learner = load_learner(args.runs, args.method, args.seed)
+    game = games.load(f"merge(density=medium, safety={OWN_SAFETY[args.method]}, "
+                      f"intents={str(learner.config.intents).lower()})")
+    choose = learner.choose()
+    sim = game.simulator(args.episodes, EVAL_SEED)
+    for e, vehicles in enumerate(paired_episodes(game, args.episodes, EVAL_SEED)):
+        sim.load_episode(e, vehicles)
+    obs, active = sim.observe(), sim.active()
+    running = np.ones(args.episodes, dtype=bool)
+    counts: Counter = Counter()
+    while running.any():
+        acting, before = sim.cav_active().copy(), sim.S[:, :, CRASHED].copy()
+        res = sim.step(choose(obs, active), autoreset=False)
+        for e in np.flatnonzero(running):
+            present = np.flatnonzero(sim.S[e, :, KIND] >= 0)
+            new = [j for j in present if sim.S[e, j, CRASHED] and not before[e, j]]
+            for i in (i for i in new if i < MAX_CAVS and acting[e, i]):
+                dist = {j: float(np.hypot(*(sim.F[e, j, [X, Y]] - sim.F[e, i, [X, Y]]))) for j in present if j != i}
+                partners = [j for j in new if j != i] or [j for j, d in dist.items() if d < 8.0]
+                if not partners:
+                    counts[("the obstacle or nothing near", "")] += 1
+                    continue
+                j = min(partners, key=dist.__getitem__)
+                dx, dy = sim.F[e, j, X] - sim.F[e, i, X], sim.F[e, j, Y] - sim.F[e, i, Y]
+                where = "beside" if abs(dy) > 1.5 else ("ahead" if dx > 0 else "behind")
+                counts[(kinds[int(sim.S[e, j, KIND])], where)] += 1
+        running &= ~res.done
+        obs, active = res.obs, res.active
+    total = sum(counts.values())
+    lines = [f"# Whom the CAVs crash into: {LABELS[args.method]} (seed {args.seed}), medium density, twin", "",
+             f"`python benchmarks/merge.py crashes --method {args.method} --seed {args.seed} --episodes "
+             f"{args.episodes}`: {total} CAV crashes in {args.episodes} paired episodes, safety module "
+             f"`{OWN_SAFETY[args.method]}`. A crash between two CAVs counts once for each.", "",
+             "| the other vehicle | where | CAV crashes | share |", "|---|---|---|---|"]
+    lines += [f"| {k} | {w} | {n} | {n / total:.0%} |" for (k, w), n in counts.most_common()]
+    text = "\n".join(lines) + "\n"
+    (RESULTS / f"merge_crashes_{args.method}_s{args.seed}.md").write_text(text)
+    print(text)
+
+
 def interval(values: np.ndarray) -> tuple[float, float]:
     v = values[~np.isnan(values)]
     if len(v) < 2:
         return float(np.mean(v)) if len(v) else float("nan"), float("nan")
     return float(v.mean()), float(1.96 * v.std(ddof=1) / np.sqrt(len(v)))
+
+
+OWN_SAFETY = {"mappo_pis": "shared", "mappo_sem": "assume_idle", "mappo_merge": "off"}
+
+
+def pooled(results: dict, method: str, density: str, safety: str, measure: str) -> np.ndarray:
+    """One measure of (method, density, safety) over every training seed's paired episodes, seeds in order."""
+    keys = sorted((k for k in results if k.split("|")[0] == method and k.split("|")[3] == density
+                   and k.split("|")[4] == safety), key=lambda k: int(k.split("|")[2]))
+    return np.concatenate([np.asarray(results[k][measure], dtype=float) for k in keys]) if keys else np.array([])
+
+
+def pooled_tables(results: dict) -> list[str]:
+    """Each method with its own safety setting and with the module off, pooled over training seeds;
+    then paired differences on medium density (episode k of seed s is the same traffic for every
+    method): MAPPO-PIS against MAPPO + SEM and each against plain MAPPO."""
+    seeds = sorted({k.split("|")[2] for k in results})
+    lines = ["", f"Pooled over training seeds {', '.join(seeds)} (mean ± 95% interval over episodes):", "",
+             "| method | evaluated on | safety module | episodes | collision rate | collisions per step | speed (m/s) "
+             "| return | merge success |", "|---|---|---|---|---|---|---|---|---|"]
+    for method in METHODS:
+        for density in ("easy", "medium", "hard"):
+            for safety in dict.fromkeys((OWN_SAFETY[method], "off")):
+                c = pooled(results, method, density, safety, "collision")
+                if not len(c):
+                    continue
+                cells = []
+                for m in ("collision", "collisions_per_step", "speed", "return", "merge_success"):
+                    mean, ci = interval(pooled(results, method, density, safety, m))
+                    cells.append(f"{mean:.3f} ± {ci:.3f}" if m.startswith("collision") else f"{mean:.2f} ± {ci:.2f}")
+                lines.append(f"| {LABELS[method]} | {density} | {safety} | {len(c)} | " + " | ".join(cells) + " |")
+    pairs = [("mappo_pis", "mappo_sem"), ("mappo_pis", "mappo_merge"), ("mappo_sem", "mappo_merge")]
+    lines += ["", "Paired differences on medium density (first minus second, each with its own safety setting; "
+                  "mean ± 95% interval over the paired episodes):", "",
+              "| first | second | collision rate | speed (m/s) |", "|---|---|---|---|"]
+    for a, b in pairs:
+        cells = []
+        for m in ("collision", "speed"):
+            x, y = (pooled(results, k, "medium", OWN_SAFETY[k], m) for k in (a, b))
+            if len(x) != len(y) or not len(x):
+                break
+            mean, ci = interval(x - y)
+            cells.append(f"{mean:+.3f} ± {ci:.3f}" if m == "collision" else f"{mean:+.2f} ± {ci:.2f}")
+        if len(cells) == 2:
+            lines.append(f"| {LABELS[a]} | {LABELS[b]} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def report(args: argparse.Namespace) -> None:
@@ -166,7 +272,7 @@ def report(args: argparse.Namespace) -> None:
     import matplotlib.pyplot as plt
 
     results = {}
-    for path in sorted(OUT.glob("eval_*.json")):
+    for path in sorted(results_dir(args.simulator).glob("eval_*.json")):
         results.update(json.loads(path.read_text()))
     lines = ["| method | trained on | evaluated on | safety module | collision rate (episodes) | collisions per step "
              "| speed (m/s) | return | merge success | time headway (s) | replacements per step |",
@@ -179,9 +285,12 @@ def report(args: argparse.Namespace) -> None:
             cells.append(f"{mean:.3f} ± {ci:.3f}" if m in ("collision", "collisions_per_step", "replaced")
                          else f"{mean:.2f} ± {ci:.2f}")
         lines.append(f"| {LABELS[method]} (seed {seed}) | {td} | {density} | {safety} | " + " | ".join(cells) + " |")
+    lines += pooled_tables(results)
     table = "\n".join(lines)
-    (RESULTS / "merge.md").write_text(table + "\n")
+    (RESULTS / ("merge.md" if args.simulator == "highway" else "merge_twin.md")).write_text(table + "\n")
     print(table)
+    if args.simulator == "twin":  # the plots show the evaluation in highway-env
+        return
     # learning curves (the train runs' evaluations on the twin)
     import csv
 
@@ -204,9 +313,8 @@ def report(args: argparse.Namespace) -> None:
     densities = [d for d in ("easy", "medium", "hard") if any(k.split("|")[3] == d for k in results)]
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
     width = 0.8 / (2 * len(METHODS))
-    own = {"mappo_pis": "shared", "mappo_sem": "assume_idle", "mappo_merge": "off"}
     for j, method in enumerate(METHODS):
-        for s, mode in enumerate(dict.fromkeys((own[method], "off"))):
+        for s, mode in enumerate(dict.fromkeys((OWN_SAFETY[method], "off"))):
             offset = (2 * j + s) * width
             for ax, m in zip(axes, ("collision", "speed", "return", "headway")):
                 stats = [interval(np.concatenate([np.asarray(r[m], dtype=float) for k, r in results.items()
@@ -229,7 +337,7 @@ def report(args: argparse.Namespace) -> None:
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for j, method in enumerate(METHODS):
         hists = [np.asarray(r["headway_hist"], dtype=float) for k, r in results.items()
-                 if k.split("|")[0] == method and k.split("|")[3] == "medium" and k.split("|")[4] == own[method]]
+                 if k.split("|")[0] == method and k.split("|")[3] == "medium" and k.split("|")[4] == OWN_SAFETY[method]]
         if hists:
             counts = np.sum(hists, axis=0)
             ax.stairs(counts / max(counts.sum(), 1) / np.diff(HEADWAY_BINS), HEADWAY_BINS, color=f"C{j}",
@@ -261,11 +369,20 @@ def main() -> None:
     se.add_argument("--gif", action="store_true")
     se.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     sub.add_parser("plots")
-    for sub_parser in (st, se, sub.choices["plots"]):
+    sc = sub.add_parser("crashes")
+    sc.add_argument("--method", choices=METHODS, default="mappo_pis")
+    sc.add_argument("--seed", type=int, default=0)
+    sc.add_argument("--episodes", type=int, default=400)
+    for sub_parser in (st, se, sub.choices["plots"], sc):
         sub_parser.add_argument("--runs", type=Path, default=RESULTS / "merge_runs",
                                 help="where the train runs are (<method>-s<seed>/<run>)")
+    for sub_parser in (se, sub.choices["plots"]):
+        sub_parser.add_argument("--simulator", choices=list(SPECS), default="highway",
+                                help="evaluate in highway-env itself (merge/) or in the twin (merge_twin/; "
+                                     "the same events, fast enough for more episodes)")
     args = p.parse_args()
-    {"speed": speed, "differential": differential, "train": train, "eval": evaluate, "plots": report}[args.command](args)
+    {"speed": speed, "differential": differential, "train": train, "eval": evaluate, "plots": report,
+     "crashes": crashes}[args.command](args)
 
 
 if __name__ == "__main__":
