@@ -89,7 +89,7 @@ def run_one(game_name: str, method: str, size: int, seed: int, updates: int, eve
         target = learner.updates + every
         while learner.updates < target:
             learner.train_step()
-            if official_every and learner.updates % official_every == 0:
+            if official_every and learner.updates >= official_every * (len(official) + 1):
                 # the official code's own number: a fresh 10-episode sampled evaluation every 100
                 # updates, of which it reports (and keeps the critics of) the best, not scored again
                 official.append(factor * learner.evaluate(10, seed=OFFICIAL_SEED + learner.updates,
