@@ -89,11 +89,11 @@ def run_one(game_name: str, method: str, size: int, seed: int, updates: int, eve
         target = learner.updates + every
         while learner.updates < target:
             learner.train_step()
-            if official_every and learner.updates >= official_every * (len(official) + 1):
+            while official_every and learner.updates >= official_every * (len(official) + 1):
                 # the official code's own number: a fresh 10-episode sampled evaluation every 100
                 # updates, of which it reports (and keeps the critics of) the best, not scored again
-                official.append(factor * learner.evaluate(10, seed=OFFICIAL_SEED + learner.updates,
-                                                          deterministic=False)[0])
+                due = official_every * (len(official) + 1)
+                official.append(factor * learner.evaluate(10, seed=OFFICIAL_SEED + due, deterministic=False)[0])
     seconds = time.perf_counter() - t0
     if select == "best":  # the official code's protocol: the critics of the best curve point (other episodes score it)
         learner.critics.load_state_dict(best[2])
@@ -207,7 +207,8 @@ def report(game_name: str, results: list[dict], retrains: list[dict], args: argp
             lines.append(f"| {m} | {size} | {cell([x['sampled'] for x in f])} | {cell([x['greedy'] for x in f])} | "
                          + " | ".join(rec) + f" | {np.mean([r['seconds'] for r in rs]) / 60:.1f} |")
     if args.official_every:
-        lines += ["", f"The official code's own number for the same runs: the best of {args.updates // args.official_every} "
+        counts = sorted({r["final"].get("official_evaluations", 0) for r in results})
+        lines += ["", f"The official code's own number for the same runs: the best of {'/'.join(map(str, counts))} "
                       f"fresh 10-episode sampled evaluations (one every {args.official_every} updates), which it reports "
                       "without scoring the chosen critics again; beside it, the mean of those evaluations over the "
                       "run's second half, and the scored critics (table above) on their 100 other episodes.", "",
@@ -278,7 +279,7 @@ def main() -> None:
     if args.official_every < 0:
         ap.error(f"--official-every must be >= 0, got {args.official_every}")
     runs = args.out / (f"mamql_runs_{args.game}" + ("_best" if args.select == "best" else "")
-                       + ("_official" if args.official_every else ""))
+                       + (f"_official{args.official_every}" if args.official_every else ""))
     runs.mkdir(parents=True, exist_ok=True)
     jobs = [(args.game, m, s, seed, args.updates, args.every, runs, args.select, args.official_every)
             for s in args.sizes for seed in range(args.seeds) for m in args.methods]

@@ -162,13 +162,26 @@ def evaluate(args: argparse.Namespace) -> None:
 
 def crashes(args: argparse.Namespace) -> None:
     """Who the CAVs crash into: each CAV crash of one trained policy on paired twin episodes (its own
-    safety setting), by what it hit (the nearest vehicle that crashed in the same step, else the
-    nearest within 8 m) and where that vehicle was (ahead, behind, or beside it: |dy| > 1.5 m)."""
+    safety setting), by what it hit (among the vehicles within 8 m, the nearest that crashed in the
+    same step, else the nearest; the merge lane's end when none is near there) and where that vehicle
+    was (ahead, behind, or beside it: |dy| > 1.5 m)."""
     from collections import Counter
 
     from equilibria import games
     from equilibria.games.merge import MAX_CAVS
-    from equilibria.games.merge_dynamics import AGGRESSIVE, CAV, CRASHED, DEFENSIVE, IDM, KIND, X, Y
+    from equilibria.games.merge_dynamics import (
+        AGGRESSIVE,
+        CAV,
+        CRASHED,
+        DEFENSIVE,
+        IDM,
+        KIND,
+        LANE,
+        MERGE_END,
+        MERGE_LANE,
+        X,
+        Y,
+    )
     from equilibria.marl.merge_eval import paired_episodes
 
     kinds = {CAV: "CAV", IDM: "IDM driver", AGGRESSIVE: "aggressive driver", DEFENSIVE: "defensive driver"}
@@ -190,9 +203,11 @@ def crashes(args: argparse.Namespace) -> None:
             new = [j for j in present if sim.S[e, j, CRASHED] and not before[e, j]]
             for i in (i for i in new if i < MAX_CAVS and acting[e, i]):
                 dist = {j: float(np.hypot(*(sim.F[e, j, [X, Y]] - sim.F[e, i, [X, Y]]))) for j in present if j != i}
-                partners = [j for j in new if j != i] or [j for j, d in dist.items() if d < 8.0]
+                near = [j for j, d in dist.items() if d < 8.0]  # a crash is a contact: the other one is near
+                partners = [j for j in near if j in new] or near
                 if not partners:
-                    counts[("the obstacle or nothing near", "")] += 1
+                    at_end = sim.S[e, i, LANE] == MERGE_LANE and MERGE_END - sim.F[e, i, X] < 8.0
+                    counts[("the merge lane's end" if at_end else "nothing within 8 m", "")] += 1
                     continue
                 j = min(partners, key=dist.__getitem__)
                 dx, dy = sim.F[e, j, X] - sim.F[e, i, X], sim.F[e, j, Y] - sim.F[e, i, Y]
@@ -229,17 +244,33 @@ def pooled(results: dict, method: str, density: str, safety: str, measure: str) 
     return np.concatenate([np.asarray(results[k][measure], dtype=float) for k in keys]) if keys else np.array([])
 
 
+def paired_differences(results: dict, first: tuple[str, str], second: tuple[str, str], measure: str,
+                       density: str = "medium") -> np.ndarray:
+    """first minus second, episode by episode, over the training seeds both were evaluated with the
+    same number of episodes on (episode k of a seed is the same traffic for every method)."""
+    def per_seed(method: str, safety: str) -> dict[str, np.ndarray]:
+        return {k.split("|")[2]: np.asarray(r[measure], dtype=float) for k, r in results.items()
+                if k.split("|")[0] == method and k.split("|")[3] == density and k.split("|")[4] == safety}
+
+    a, b = per_seed(*first), per_seed(*second)
+    seeds = sorted((s for s in a.keys() & b.keys() if len(a[s]) == len(b[s])), key=int)
+    return np.concatenate([a[s] - b[s] for s in seeds]) if seeds else np.array([])
+
+
 def pooled_tables(results: dict) -> list[str]:
-    """Each method with its own safety setting and with the module off, pooled over training seeds;
-    then paired differences on medium density (episode k of seed s is the same traffic for every
-    method): MAPPO-PIS against MAPPO + SEM and each against plain MAPPO."""
+    """Each method with its own safety setting and with the module off (plain MAPPO also with the
+    module on), pooled over training seeds; then paired differences on medium density (episode k
+    of seed s is the same traffic for every method): MAPPO-PIS against MAPPO + SEM, and each
+    against plain MAPPO evaluated without and with the module."""
     seeds = sorted({k.split("|")[2] for k in results})
     lines = ["", f"Pooled over training seeds {', '.join(seeds)} (mean ± 95% interval over episodes):", "",
              "| method | evaluated on | safety module | episodes | collision rate | collisions per step | speed (m/s) "
              "| return | merge success |", "|---|---|---|---|---|---|---|---|---|"]
     for method in METHODS:
         for density in ("easy", "medium", "hard"):
-            for safety in dict.fromkeys((OWN_SAFETY[method], "off")):
+            # plain MAPPO also with the module switched on at evaluation only (medium density)
+            extra = ("shared",) if method == "mappo_merge" else ()
+            for safety in dict.fromkeys((OWN_SAFETY[method], "off", *extra)):
                 c = pooled(results, method, density, safety, "collision")
                 if not len(c):
                     continue
@@ -248,20 +279,22 @@ def pooled_tables(results: dict) -> list[str]:
                     mean, ci = interval(pooled(results, method, density, safety, m))
                     cells.append(f"{mean:.3f} ± {ci:.3f}" if m.startswith("collision") else f"{mean:.2f} ± {ci:.2f}")
                 lines.append(f"| {LABELS[method]} | {density} | {safety} | {len(c)} | " + " | ".join(cells) + " |")
-    pairs = [("mappo_pis", "mappo_sem"), ("mappo_pis", "mappo_merge"), ("mappo_sem", "mappo_merge")]
-    lines += ["", "Paired differences on medium density (first minus second, each with its own safety setting; "
-                  "mean ± 95% interval over the paired episodes):", "",
-              "| first | second | collision rate | speed (m/s) |", "|---|---|---|---|"]
-    for a, b in pairs:
-        cells = []
-        for m in ("collision", "speed"):
-            x, y = (pooled(results, k, "medium", OWN_SAFETY[k], m) for k in (a, b))
-            if len(x) != len(y) or not len(x):
-                break
-            mean, ci = interval(x - y)
-            cells.append(f"{mean:+.3f} ± {ci:.3f}" if m == "collision" else f"{mean:+.2f} ± {ci:.2f}")
-        if len(cells) == 2:
-            lines.append(f"| {LABELS[a]} | {LABELS[b]} | " + " | ".join(cells) + " |")
+    # (method, safety at evaluation) pairs: each against plain MAPPO without and with the module
+    pairs = [(("mappo_pis", "shared"), ("mappo_sem", "assume_idle")),
+             (("mappo_pis", "shared"), ("mappo_merge", "off")), (("mappo_sem", "assume_idle"), ("mappo_merge", "off")),
+             (("mappo_pis", "shared"), ("mappo_merge", "shared")),
+             (("mappo_sem", "assume_idle"), ("mappo_merge", "assume_idle"))]
+    lines += ["", "Paired differences on medium density (first minus second; mean ± 95% interval over the episodes "
+                  "both were scored on, paired by training seed and episode: it covers episode noise, not the spread "
+                  "between training seeds):", "",
+              "| first | safety module | second | safety module | episodes | collision rate | speed (m/s) |",
+              "|---|---|---|---|---|---|---|"]
+    for (a, sa), (b, sb) in pairs:
+        diffs = {m: paired_differences(results, (a, sa), (b, sb), m) for m in ("collision", "speed")}
+        if len(diffs["collision"]):
+            (cm, cc), (vm, vc) = interval(diffs["collision"]), interval(diffs["speed"])
+            lines.append(f"| {LABELS[a]} | {sa} | {LABELS[b]} | {sb} | {len(diffs['collision'])} | "
+                         f"{cm:+.3f} ± {cc:.3f} | {vm:+.2f} ± {vc:.2f} |")
     return lines
 
 

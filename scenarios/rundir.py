@@ -47,18 +47,25 @@ class RunResult:
 
 
 def _git_sha() -> str | None:
-    """The checkout's commit, with "-dirty" when tracked files differ from it (the run's code is then
-    not that commit's)."""
-    here = Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
-        if out.returncode != 0 or not out.stdout.strip():
+    """The commit of the checkout equilibria runs from, with "-dirty" when tracked files differ from
+    it (the run's code is then not that commit's); None outside such a checkout (an installed
+    package, even one inside somebody else's repository)."""
+    root = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str | None:
+        try:  # --no-optional-locks: never take the index lock from under the user's own git commands
+            out = subprocess.run(["git", "--no-optional-locks", *args], cwd=root, capture_output=True, text=True,
+                                 timeout=10)
+        except (OSError, subprocess.SubprocessError):
             return None
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                                capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() + ("-dirty" if status.returncode == 0 and status.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    top = git("rev-parse", "--show-toplevel")
+    sha = git("rev-parse", "HEAD") if top and Path(top).resolve() == root else None
+    if not sha:
         return None
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return sha + ("-dirty" if status else "" if status is not None else "-unknown")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

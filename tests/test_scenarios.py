@@ -96,16 +96,23 @@ def test_builtins_validate(name):
 def test_a_run_records_its_commit_and_whether_the_checkout_had_changes(monkeypatch):
     from equilibria.scenarios import rundir
 
-    def fake_git(status: str):
+    root = str(Path(rundir.__file__).resolve().parents[1])
+
+    def fake_git(status: str | None, top: str = root):
         def run(cmd, **kwargs):
-            out = "abc123\n" if cmd[1] == "rev-parse" else status
-            return subprocess.CompletedProcess(cmd, 0, stdout=out, stderr="")
+            answers = {"--show-toplevel": top, "HEAD": "abc123", "--porcelain": status}
+            out = next(v for k, v in answers.items() if k in cmd)
+            return subprocess.CompletedProcess(cmd, 0 if out is not None else 128, stdout=out or "", stderr="")
         return run
 
     monkeypatch.setattr(rundir.subprocess, "run", fake_git(""))
     assert rundir._git_sha() == "abc123"
     monkeypatch.setattr(rundir.subprocess, "run", fake_git(" M games/merge.py\n"))
     assert rundir._git_sha() == "abc123-dirty"
+    monkeypatch.setattr(rundir.subprocess, "run", fake_git(None))  # git status failed: the commit is still known
+    assert rundir._git_sha() == "abc123-unknown"
+    monkeypatch.setattr(rundir.subprocess, "run", fake_git("", top="/somebody/elses/repo"))  # an installed copy
+    assert rundir._git_sha() is None
 
 
 def test_quickstart_through_the_python_api(tmp_path):
