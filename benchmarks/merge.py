@@ -182,16 +182,14 @@ def crashes(args: argparse.Namespace) -> None:
         X,
         Y,
     )
-    from equilibria.marl.merge_eval import paired_episodes
+    from equilibria.marl.merge_eval import paired_simulator
 
     kinds = {CAV: "CAV", IDM: "IDM driver", AGGRESSIVE: "aggressive driver", DEFENSIVE: "defensive driver"}
     learner = load_learner(args.runs, args.method, args.seed)
     game = games.load(f"merge(density=medium, safety={OWN_SAFETY[args.method]}, "
                       f"intents={str(learner.config.intents).lower()})")
     choose = learner.choose()
-    sim = game.simulator(args.episodes, EVAL_SEED)
-    for e, vehicles in enumerate(paired_episodes(game, args.episodes, EVAL_SEED)):
-        sim.load_episode(e, vehicles)
+    sim = paired_simulator(game, args.episodes, EVAL_SEED)
     obs, active = sim.observe(), sim.active()
     running = np.ones(args.episodes, dtype=bool)
     counts: Counter = Counter()
@@ -237,22 +235,24 @@ def interval(values: np.ndarray) -> tuple[float, float]:
 OWN_SAFETY = {"mappo_pis": "shared", "mappo_sem": "assume_idle", "mappo_merge": "off"}
 
 
+def per_seed(results: dict, method: str, density: str, safety: str, measure: str) -> dict[str, np.ndarray]:
+    """One measure of (method, density, safety) by training seed: the evaluation keys are
+    method|trained on|seed|density|safety."""
+    return {k.split("|")[2]: np.asarray(r[measure], dtype=float) for k, r in results.items()
+            if k.split("|")[0] == method and k.split("|")[3] == density and k.split("|")[4] == safety}
+
+
 def pooled(results: dict, method: str, density: str, safety: str, measure: str) -> np.ndarray:
     """One measure of (method, density, safety) over every training seed's paired episodes, seeds in order."""
-    keys = sorted((k for k in results if k.split("|")[0] == method and k.split("|")[3] == density
-                   and k.split("|")[4] == safety), key=lambda k: int(k.split("|")[2]))
-    return np.concatenate([np.asarray(results[k][measure], dtype=float) for k in keys]) if keys else np.array([])
+    runs = per_seed(results, method, density, safety, measure)
+    return np.concatenate([runs[s] for s in sorted(runs, key=int)]) if runs else np.array([])
 
 
 def paired_differences(results: dict, first: tuple[str, str], second: tuple[str, str], measure: str,
                        density: str = "medium") -> np.ndarray:
     """first minus second, episode by episode, over the training seeds both were evaluated with the
     same number of episodes on (episode k of a seed is the same traffic for every method)."""
-    def per_seed(method: str, safety: str) -> dict[str, np.ndarray]:
-        return {k.split("|")[2]: np.asarray(r[measure], dtype=float) for k, r in results.items()
-                if k.split("|")[0] == method and k.split("|")[3] == density and k.split("|")[4] == safety}
-
-    a, b = per_seed(*first), per_seed(*second)
+    a, b = (per_seed(results, method, density, safety, measure) for method, safety in (first, second))
     seeds = sorted((s for s in a.keys() & b.keys() if len(a[s]) == len(b[s])), key=int)
     return np.concatenate([a[s] - b[s] for s in seeds]) if seeds else np.array([])
 
@@ -271,14 +271,16 @@ def pooled_tables(results: dict) -> list[str]:
             # plain MAPPO also with the module switched on at evaluation only (medium density)
             extra = ("shared",) if method == "mappo_merge" else ()
             for safety in dict.fromkeys((OWN_SAFETY[method], "off", *extra)):
-                c = pooled(results, method, density, safety, "collision")
-                if not len(c):
+                columns = {m: pooled(results, method, density, safety, m)
+                           for m in ("collision", "collisions_per_step", "speed", "return", "merge_success")}
+                if not len(columns["collision"]):
                     continue
                 cells = []
-                for m in ("collision", "collisions_per_step", "speed", "return", "merge_success"):
-                    mean, ci = interval(pooled(results, method, density, safety, m))
+                for m, values in columns.items():
+                    mean, ci = interval(values)
                     cells.append(f"{mean:.3f} ± {ci:.3f}" if m.startswith("collision") else f"{mean:.2f} ± {ci:.2f}")
-                lines.append(f"| {LABELS[method]} | {density} | {safety} | {len(c)} | " + " | ".join(cells) + " |")
+                lines.append(f"| {LABELS[method]} | {density} | {safety} | {len(columns['collision'])} | "
+                             + " | ".join(cells) + " |")
     # (method, safety at evaluation) pairs: each against plain MAPPO without and with the module
     pairs = [(("mappo_pis", "shared"), ("mappo_sem", "assume_idle")),
              (("mappo_pis", "shared"), ("mappo_merge", "off")), (("mappo_sem", "assume_idle"), ("mappo_merge", "off")),
@@ -350,10 +352,7 @@ def report(args: argparse.Namespace) -> None:
         for s, mode in enumerate(dict.fromkeys((OWN_SAFETY[method], "off"))):
             offset = (2 * j + s) * width
             for ax, m in zip(axes, ("collision", "speed", "return", "headway")):
-                stats = [interval(np.concatenate([np.asarray(r[m], dtype=float) for k, r in results.items()
-                                                  if k.split("|")[0] == method and k.split("|")[3] == d
-                                                  and k.split("|")[4] == mode] or [np.full(1, np.nan)]))
-                         for d in densities]
+                stats = [interval(pooled(results, method, d, mode, m)) for d in densities]
                 off = mode == "off" and method != "mappo_merge"
                 ax.bar(np.arange(len(densities)) + offset, [a for a, _ in stats], width, yerr=[b for _, b in stats],
                        label=LABELS[method] + (", module off" if off else ""), alpha=0.45 if off else 1.0,
@@ -369,10 +368,9 @@ def report(args: argparse.Namespace) -> None:
     # time headway distribution, medium density, modules on
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for j, method in enumerate(METHODS):
-        hists = [np.asarray(r["headway_hist"], dtype=float) for k, r in results.items()
-                 if k.split("|")[0] == method and k.split("|")[3] == "medium" and k.split("|")[4] == OWN_SAFETY[method]]
+        hists = per_seed(results, method, "medium", OWN_SAFETY[method], "headway_hist")
         if hists:
-            counts = np.sum(hists, axis=0)
+            counts = np.sum(list(hists.values()), axis=0)
             ax.stairs(counts / max(counts.sum(), 1) / np.diff(HEADWAY_BINS), HEADWAY_BINS, color=f"C{j}",
                       label=LABELS[method])
     ax.axvline(1.2, color="grey", ls="--", lw=1)

@@ -37,15 +37,20 @@ def paired_episodes(game: MergeGame, episodes: int, seed: int) -> list[list[tupl
     return [draw_episode(np.random.default_rng([seed, k]), game.density, game.heterogeneous) for k in range(episodes)]
 
 
+def paired_simulator(game: MergeGame, episodes: int, seed: int, **kwargs: Any) -> Any:
+    """A simulator of `episodes` environments, environment k holding episode k of `seed`."""
+    sim = game.simulator(episodes, seed, **kwargs)
+    for e, vehicles in enumerate(paired_episodes(game, episodes, seed)):
+        sim.load_episode(e, vehicles)
+    return sim
+
+
 def evaluate_merge(game: MergeGame, choose: Choose, episodes: int = 20, seed: int = 10_000,
                    headways: list[float] | None = None, frames: list[np.ndarray] | None = None,
                    render_episode: int = 0) -> dict[str, np.ndarray]:
     """The measures above for `episodes` paired episodes; `frames` (highway-env simulators built
     with render_mode='rgb_array') receives the frames of episode `render_episode`."""
-    sim = game.simulator(episodes, seed, render_mode="rgb_array") if frames is not None else \
-        game.simulator(episodes, seed)
-    for e, vehicles in enumerate(paired_episodes(game, episodes, seed)):
-        sim.load_episode(e, vehicles)
+    sim = paired_simulator(game, episodes, seed, **({"render_mode": "rgb_array"} if frames is not None else {}))
     obs, active = sim.observe(), sim.active()
     running = np.ones(episodes, dtype=bool)
     totals = np.zeros((episodes, MAX_CAVS))
