@@ -382,19 +382,30 @@ def report(args: argparse.Namespace) -> None:
     fig.savefig(RESULTS / "merge_headway.png", dpi=110)
 
 
+def positive(text: str) -> int:
+    """An argparse type: an integer from 1 to 100,000 (episodes and environments are allocated at once)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 1 <= value <= 100_000:
+        raise argparse.ArgumentTypeError(f"must lie in [1, 100000], got {value}")
+    return value
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     sp = sub.add_parser("speed")
     sp.add_argument("--seconds", type=float, default=10.0)
     sd = sub.add_parser("differential")
-    sd.add_argument("--episodes", type=int, default=100)
+    sd.add_argument("--episodes", type=positive, default=100)
     st = sub.add_parser("train")
     st.add_argument("--steps", type=int, default=1_000_000)
     st.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
-    st.add_argument("--parallel", type=int, default=2)
+    st.add_argument("--parallel", type=positive, default=2)
     se = sub.add_parser("eval")
-    se.add_argument("--episodes", type=int, default=20)
+    se.add_argument("--episodes", type=positive, default=20)
     se.add_argument("--densities", nargs="+", default=["easy", "medium", "hard"])
     se.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     se.add_argument("--gif", action="store_true")
@@ -403,7 +414,7 @@ def main() -> None:
     sc = sub.add_parser("crashes")
     sc.add_argument("--method", choices=METHODS, default="mappo_pis")
     sc.add_argument("--seed", type=int, default=0)
-    sc.add_argument("--episodes", type=int, default=400)
+    sc.add_argument("--episodes", type=positive, default=400)
     for sub_parser in (st, se, sub.choices["plots"], sc):
         sub_parser.add_argument("--runs", type=Path, default=RESULTS / "merge_runs",
                                 help="where the train runs are (<method>-s<seed>/<run>)")
